@@ -1,0 +1,151 @@
+"""Shared pieces of the RLVR losses: input checks, sequence scores, advantages.
+
+Shape letters used throughout `real_jax.losses`:
+
+  B  rollout groups (prompts) in a batch
+  G  rollouts per group (padded: a rollout whose mask row is all zero is absent)
+  T  response tokens per rollout (padded: mask is 0 past the response)
+
+A batch is `logp, old_logp, mask: [B, G, T]` and `rewards: [B, G]`. Masked
+positions may hold anything (garbage, -inf, NaN): every quantity below reads
+them through `jnp.where`, never through a multiplication, so they can change
+neither a value nor a gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+def concrete_value(x: Any) -> np.ndarray | None:
+  """Returns `x` as a NumPy array when it is known at trace time, else None.
+
+  Checks that need values (binary rewards, tau > 0) run eagerly and are
+  skipped under `jit`/`vmap`, where the value is a tracer.
+  """
+  if isinstance(x, jax.core.Tracer):
+    return None
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return None
+  return np.asarray(x)
+
+
+def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
+  """Raises ValueError if a concrete hyperparameter is not > 0 (or >= 0)."""
+  v = concrete_value(value)
+  if v is None:
+    return
+  if v.shape != ():
+    raise ValueError(f"`{name}` must be a scalar, got shape {v.shape}.")
+  if not np.isfinite(v):
+    raise ValueError(f"`{name}` must be finite, got {v!r}.")
+  if allow_zero and v < 0:
+    raise ValueError(f"`{name}` must be >= 0, got {float(v)}.")
+  if not allow_zero and v <= 0:
+    raise ValueError(f"`{name}` must be > 0, got {float(v)}.")
+
+
+def check_batch(logp: Any, old_logp: Any, mask: Any, rewards: Any) -> None:
+  """Validates the ranks, shapes and dtypes of a `[B, G, T]` batch."""
+  for name, x in (("logp", logp), ("old_logp", old_logp)):
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+      raise TypeError(f"`{name}` must be an array, got {type(x).__name__}.")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+      raise TypeError(f"`{name}` must be a float array, got dtype {x.dtype}.")
+    if x.ndim != 3:
+      raise ValueError(
+          f"`{name}` must have rank 3 [B, G, T] (groups, rollouts, tokens), "
+          f"got shape {tuple(x.shape)}.")
+  if old_logp.shape != logp.shape:
+    raise ValueError(
+        f"`old_logp` must have the shape of `logp` {tuple(logp.shape)}, got "
+        f"{tuple(old_logp.shape)}.")
+  if not hasattr(mask, "shape") or tuple(mask.shape) != tuple(logp.shape):
+    raise ValueError(
+        f"`mask` must have the shape of `logp` {tuple(logp.shape)}, got "
+        f"{tuple(getattr(mask, 'shape', ()))}.")
+  if not hasattr(rewards, "shape") or tuple(rewards.shape) != tuple(logp.shape[:2]):
+    raise ValueError(
+        f"`rewards` must have shape [B, G] = {tuple(logp.shape[:2])}, got "
+        f"{tuple(getattr(rewards, 'shape', ()))}.")
+
+
+def check_binary_rewards(rewards: Any, mask: Any) -> None:
+  """Label-based objectives read rewards as class labels: they must be 0/1."""
+  r = concrete_value(rewards)
+  m = concrete_value(mask)
+  if r is None or m is None:
+    return
+  present = np.asarray(m).astype(bool).any(-1)
+  values = np.asarray(r)[present]
+  if not np.all((values == 0) | (values == 1)):
+    bad = np.unique(values[(values != 0) & (values != 1)])[:5]
+    raise ValueError(
+        "`rewards` must be 0 or 1 for the label-based objectives (REAL, GRAD, "
+        f"BCE, product-style); got values such as {bad.tolist()}.")
+
+
+def as_bool_mask(mask: Array) -> Array:
+  return mask if mask.dtype == jnp.bool_ else mask != 0
+
+
+def sequence_scores(logp: Array, old_logp: Array, mask: Array) -> Array:
+  r"""Length-normalised relative log-probability of each rollout.
+
+  .. math:: \bar s_k = \frac{1}{|o_k|} \sum_t m_{k,t}\,
+            (\log\pi_\theta(o_{k,t}) - \log\pi_{old}(o_{k,t}))
+
+  Works on any leading shape: `[..., T] -> [...]`. A rollout with no response
+  token (all-zero mask row) gets score 0.
+
+  Args:
+    logp: `[..., T]` log-probabilities of the sampled tokens, current policy.
+    old_logp: `[..., T]` the same under the sampling policy (no gradient flows
+      into it by construction of the losses' use; it is treated as data).
+    mask: `[..., T]`, nonzero on response tokens.
+
+  Returns:
+    `[...]` sequence scores, in the dtype of `logp`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> logp = jnp.array([[[-1.0, -2.0, jnp.nan]]])
+    >>> sequence_scores(logp, jnp.full((1, 1, 3), -1.5), jnp.array([[[1, 1, 0]]]))
+    Array([[0.]], dtype=float32)
+  """
+  m = as_bool_mask(mask)
+  diff = jnp.where(m, logp - old_logp, jnp.zeros((), logp.dtype))
+  length = jnp.sum(m, axis=-1).astype(logp.dtype)
+  return jnp.sum(diff, axis=-1) / jnp.maximum(length, 1)
+
+
+def group_advantages(rewards: Array, present: Array, *, scale_rewards: bool = True,
+                     eps: float = 1e-6) -> Array:
+  r"""GRPO advantages of one group, `[G] -> [G]`.
+
+  .. math:: A_k = \frac{r_k - \mathrm{mean}(r)}{\mathrm{std}(r) + \epsilon}
+
+  with the unbiased (ddof=1) standard deviation, over the present rollouts only
+  (paper.md section 2). `scale_rewards=False` gives Dr.GRPO's `r - mean(r)`.
+  A group whose present rewards are all equal, or that has fewer than two
+  present rollouts, gets A = 0 exactly; absent rollouts get A = 0.
+  """
+  dtype = rewards.dtype if jnp.issubdtype(rewards.dtype, jnp.floating) else jnp.float32
+  r = rewards.astype(dtype)
+  zero = jnp.zeros((), dtype)
+  n = jnp.sum(present).astype(dtype)
+  mean = jnp.sum(jnp.where(present, r, zero)) / jnp.maximum(n, 1)
+  centered = jnp.where(present, r - mean, zero)
+  if scale_rewards:
+    var = jnp.sum(centered**2) / jnp.maximum(n - 1, 1)
+    centered = centered / (jnp.sqrt(var) + eps)
+  r_max = jnp.max(jnp.where(present, r, -jnp.inf))
+  r_min = jnp.min(jnp.where(present, r, jnp.inf))
+  informative = (n >= 2) & (r_max > r_min)
+  return jnp.where(present & informative, centered, zero)

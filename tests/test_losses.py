@@ -1,0 +1,420 @@
+"""Tests of `real_jax.losses` against an independent NumPy float64 reference."""
+
+from __future__ import annotations
+
+import functools
+
+import hypothesis
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from real_jax import losses
+import batches
+import reference
+
+ALL = tuple(losses.LOSSES)
+LABEL = losses.LABEL_LOSSES
+CLIPPED = losses.CLIPPED_LOSSES
+
+
+def jitted(name, **kwargs):
+  return jax.jit(functools.partial(losses.get(name), **kwargs))
+
+
+def loss_and_grad(name, logp, old, mask, rewards, **kwargs):
+  fn = functools.partial(losses.get(name), **kwargs)
+  (value, _), g = jax.jit(jax.value_and_grad(
+      lambda lp: fn(lp, old, mask, rewards), has_aux=True))(logp)
+  return value, g
+
+
+# ---------------------------------------------------------------- values ----
+
+
+class TestAgainstNumpyReference:
+
+  @pytest.mark.parametrize("name", ALL)
+  @pytest.mark.parametrize("seed", [0, 1, 2])
+  def test_float64(self, name, seed):
+    batch = batches.random_batch(seed)
+    got, _ = jitted(name)(*map(jnp.asarray, batch))
+    want = reference.loss(name, *batch)
+    assert got.dtype == jnp.float64
+    np.testing.assert_allclose(float(got), want, rtol=1e-12, atol=1e-14)
+
+  @pytest.mark.parametrize("name", ALL)
+  def test_float32_keeps_dtype_and_matches(self, name):
+    batch = batches.random_batch(3, dtype=np.float32)
+    got, _ = jitted(name)(*map(jnp.asarray, batch))
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(float(got), reference.loss(name, *batch), rtol=2e-5)
+
+  @pytest.mark.parametrize("name", LABEL)
+  @pytest.mark.parametrize("tau", [0.05, 0.5, 2.0])
+  def test_label_losses_across_tau(self, name, tau):
+    batch = batches.random_batch(4, score_scale=0.2)
+    got, _ = jitted(name, tau=tau)(*map(jnp.asarray, batch))
+    np.testing.assert_allclose(float(got), reference.loss(name, *batch, tau=tau), rtol=1e-11)
+
+  @pytest.mark.parametrize("name", CLIPPED)
+  @pytest.mark.parametrize("mode", losses.AGG_MODES)
+  def test_every_aggregation_mode(self, name, mode):
+    batch = batches.random_batch(5, score_scale=0.3)
+    got, _ = jitted(name, loss_agg_mode=mode)(*map(jnp.asarray, batch))
+    want = reference.loss(name, *batch, loss_agg_mode=mode)
+    np.testing.assert_allclose(float(got), want, rtol=1e-12, atol=1e-14)
+
+  @pytest.mark.parametrize("kl_type", losses.KL_TYPES)
+  def test_kl_penalty(self, kl_type):
+    logp, old, mask, rewards = batches.random_batch(6)
+    ref_logp = np.where(mask, old + 0.1 * np.random.default_rng(0).normal(size=old.shape), np.nan)
+    got, aux = jitted("grpo", beta=0.1, kl_type=kl_type)(
+        *map(jnp.asarray, (logp, old, mask, rewards)), ref_logp=jnp.asarray(ref_logp))
+    want = reference.loss("grpo", logp, old, mask, rewards, beta=0.1,
+                          ref_logp=ref_logp, kl_type=kl_type)
+    np.testing.assert_allclose(float(got), want, rtol=1e-12)
+    assert float(aux.kl) != 0.0
+
+  def test_sequence_scores(self):
+    logp, old, mask, _ = batches.random_batch(7)
+    got = jax.jit(losses.sequence_scores)(logp, old, mask)
+    np.testing.assert_allclose(got, reference.scores(logp, old, mask), rtol=1e-13, atol=1e-15)
+
+  def test_advantages_ddof1_and_dr_grpo(self):
+    _, _, mask, rewards = batches.random_batch(8)
+    present = jnp.asarray(mask).any(-1)
+    for scale in (True, False):
+      got = jax.vmap(functools.partial(losses.group_advantages, scale_rewards=scale))(
+          jnp.asarray(rewards), present)
+      np.testing.assert_allclose(got, reference.advantages(mask, rewards, scale), atol=1e-12)
+
+  def test_real_by_hand(self):
+    # One group, positive score 0.5, negative score -0.5, tau = 0.5:
+    # log(1 + e^{-1}) + log(1 + e^{-1}) = 2 * 0.3132616875...
+    logp = jnp.array([[[0.5], [-0.5]]])
+    loss, _ = losses.real(logp, jnp.zeros_like(logp), jnp.ones_like(logp),
+                          jnp.array([[1.0, 0.0]]))
+    np.testing.assert_allclose(float(loss), 2 * np.log1p(np.exp(-1.0)), rtol=1e-14)
+
+
+class TestGradientsAgainstFiniteDifferences:
+  """Autodiff against central differences of the NumPy reference (float64)."""
+
+  @pytest.mark.parametrize("name", ALL)
+  def test_grad(self, name):
+    logp, old, mask, rewards = batches.random_batch(9, B=5, G=4, T=3)
+    _, g = loss_and_grad(name, *map(jnp.asarray, (logp, old, mask, rewards)))
+    clean = np.where(mask, logp, 0.0)
+    num = reference.numeric_grad(
+        lambda x: reference.loss(name, np.where(mask, x, np.nan), old, mask, rewards), clean)
+    np.testing.assert_allclose(np.where(mask, g, 0.0), num, atol=1e-7)
+    assert np.all(np.asarray(g)[~mask] == 0.0)
+
+
+# ------------------------------------------------------------ invariances ----
+
+
+class TestInvariances:
+
+  @pytest.mark.parametrize("name", ALL)
+  def test_permuting_rollouts_in_a_group(self, name):
+    logp, old, mask, rewards = batches.random_batch(10)
+    perm = np.random.default_rng(0).permutation(logp.shape[1])
+    a, ga = loss_and_grad(name, *map(jnp.asarray, (logp, old, mask, rewards)))
+    b, gb = loss_and_grad(name, *map(jnp.asarray, (logp[:, perm], old[:, perm],
+                                                   mask[:, perm], rewards[:, perm])))
+    np.testing.assert_allclose(float(a), float(b), rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(ga)[:, perm], gb, rtol=1e-12, atol=1e-15)
+
+  @pytest.mark.parametrize("name", ALL)
+  def test_permuting_groups(self, name):
+    logp, old, mask, rewards = batches.random_batch(11)
+    perm = np.random.default_rng(1).permutation(logp.shape[0])
+    a, _ = jitted(name)(*map(jnp.asarray, (logp, old, mask, rewards)))
+    b, _ = jitted(name)(*map(jnp.asarray, (logp[perm], old[perm], mask[perm], rewards[perm])))
+    np.testing.assert_allclose(float(a), float(b), rtol=1e-13)
+
+  @pytest.mark.parametrize("group_fn", [losses.real_group, losses.grad_group,
+                                        losses.bce_group, losses.real_product_group])
+  def test_vmap_over_groups_equals_python_loop(self, group_fn):
+    logp, old, mask, rewards = batches.random_batch(12)
+    scores = losses.sequence_scores(logp, old, mask)
+    present = mask.any(-1)
+    pos, neg = present & (rewards == 1), present & (rewards == 0)
+    fn = jax.jit(functools.partial(group_fn, tau=0.5))
+    vl, vc = jax.vmap(fn)(scores, jnp.asarray(pos), jnp.asarray(neg))
+    for b in range(logp.shape[0]):
+      lb, cb = fn(scores[b], jnp.asarray(pos[b]), jnp.asarray(neg[b]))
+      np.testing.assert_allclose(float(vl[b]), float(lb), rtol=1e-14)
+      assert float(vc[b]) == float(cb)
+
+  @pytest.mark.parametrize("sequence_level", [False, True])
+  def test_vmap_over_groups_equals_python_loop_clipped(self, sequence_level):
+    logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(13))
+    fn = jax.jit(functools.partial(losses.clipped_surrogate_group, epsilon_low=0.2,
+                                   epsilon_high=0.28, sequence_level=sequence_level))
+    v_loss, v_adv, v_clip = jax.vmap(fn)(logp, old, mask, rewards)
+    for b in range(logp.shape[0]):
+      l_loss, l_adv, l_clip = fn(logp[b], old[b], mask[b], rewards[b])
+      np.testing.assert_allclose(v_loss[b], l_loss, rtol=1e-14)
+      np.testing.assert_allclose(v_adv[b], l_adv, rtol=1e-14)
+      np.testing.assert_array_equal(v_clip[b], l_clip)
+
+  @pytest.mark.parametrize("name", ALL)
+  def test_padding_equals_removal(self, name):
+    # An unpadded batch (every rollout present, full length) ...
+    rng = np.random.default_rng(14)
+    B, G, T = 3, 4, 5
+    old = rng.normal(-1, 0.5, (B, G, T))
+    logp = old + 0.5 * rng.normal(size=(B, G, T))
+    mask = np.ones((B, G, T), bool)
+    rewards = np.array([[1, 0, 0, 1], [1, 1, 0, 1], [0, 0, 0, 0]], float)
+    # ... padded with 2 absent rollouts, 3 padded tokens and 1 empty group,
+    # whose positions hold garbage and whose rewards say "correct".
+    P = (B + 1, G + 2, T + 3)
+    logp_p = np.full(P, np.nan)
+    old_p = np.full(P, -np.inf)
+    mask_p = np.zeros(P, bool)
+    rewards_p = np.ones(P[:2])
+    logp_p[:B, :G, :T], old_p[:B, :G, :T], mask_p[:B, :G, :T] = logp, old, mask
+    rewards_p[:B, :G] = rewards
+    kwargs = {"norm_length": T} if name == "dr_grpo" else {}
+    a, ga = loss_and_grad(name, *map(jnp.asarray, (logp, old, mask, rewards)), **kwargs)
+    b, gb = loss_and_grad(name, *map(jnp.asarray, (logp_p, old_p, mask_p, rewards_p)), **kwargs)
+    np.testing.assert_allclose(float(b), float(a), rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(gb)[:B, :G, :T], ga, rtol=1e-13, atol=1e-16)
+    assert np.all(np.isfinite(gb))
+    assert np.all(np.asarray(gb)[~mask_p] == 0.0)
+
+  @pytest.mark.parametrize("name", ALL)
+  def test_masked_positions_cannot_matter(self, name):
+    clean = batches.random_batch(15, garbage=0.0)
+    for garbage in (np.nan, -np.inf, np.inf, 1e30):
+      dirty = batches.random_batch(15, garbage=garbage)
+      a, ga = loss_and_grad(name, *map(jnp.asarray, clean))
+      b, gb = loss_and_grad(name, *map(jnp.asarray, dirty))
+      assert float(a) == float(b)
+      np.testing.assert_array_equal(ga, gb)
+
+  def test_product_style_is_shift_invariant(self):
+    logp, old, mask, rewards = batches.random_batch(16)
+    shift = np.random.default_rng(2).normal(size=(logp.shape[0], 1, 1))
+    a, _ = jitted("real_product")(*map(jnp.asarray, (logp, old, mask, rewards)))
+    b, _ = jitted("real_product")(*map(jnp.asarray, (logp + shift, old, mask, rewards)))
+    np.testing.assert_allclose(float(a), float(b), rtol=1e-12)
+    c, _ = jitted("real")(*map(jnp.asarray, (logp + shift, old, mask, rewards)))
+    d, _ = jitted("real")(*map(jnp.asarray, (logp, old, mask, rewards)))
+    assert abs(float(c) - float(d)) > 1e-3  # REAL's anchor breaks the symmetry
+
+  @hypothesis.settings(deadline=None, max_examples=25)
+  @hypothesis.given(seed=st.integers(0, 2**31 - 1), G=st.integers(1, 9),
+                    name=st.sampled_from(ALL))
+  def test_jit_equals_eager_and_reference(self, seed, G, name):
+    batch = batches.random_batch(seed, B=3, G=G, T=4, kinds=("mixed", "padded_rollouts")
+                                 if G > 2 else ("mixed",))
+    args = tuple(map(jnp.asarray, batch))
+    eager, _ = losses.get(name)(*args)
+    compiled, _ = jitted(name)(*args)
+    np.testing.assert_allclose(float(eager), float(compiled), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(float(compiled), reference.loss(name, *batch), rtol=1e-11, atol=1e-14)
+
+
+# ------------------------------------------------------ degenerate groups ----
+
+
+class TestDegenerateGroups:
+
+  @pytest.mark.parametrize("name", ALL)
+  @pytest.mark.parametrize("kind", ["all_correct", "all_wrong", "empty"])
+  def test_zero_loss_and_zero_gradient(self, name, kind):
+    logp, old, mask, rewards = batches.random_batch(17, kinds=(kind,))
+    loss, g = loss_and_grad(name, *map(jnp.asarray, (logp, old, mask, rewards)))
+    assert float(loss) == 0.0
+    assert np.all(np.asarray(g) == 0.0)
+
+  @pytest.mark.parametrize("name", ALL)
+  def test_degenerate_group_leaves_others_untouched(self, name):
+    logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(18, kinds=("mixed", "all_correct")))
+    _, g = loss_and_grad(name, logp, old, mask, rewards)
+    assert np.all(np.asarray(g)[1::2] == 0.0)
+    assert np.any(np.asarray(g)[0::2] != 0.0)
+
+  @pytest.mark.parametrize("name", LABEL)
+  def test_label_normaliser_counts_degenerate_groups(self, name):
+    # REAL, GRAD, product: divide by every non-empty group (paper.md section 3).
+    # BCE: divide by the rollouts of mixed groups only.
+    logp, old, mask, rewards = batches.random_batch(19)
+    _, aux = jitted(name)(*map(jnp.asarray, (logp, old, mask, rewards)))
+    present = mask.any(-1)
+    mixed = (present & (rewards == 1)).any(-1) & (present & (rewards == 0)).any(-1)
+    want = present[mixed].sum() if name == "bce" else present.any(-1).sum()
+    assert float(aux.normaliser) == want
+    np.testing.assert_array_equal(aux.valid_group, mixed)
+
+
+# -------------------------------------------- clipped objectives' regions ----
+
+
+def _one_group_grad(name, token_log_ratio, reward_of_probe, **kwargs):
+  """Gradient of a one-token probe rollout in a group of 2 (rewards r, 1-r).
+
+  With rewards {1, 0} and ddof=1 the advantages are +-1/sqrt(2) (scaled) or
+  +-1/2 (Dr.GRPO): the probe's sign of A is the sign of `reward_of_probe - 1/2`.
+  """
+  logp = jnp.array([[[token_log_ratio], [0.0]]])
+  rewards = jnp.array([[reward_of_probe, 1.0 - reward_of_probe]])
+  _, g = loss_and_grad(name, logp, jnp.zeros_like(logp), jnp.ones_like(logp), rewards, **kwargs)
+  return float(g[0, 0, 0])
+
+
+class TestClipRegions:
+  """Where the gradient w.r.t. the log-ratio is zero, both sides, both signs of A.
+
+  A > 0: cut above 1 + eps_high, alive below 1 - eps_low (pushes up).
+  A < 0: cut below 1 - eps_low, alive above 1 + eps_high (pushes down).
+  """
+
+  @pytest.mark.parametrize("name", CLIPPED)
+  def test_positive_advantage(self, name):
+    el, eh = reference.CLIPPED[name]["epsilon_low"], reference.CLIPPED[name]["epsilon_high"]
+    above = np.log(1 + eh) + 0.05
+    below = np.log(1 - el) - 0.05
+    inside = 0.5 * (np.log(1 - el) + np.log(1 + eh))
+    assert _one_group_grad(name, above, 1.0) == 0.0
+    assert _one_group_grad(name, below, 1.0) < 0.0  # descent raises the log-prob
+    assert _one_group_grad(name, inside, 1.0) < 0.0
+
+  @pytest.mark.parametrize("name", CLIPPED)
+  def test_negative_advantage(self, name):
+    el, eh = reference.CLIPPED[name]["epsilon_low"], reference.CLIPPED[name]["epsilon_high"]
+    above = np.log(1 + eh) + 0.05
+    below = np.log(1 - el) - 0.05
+    inside = 0.5 * (np.log(1 - el) + np.log(1 + eh))
+    assert _one_group_grad(name, below, 0.0) == 0.0
+    assert _one_group_grad(name, above, 0.0) > 0.0  # descent lowers the log-prob
+    assert _one_group_grad(name, inside, 0.0) > 0.0
+
+  def test_gradient_value_is_adv_times_ratio(self):
+    # GRPO, seq-mean-token-mean, 2 one-token rollouts: d/ds = -A e^s / 2.
+    for s, r in ((0.1, 1.0), (-0.4, 1.0), (0.7, 0.0), (0.05, 0.0)):
+      a = (r - 0.5) / (np.sqrt(0.5) + 1e-6)
+      np.testing.assert_allclose(_one_group_grad("grpo", s, r), -a * np.exp(s) / 2, rtol=1e-12)
+
+  @pytest.mark.parametrize("name", CLIPPED)
+  def test_clip_fraction_reports_cut_tokens(self, name):
+    el, eh = reference.CLIPPED[name]["epsilon_low"], reference.CLIPPED[name]["epsilon_high"]
+    logp = jnp.array([[[np.log(1 + eh) + 0.1], [np.log(1 - el) - 0.1]]])
+    _, aux = jitted(name)(logp, jnp.zeros_like(logp), jnp.ones_like(logp), jnp.array([[1.0, 0.0]]))
+    np.testing.assert_array_equal(aux.clipped_fraction, [[1.0, 1.0]])
+    assert float(aux.clip_fraction) == 1.0
+
+  def test_no_dual_clip_negatives_unbounded(self):
+    # paper.md: |W_GRPO| grows like e^s for A < 0 (gradient domination).
+    g1 = _one_group_grad("grpo", 2.0, 0.0)
+    g2 = _one_group_grad("grpo", 4.0, 0.0)
+    np.testing.assert_allclose(g2 / g1, np.exp(2.0), rtol=1e-12)
+
+
+# ------------------------------------------------------- extreme inputs ----
+
+
+class TestExtremes:
+
+  @pytest.mark.parametrize("name", ALL)
+  @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+  def test_huge_scores_small_tau(self, name, dtype):
+    logp, old, mask, rewards = batches.random_batch(20, dtype=dtype)
+    sign = np.sign(np.random.default_rng(3).normal(size=logp.shape))
+    logp = np.where(mask, 1e4 * sign, np.nan).astype(dtype)
+    old = np.where(mask, 0.0, -np.inf).astype(dtype)
+    kwargs = {"tau": 0.05} if name in LABEL else {}
+    loss, g = loss_and_grad(name, *map(jnp.asarray, (logp, old, mask, rewards)), **kwargs)
+    assert np.isfinite(float(loss))
+    assert np.all(np.isfinite(g))
+
+  @pytest.mark.parametrize("name", ALL)
+  @pytest.mark.parametrize("G", [1, 256])
+  def test_group_sizes(self, name, G):
+    logp, old, mask, rewards = batches.random_batch(21, B=2, G=G, T=3, kinds=("mixed",),
+                                                    dtype=np.float32)
+    loss, g = loss_and_grad(name, *map(jnp.asarray, (logp, old, mask, rewards)))
+    assert np.isfinite(float(loss)) and np.all(np.isfinite(g))
+    if G == 1:  # a single rollout can never be contrasted
+      assert float(loss) == 0.0
+    else:
+      np.testing.assert_allclose(float(loss), reference.loss(name, logp, old, mask, rewards),
+                                 rtol=1e-4)
+
+
+# ----------------------------------------------------------- bad input ----
+
+
+class TestBadInput:
+  shape = (2, 3, 4)
+
+  def args(self, **override):
+    z = jnp.zeros(self.shape)
+    a = dict(logp=z, old_logp=z, mask=jnp.ones(self.shape), rewards=jnp.array([[1., 0., 1.], [0., 0., 1.]]))
+    a.update(override)
+    return a
+
+  @pytest.mark.parametrize("name", ALL)
+  @pytest.mark.parametrize("override, match", [
+      (dict(logp=jnp.zeros((3, 4))), "`logp` must have rank 3"),
+      (dict(old_logp=jnp.zeros((2, 3, 5))), "`old_logp` must have the shape"),
+      (dict(mask=jnp.ones((2, 3))), "`mask` must have the shape"),
+      (dict(rewards=jnp.zeros((2, 4))), r"`rewards` must have shape \[B, G\]"),
+  ])
+  def test_shapes(self, name, override, match):
+    with pytest.raises(ValueError, match=match):
+      losses.get(name)(**self.args(**override))
+
+  @pytest.mark.parametrize("name", ALL)
+  def test_integer_logp(self, name):
+    with pytest.raises(TypeError, match="`logp` must be a float array"):
+      losses.get(name)(**self.args(logp=jnp.zeros(self.shape, jnp.int32)))
+
+  @pytest.mark.parametrize("name", LABEL)
+  @pytest.mark.parametrize("tau", [0.0, -0.5, float("nan")])
+  def test_bad_tau(self, name, tau):
+    with pytest.raises(ValueError, match="`tau`"):
+      losses.get(name)(**self.args(), tau=tau)
+
+  @pytest.mark.parametrize("name", LABEL)
+  def test_non_binary_rewards(self, name):
+    with pytest.raises(ValueError, match="`rewards` must be 0 or 1"):
+      losses.get(name)(**self.args(rewards=jnp.array([[0.5, 0., 1.], [0., 0., 1.]])))
+
+  @pytest.mark.parametrize("name", CLIPPED)
+  @pytest.mark.parametrize("kwarg", ["epsilon_low", "epsilon_high", "beta"])
+  def test_negative_hyperparameters(self, name, kwarg):
+    with pytest.raises(ValueError, match=f"`{kwarg}` must be >= 0"):
+      losses.get(name)(**self.args(), **{kwarg: -0.1})
+
+  @pytest.mark.parametrize("name", CLIPPED)
+  def test_unknown_aggregation(self, name):
+    with pytest.raises(ValueError, match="`loss_agg_mode` must be one of token-mean"):
+      losses.get(name)(**self.args(), loss_agg_mode="token-sum")
+
+  def test_kl_needs_reference_and_known_type(self):
+    with pytest.raises(ValueError, match="`ref_logp`"):
+      losses.grpo(**self.args(), beta=0.1)
+    with pytest.raises(ValueError, match="`ref_logp` must have the shape"):
+      losses.grpo(**self.args(), beta=0.1, ref_logp=jnp.zeros((2, 3)))
+    with pytest.raises(ValueError, match="`kl_type` must be one of"):
+      losses.grpo(**self.args(), kl_type="k4")
+
+  def test_unknown_loss_lists_known(self):
+    with pytest.raises(ValueError, match="known losses: bce, dapo, dr_grpo, grad, grpo, gspo, real, real_product"):
+      losses.get("ppo")
+
+  def test_traced_hyperparameters_are_accepted(self):
+    # Under vmap over tau the check is skipped rather than failing to trace.
+    args = self.args()
+    taus = jnp.array([0.25, 0.5, 1.0])
+    got = jax.vmap(lambda t: losses.real(**args, tau=t)[0])(taus)
+    for t, v in zip(taus, got):
+      np.testing.assert_allclose(float(v), float(losses.real(**args, tau=float(t))[0]), rtol=1e-6)
