@@ -73,10 +73,10 @@ def make_cases(key: Array, n: int, dtype) -> dict[str, Array]:
   ks = jax.random.split(key, 11)
   shape = (n, GROUPS_PER_CASE, G_MAX)
   size = jax.random.randint(ks[0], shape[:2] + (1,), G_MIN, G_MAX + 1)
-  present = jnp.arange(G_MAX) < size
+  present = jnp.arange(G_MAX)[None, None, :] < size
   present &= jax.random.uniform(ks[1], shape) > 0.1  # padding rollouts anywhere
   lengths = jax.random.randint(ks[2], shape, 1, T_MAX + 1)
-  mask = (jnp.arange(T_MAX) < lengths[..., None]) & present[..., None]
+  mask = (jnp.arange(T_MAX)[None, None, None, :] < lengths[..., None]) & present[..., None]
   # Every mix: a per-group rate of correct answers, plus one-sided groups.
   rate = jax.random.uniform(ks[3], shape[:2] + (1,))
   kind = jax.random.randint(ks[4], shape[:2] + (1,), 0, 6)
@@ -210,6 +210,10 @@ class Curve:
   tau: float
 
 
+def cases_needed(curves: list[Curve]) -> int:
+  return sum(-(-len(c.grid) // GROUPS_PER_CASE) for c in curves)
+
+
 def curves_batch(curves: list[Curve], n_cases: int, dtype) -> tuple[dict, list[tuple[int, int]]]:
   """Lays curves out as sweep cases; returns the batch and each curve's (first group, length).
 
@@ -243,8 +247,12 @@ def curves_batch(curves: list[Curve], n_cases: int, dtype) -> tuple[dict, list[t
 
 
 def run_curves(name: str, curves: list[Curve], dtype, n_cases: int = 2048) -> list[tuple]:
-  """`(grid, autodiff |W|, closed-form |W|)` for each curve, through `compare_chunk`."""
-  batch, spans = curves_batch(curves, n_cases, dtype)
+  """`(grid, autodiff |W|, closed-form |W|)` for each curve, through `compare_chunk`.
+
+  `n_cases` (raised to what the curves need) fixes the compiled shape: the
+  default matches the command's chunk, so its compiled program is reused.
+  """
+  batch, spans = curves_batch(curves, max(n_cases, cases_needed(curves)), dtype)
   out = compare_chunk(name, **batch)
   auto = np.asarray(out["probe_auto"], np.float64).reshape(-1)
   closed = np.asarray(out["probe_closed"], np.float64).reshape(-1)
@@ -345,7 +353,9 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   identities = {}
   for dtype_name in dtypes:
     dtype = jnp.dtype(dtype_name)
-    probe_batches[dtype_name] = curves_batch(mono + list(fig.values()), chunk, dtype)
+    # With the default chunk the probes fit one chunk: same shape, same program.
+    probes = mono + list(fig.values())
+    probe_batches[dtype_name] = curves_batch(probes, max(chunk, cases_needed(probes)), dtype)
     for c in range(n_chunks + 1):
       probe = c == n_chunks
       batch = probe_batches[dtype_name][0] if probe else make_cases(

@@ -1,0 +1,308 @@
+"""Tests of `real_jax.grad_analysis`: closed forms, chain rule, sympy, the command."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sympy
+from flax import nnx
+
+from real_jax import grad_analysis as ga
+from real_jax import losses
+from real_jax import model
+from real_jax.grad_analysis import _closed_forms as cf
+from real_jax.grad_analysis import _sweep
+import batches
+
+LABEL = losses.LABEL_LOSSES
+CLIPPED = losses.CLIPPED_LOSSES
+
+
+def _max_rel(a, b, floor=1e-300):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  big = np.abs(b) > floor
+  return float(np.max(np.where(big, np.abs(a - b) / np.where(big, np.abs(b), 1), np.abs(a - b))))
+
+
+# ------------------------------------------------ closed form vs autodiff ----
+
+
+class TestClosedFormsAgainstAutodiff:
+
+  @pytest.mark.parametrize("name", LABEL)
+  @pytest.mark.parametrize("tau", [0.05, 0.5, 2.0])
+  def test_label_rollout_weights(self, name, tau):
+    logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(30, B=6, G=6, T=5))
+    auto = jax.jit(functools.partial(ga.rollout_weights, name, tau=tau))(logp, old, mask, rewards)
+    closed = cf.label_weights(name, logp, old, mask, rewards, tau=tau)
+    assert _max_rel(auto, closed.weights) < 1e-12
+    # Every token of rollout k carries W_k / |o_k| (the chain rule through sbar).
+    g = ga.token_gradients(name, logp, old, mask, rewards, tau=tau)
+    per_token = closed.weights[..., None] * mask / jnp.maximum(mask.sum(-1, keepdims=True), 1)
+    np.testing.assert_allclose(g, per_token, rtol=1e-12, atol=1e-300)
+
+  @pytest.mark.parametrize("name", CLIPPED)
+  @pytest.mark.parametrize("mode", losses.AGG_MODES)
+  def test_clipped_token_weights_in_every_aggregation_mode(self, name, mode):
+    # Log-ratios up to +-0.6 put tokens on both sides of every clip edge.
+    logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(31, B=5, G=6, T=6,
+                                                                     score_scale=0.6))
+    auto = ga.token_gradients(name, logp, old, mask, rewards, loss_agg_mode=mode)
+    closed = cf.clipped_weights(name, logp, old, mask, rewards, loss_agg_mode=mode)
+    assert _max_rel(auto, closed.token_weights) < 1e-12
+    assert 0 < int(closed.clipped.sum()) < int(mask.sum())  # both regimes exercised
+
+  def test_aggregation_scales(self):
+    # One token per rollout, one group {1, 0}: each mode's factor by hand.
+    mask = jnp.ones((1, 2, 3), bool).at[0, 1, 1:].set(False)  # lengths 3 and 1
+    cases = {"token-mean": [1 / 4] * 3 + [1 / 4], "seq-mean-token-mean": [1 / 6] * 3 + [1 / 2],
+             "seq-mean-token-sum": [1 / 2] * 3 + [1 / 2], "seq-mean-token-sum-norm": [1 / 3] * 4}
+    for mode, want in cases.items():
+      f = cf.aggregation_factor(mask, mode, jnp.float64)
+      np.testing.assert_allclose(np.asarray(f)[np.asarray(mask)], want, rtol=1e-15)
+
+  def test_dr_grpo_fixed_horizon(self):
+    logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(32, B=3, G=4, T=5))
+    auto = ga.token_gradients("dr_grpo", logp, old, mask, rewards, norm_length=16.0)
+    closed = cf.clipped_weights("dr_grpo", logp, old, mask, rewards, norm_length=16.0)
+    assert _max_rel(auto, closed.token_weights) < 1e-12
+
+  @pytest.mark.parametrize("name", CLIPPED)
+  def test_beyond_log_ratio_clamp_weight_is_zero(self, name):
+    logp = jnp.array([[[25.0], [0.0]]])  # A < 0 for rollout 0, s beyond 20
+    ones = jnp.ones_like(logp)
+    auto = ga.token_gradients(name, logp, jnp.zeros_like(logp), ones, jnp.array([[0.0, 1.0]]))
+    closed = cf.clipped_weights(name, logp, jnp.zeros_like(logp), ones, jnp.array([[0.0, 1.0]]))
+    assert float(auto[0, 0, 0]) == 0.0 and float(closed.token_weights[0, 0, 0]) == 0.0
+
+  def test_real_on_policy_weights_and_constants(self):
+    # sbar = 0: C+ = |O+|, C- = |O-|, |W| = 1 / (tau (1 + |O+-|)).
+    tau = 0.5
+    rewards = jnp.array([[1.0, 1.0, 1.0, 0.0, 0.0]])
+    z = jnp.zeros((1, 5, 3))
+    closed = cf.label_weights("real", z, z, jnp.ones_like(z), rewards, tau=tau)
+    np.testing.assert_allclose(closed.c_plus[0, :3], 3.0, rtol=1e-15)
+    np.testing.assert_allclose(closed.c_minus[0, 3:], 2.0, rtol=1e-15)
+    np.testing.assert_allclose(closed.group_weights[0], [-1 / (tau * 4)] * 3 + [1 / (tau * 3)] * 2,
+                               rtol=1e-14)
+
+  @pytest.mark.parametrize("scale", [0.1, 10.0, 400.0])
+  def test_log_sum_others_against_brute_force(self, scale):
+    rng = np.random.default_rng(int(scale))
+    z = rng.normal(size=(64, 16)) * scale
+    members = rng.random((64, 16)) < rng.choice([0.1, 0.5, 1.0], size=(64, 1))
+    got = np.asarray(jax.vmap(cf._log_sum_others)(jnp.asarray(z), jnp.asarray(members)))
+    for i, k in itertools.product(range(64), range(16)):
+      others = [z[i, j] for j in range(16) if members[i, j] and j != k]
+      want = np.logaddexp.reduce([0.0] + others)
+      assert abs(got[i, k] - want) <= 1e-13 * max(1.0, abs(want)), (i, k, got[i, k], want)
+
+
+# ------------------------------------------------- chain rule to parameters ----
+
+
+class TestChainRuleToParameters:
+  """d loss / d theta = sum_k W_k / |o_k| sum_t grad log pi(o_{k,t}) (paper.md section 3)."""
+
+  B, G, PROMPT, RESPONSE, VOCAB = 2, 4, 3, 5, 7
+
+  def setup_policy(self):
+    cfg = model.PolicyConfig(vocab_size=self.VOCAB, max_len=self.PROMPT + self.RESPONSE,
+                             width=16, depth=2, heads=2, param_dtype=jnp.float64,
+                             dtype=jnp.float64)
+    graphdef, params = nnx.split(model.Policy(cfg, rngs=nnx.Rngs(0)))
+    rng = np.random.default_rng(0)
+    tokens = jnp.asarray(rng.integers(0, self.VOCAB, (self.B * self.G, self.PROMPT + self.RESPONSE)))
+    lengths = rng.integers(1, self.RESPONSE + 1, (self.B, self.G))
+    mask = jnp.asarray(np.arange(self.RESPONSE) < lengths[..., None])
+
+    def logp_fn(p):
+      logp, _ = model.token_logprobs(model.apply(graphdef, p, tokens), tokens)
+      return logp[:, self.PROMPT - 1:].reshape(self.B, self.G, self.RESPONSE)
+
+    old = jax.lax.stop_gradient(logp_fn(params)) + 0.3 * jnp.asarray(
+        rng.normal(size=(self.B, self.G, self.RESPONSE)))
+    rewards = jnp.array([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+    return params, logp_fn, old, mask, rewards
+
+  @pytest.mark.parametrize("name", ["real", "grpo"])
+  def test_parameter_gradient(self, name):
+    params, logp_fn, old, mask, rewards = self.setup_policy()
+    loss = losses.get(name)
+    autodiff = jax.jit(jax.grad(lambda p: loss(logp_fn(p), old, mask, rewards)[0]))(params)
+
+    logp = jax.jit(logp_fn)(params)
+    if name == "real":
+      w = cf.label_weights("real", logp, old, mask, rewards).weights
+      token_w = w[..., None] * mask / mask.sum(-1, keepdims=True)
+    else:
+      token_w = cf.clipped_weights("grpo", logp, old, mask, rewards).token_weights
+    # grad_theta log pi(o_{k,t}) for every token separately: the Jacobian.
+    per_token = jax.jit(jax.jacrev(logp_fn))(params)
+    built = jax.tree.map(
+        lambda j: jnp.tensordot(token_w, j, axes=token_w.ndim), per_token)
+    flat_a, _ = jax.flatten_util.ravel_pytree(autodiff)
+    flat_b, _ = jax.flatten_util.ravel_pytree(built)
+    assert float(jnp.linalg.norm(flat_a)) > 1e-6
+    np.testing.assert_allclose(flat_b, flat_a, rtol=1e-9, atol=1e-12)
+
+
+# --------------------------------------------------------------- symbolic ----
+
+
+def _symbolic_cases():
+  for G in (2, 3, 4):
+    for n_pos in range(1, G):
+      yield G, n_pos
+
+
+class TestSymbolic:
+  """sympy differentiates each label-based group loss; it simplifies to the closed form.
+
+  Scores are written as s_i = tau log x_i with x_i > 0, so exp(+-s_i/tau) are
+  rational in x and `cancel` decides equality exactly; d/ds_k = (x_k/tau) d/dx_k.
+  """
+
+  @staticmethod
+  def losses_and_closed_forms(G, n_pos):
+    x = sympy.symbols(f"x0:{G}", positive=True)
+    tau = sympy.Symbol("tau", positive=True)
+    pos, neg = list(range(n_pos)), list(range(n_pos, G))
+    e_neg = {i: 1 / x[i] for i in pos}  # exp(-s_i / tau)
+    e_pos = {j: x[j] for j in neg}      # exp(+s_j / tau)
+    P, N = sum(e_neg.values()), sum(e_pos.values())
+    loss = {
+        "real": sympy.log(1 + P) + sympy.log(1 + N),
+        "grad": sympy.log(1 + P),
+        "bce": sum(sympy.log(1 + e_neg[i]) for i in pos) + sum(sympy.log(1 + e_pos[j]) for j in neg),
+        "real_product": sympy.log(1 + sum(x[j] / x[i] for i in pos for j in neg)),
+    }
+    closed = {name: [] for name in loss}
+    for k in range(G):
+      if k in pos:
+        c_plus = 1 + sum(e_neg[i] for i in pos if i != k)
+        closed["real"].append(-1 / (tau * (1 + c_plus * x[k])))
+        closed["grad"].append(-(1 / x[k]) / (tau * (1 + P)))  # the seed form
+        closed["bce"].append(-1 / (tau * (1 + x[k])))
+        closed["real_product"].append(-N * (1 / x[k]) / (tau * (1 + N * P)))
+      else:
+        c_minus = 1 + sum(e_pos[j] for j in neg if j != k)
+        closed["real"].append(1 / (tau * (1 + c_minus / x[k])))
+        closed["grad"].append(sympy.Integer(0))
+        closed["bce"].append(1 / (tau * (1 + 1 / x[k])))
+        closed["real_product"].append(P * x[k] / (tau * (1 + N * P)))
+    return x, tau, loss, closed
+
+  @pytest.mark.parametrize("G, n_pos", list(_symbolic_cases()))
+  def test_derivatives_simplify_to_closed_forms(self, G, n_pos):
+    x, tau, loss, closed = self.losses_and_closed_forms(G, n_pos)
+    for name in loss:
+      for k in range(G):
+        d_ds = x[k] / tau * sympy.diff(loss[name], x[k])
+        assert sympy.cancel(sympy.together(d_ds - closed[name][k])) == 0, (name, k)
+
+  @pytest.mark.parametrize("G, n_pos", [(3, 1), (4, 2)])
+  def test_symbolic_closed_forms_equal_the_code(self, G, n_pos):
+    x, tau, _, closed = self.losses_and_closed_forms(G, n_pos)
+    rng = np.random.default_rng(G * 10 + n_pos)
+    s = rng.normal(size=G)
+    t = 0.7
+    subs = {tau: t, **{x[i]: np.exp(s[i] / t) for i in range(G)}}
+    positive = jnp.arange(G) < n_pos
+    for name, fn in cf.LABEL_CLOSED_FORMS.items():
+      code = fn(jnp.asarray(s), positive, ~positive, t).weights
+      want = [float(c.subs(subs)) for c in closed[name]]
+      np.testing.assert_allclose(code, want, rtol=1e-12, atol=1e-300)
+
+
+# ----------------------------------------------------- sweep and command ----
+
+
+class TestSweep:
+
+  def test_monotonic_verdict_can_fail(self):
+    grid = np.linspace(0, 1, 50)[None]
+    decreasing, increasing = np.exp(-grid), np.exp(grid)
+    ok = ga.monotonic_verdict("real", "positive", decreasing, decreasing, jnp.float64)
+    bad = ga.monotonic_verdict("real", "positive", increasing, decreasing, jnp.float64)
+    assert ok["monotonic"] and not bad["monotonic"]
+
+  def test_a_wrong_closed_form_fails_the_sweep(self, monkeypatch):
+    right = cf.LABEL_CLOSED_FORMS["real"]
+
+    def off_by_a_little(*args):
+      w = right(*args)
+      return w._replace(weights=w.weights * (1 + 1e-6))
+    jax.clear_caches()
+    monkeypatch.setitem(cf.LABEL_CLOSED_FORMS, "real", off_by_a_little)
+    try:
+      result = ga.run_sweep(64, ("float64",), chunk=16, objectives=("real",), progress=lambda _: None)
+    finally:
+      jax.clear_caches()
+    row = result.table["real"]["positive"]["float64"]
+    assert not row["passed"]
+    np.testing.assert_allclose(row["max_rel_err"], 1e-6, rtol=1e-3)
+
+  def test_small_sweep_passes_with_properties(self):
+    result = ga.run_sweep(512, ("float64",), chunk=64, objectives=("real", "grpo"),
+                          progress=lambda _: None)
+    real = result.table["real"]
+    assert real["positive"]["float64"]["passed"] and real["negative"]["float64"]["passed"]
+    assert real["positive"]["float64"]["cases"] > 1000
+    assert result.properties["real"]["negative"]["float64"]["bounded"]
+    assert result.properties["real"]["positive"]["float64"]["monotonic"]
+    # GRPO: bounded for positives, unbounded (domination) for negatives.
+    assert result.properties["grpo"]["positive"]["float64"]["bounded"]
+    assert not result.properties["grpo"]["negative"]["float64"]["bounded"]
+    assert result.properties["grpo"]["negative"]["float64"]["max_weight"] > 1e8
+    s, auto, closed = result.figure_curves["real"]["positive"]
+    assert auto.shape == s.shape == closed.shape
+    on_policy = np.argmin(np.abs(s))
+    np.testing.assert_allclose(auto[on_policy], 1 / (0.5 * (1 + 4)), rtol=1e-2)  # C+ = 4 near s=0
+
+
+def _run_cli(*args, timeout=600):
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  return subprocess.run([sys.executable, "-m", "real_jax.grad_analysis", *args],
+                        capture_output=True, text=True, timeout=timeout, env=env)
+
+
+class TestCommand:
+
+  def test_missing_platform_fails_clearly(self, tmp_path):
+    proc = _run_cli("--out", str(tmp_path), "--platform", "tpu", "--cases", "8",
+                    "--compilation_cache", "")
+    if proc.returncode == 0:
+      pytest.skip("a TPU is attached")
+    assert "JAX sees no TPU here" in proc.stdout + proc.stderr
+
+  def test_bad_objective_is_a_usage_error(self, tmp_path):
+    proc = _run_cli("--out", str(tmp_path), "--objectives", "real,ppo", "--compilation_cache", "")
+    assert proc.returncode != 0
+    assert "unknown ['ppo']" in proc.stdout + proc.stderr
+
+  @pytest.mark.slow
+  def test_end_to_end(self, tmp_path):
+    proc = _run_cli("--out", str(tmp_path), "--cases", "4096", "--compilation_cache", "")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS" in proc.stdout and "float64" in proc.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["passed"] and report["platform"] == "cpu"
+    for name in ("real", "grad", "bce", "real_product", "grpo", "dapo", "gspo"):
+      for sign in ("positive", "negative"):
+        for dtype in ("float32", "float64"):
+          row = report["table"][name][sign][dtype]
+          assert set(row) >= {"cases", "max_abs_err", "max_rel_err", "bounded", "monotonic"}
+          assert row["max_rel_err"] <= ga.TOLERANCE[dtype]
+          assert row["monotonic"]
+    assert (tmp_path / "figure1.png").stat().st_size > 10_000
+    assert (tmp_path / "figure_variants.png").stat().st_size > 10_000
