@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= runs
 
-.PHONY: install test test-fast reproduce grad-analysis clean
+.PHONY: install test test-fast reproduce grad-analysis compare clean
 
 install: $(STAMP)
 
@@ -28,9 +28,16 @@ test-fast: install
 grad-analysis: install
 	$(PY) -m real_jax.grad_analysis --out $(OUT)/grad_analysis
 
+# The derivation check, then a short end-to-end run of REAL and GRPO from one base model.
 reproduce: install
 	$(PY) -m real_jax.grad_analysis --out $(OUT)/grad_analysis
 	@echo "report: $(OUT)/grad_analysis/report.json  figures: $(OUT)/grad_analysis/figure1.png $(OUT)/grad_analysis/figure_variants.png"
+	$(PY) experiments/compare_losses.py --workdir=$(OUT)/reproduce_rl --losses=real,grpo --seeds=0 \
+	    --config.base.dir=$(OUT)/base_models
+
+# The README's comparison: 6 losses x 3 seeds (about 10 minutes on 2 cores).
+compare: install
+	$(PY) experiments/compare_losses.py --workdir=$(OUT)/compare --config.base.dir=$(OUT)/base_models
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis *.egg-info

@@ -117,7 +117,7 @@ def build_base_model(cfg: ml_collections.ConfigDict, *, log: Callable[[str], Non
   checkpointer = ocp.StandardCheckpointer()
   info_path = os.path.join(path, "info.json")
   if os.path.exists(info_path):
-    pure = checkpointer.restore(os.path.join(path, "params"), params.to_pure_dict())
+    pure = checkpointer.restore(os.path.join(path, "params"), nnx.to_pure_dict(params))
     nnx.replace_by_pure_dict(params, pure)
     with open(info_path) as f:
       return graphdef, params, json.load(f)
@@ -165,7 +165,7 @@ def build_base_model(cfg: ml_collections.ConfigDict, *, log: Callable[[str], Non
     logging.warning("base model ended at pass@1 %.3f, outside the band %s", pass1, base.band)
   tmp = path + ".tmp"
   shutil.rmtree(tmp, ignore_errors=True)
-  checkpointer.save(os.path.join(tmp, "params"), params.to_pure_dict())
+  checkpointer.save(os.path.join(tmp, "params"), nnx.to_pure_dict(params))
   checkpointer.wait_until_finished()
   with open(os.path.join(tmp, "info.json"), "w") as f:
     json.dump(info, f)
@@ -200,7 +200,7 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef, optimizer, prompt_len:
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     return params, opt_state, {"loss": loss, "entropy": entropy,
-                               "grad_norm": optax.global_norm(grads), "weights": weights}
+                               "grad_norm": optax.tree.norm(grads), "weights": weights}
 
   return update
 
@@ -284,7 +284,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
   ckpt = Checkpoints(os.path.join(workdir, "checkpoints"))
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   start_step = 0
-  template = {"params": params.to_pure_dict(), "opt_state": opt_state,
+  template = {"params": nnx.to_pure_dict(params), "opt_state": opt_state,
               "rng": jax.random.key_data(key)}
   restored = ckpt.restore_latest(template)
   if restored is not None:
@@ -361,7 +361,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
         if k != "step" and np.isfinite(v):
           writer.add_scalar(k, v, step)
     if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-      ckpt.save(step, {"params": params.to_pure_dict(), "opt_state": opt_state,
+      ckpt.save(step, {"params": nnx.to_pure_dict(params), "opt_state": opt_state,
                        "rng": jax.random.key_data(key)},
                 {"step": step, "data_index": step, "loss": cfg.loss})
     last = record
@@ -392,21 +392,21 @@ def read_metrics(workdir: str) -> list[dict]:
 
 # ---------------------------------------------------------------- command ----
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created; resumed if it exists).")
-
-
-def main(argv):
+def main(argv, config_flag, workdir_flag):
   del argv
-  if _CONFIG.value is None or _WORKDIR.value is None:
+  if config_flag.value is None or workdir_flag.value is None:
     raise app.UsageError("--config and --workdir are required.")
   logging.set_verbosity(logging.WARNING)
-  result = train(_CONFIG.value, _WORKDIR.value, log=lambda s: print(s, flush=True))
+  result = train(config_flag.value, workdir_flag.value, log=lambda s: print(s, flush=True))
   print(f"done: {result.steps} steps in {result.seconds:.0f}s; metrics in "
         f"{os.path.join(result.workdir, 'metrics.jsonl')}")
   sys.exit(0)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  # Flags are defined here, not at import, so that scripts importing this
+  # module (experiments/compare_losses.py) can define their own.
+  _config = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                            lock_config=True)
+  _workdir = flags.DEFINE_string("workdir", None, "Run directory (created; resumed if it exists).")
+  app.run(functools.partial(main, config_flag=_config, workdir_flag=_workdir))

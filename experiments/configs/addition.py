@@ -38,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.grad_clip = 1.0
   c.ppo_epochs = 1
   c.minibatches = 2
-  c.steps = 60
+  c.steps = 100
 
   c.eval_every = 10
   c.eval_size = 256
