@@ -67,9 +67,13 @@ def make_policy(cfg: ml_collections.ConfigDict, task: tasks_lib.Task, seed: int)
 
 
 def loss_kwargs(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The config's loss hyperparameters that the chosen loss accepts."""
+  """The config's static loss hyperparameters that the chosen loss accepts.
+
+  `tau` is not among them: the update takes it as an argument, so that it can
+  be traced (vmapped over in sweeps).
+  """
   if cfg.loss in losses.LABEL_LOSSES:
-    return {"tau": cfg.tau}
+    return {}
   kwargs = {}
   for key in ("epsilon_low", "epsilon_high", "loss_agg_mode"):
     value = cfg.get(key)
@@ -177,20 +181,29 @@ def build_base_model(cfg: ml_collections.ConfigDict, *, log: Callable[[str], Non
 
 
 def make_update(cfg: ml_collections.ConfigDict, graphdef, optimizer, prompt_len: int):
-  """The jitted minibatch update: `(params, opt_state, batch) -> (params, opt_state, metrics)`."""
-  loss_fn = functools.partial(losses.get(cfg.loss), **loss_kwargs(cfg))
+  """The minibatch update, a pure function (jit it, or call it inside a jitted run):
+
+  `update(params, opt_state, tokens, old_logp, mask, rewards, tau)
+     -> (params, opt_state, metrics)`
+
+  with `tokens [b, G, P+R]`, `old_logp, mask [b, G, R]`, `rewards [b, G]`;
+  `tau` reaches the label-based losses only.
+  """
+  base_loss = functools.partial(losses.get(cfg.loss), **loss_kwargs(cfg))
+  uses_tau = cfg.loss in losses.LABEL_LOSSES
   temperature = cfg.temperature if cfg.temperature > 0 else 1.0
 
-  @jax.jit
-  def update(params, opt_state, tokens, old_logp, mask, rewards):
+  def update(params, opt_state, tokens, old_logp, mask, rewards, tau):
     b, g = rewards.shape
+    loss_fn = functools.partial(base_loss, tau=tau) if uses_tau else base_loss
 
     def objective(p):
       logp, entropy = sampling.response_logprobs(
           graphdef, p, tokens.reshape(b * g, -1), prompt_len, temperature)
       logp = logp.reshape(b, g, -1)
       loss, _ = loss_fn(logp, old_logp, mask, rewards)
-      mean_entropy = jnp.sum(jnp.where(mask.reshape(b * g, -1), entropy, 0.0)) / jnp.maximum(mask.sum(), 1)
+      flat_mask = mask.reshape(b * g, -1)
+      mean_entropy = jnp.sum(jnp.where(flat_mask, entropy, 0.0)) / jnp.maximum(mask.sum(), 1)
       return loss, (logp, mean_entropy)
 
     (loss, (logp, entropy)), grads = jax.value_and_grad(objective, has_aux=True)(params)
@@ -295,7 +308,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
     log(f"resumed from step {start_step} (data position {meta['data_index']})")
   _truncate_metrics(metrics_path, start_step)
 
-  update = make_update(cfg, graphdef, optimizer, task.prompt_len)
+  update = jax.jit(make_update(cfg, graphdef, optimizer, task.prompt_len))
   eval_batch = task.batch(cfg.eval_seed, 0, cfg.eval_size, "eval")
   B, G = cfg.prompts_per_step, cfg.group_size
   writer = _tensorboard(os.path.join(workdir, "tb"))
@@ -327,7 +340,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
       for i in range(cfg.minibatches):
         idx = jnp.asarray(order[i * mb:(i + 1) * mb])
         params, opt_state, out = update(params, opt_state, tokens[idx], old_logp[idx], mask[idx],
-                                        jnp.asarray(rewards)[idx])
+                                        jnp.asarray(rewards)[idx], cfg.tau)
         logs.append(out)
         if weights is None:
           weights = (np.asarray(out["weights"]), rewards[np.asarray(idx)],

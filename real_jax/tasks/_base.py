@@ -11,6 +11,8 @@ import abc
 import dataclasses
 from typing import Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 PAD, BOS, EOS = 0, 1, 2
@@ -98,46 +100,117 @@ class Task(abc.ABC):
     return np.array([self.reward(r, a) for r, a in zip(responses, answers)], np.float32)
 
 
-class Addition(Task):
-  """`a+b=` with `digits`-digit operands, zero-padded: `"042+917="` -> `"959"`."""
+class ArithmeticTask(Task):
+  """`a <op> b =` with zero-padded operands, in NumPy and, for whole-run jit, in JAX.
 
-  def __init__(self, digits: int = 3):
-    if digits < 1:
-      raise ValueError(f"`digits` must be >= 1, got {digits}.")
-    self.name = f"addition{digits}"
-    self.digits = digits
+  `jax_problems` and `jax_rewards` are the array forms of `batch` and
+  `reward`: the same prompt format, the same held-out rule (the FNV-1a hash of
+  the prompt text) and the same verdicts, tested against each other.
+  """
+  op: str
+  digits_a: int
+  digits_b: int
+
+  def __init__(self, digits_a: int, digits_b: int):
+    if min(digits_a, digits_b) < 1:
+      raise ValueError(f"operand digits must be >= 1, got {digits_a} and {digits_b}.")
+    self.digits_a, self.digits_b = digits_a, digits_b
     self.tokenizer = CharTokenizer("0123456789+*=")
-    self.prompt_len = 1 + 2 * digits + 2
-    self.max_response = digits + 2  # answer (up to digits+1) and EOS
+    self.prompt_len = 1 + digits_a + 1 + digits_b + 1
+    self.max_response = self.answer_digits + 1  # the answer and EOS
+
+  @property
+  def answer_digits(self) -> int:
+    return len(str(self._apply(10**self.digits_a - 1, 10**self.digits_b - 1)))
+
+  def _apply(self, a, b):
+    return a + b if self.op == "+" else a * b
 
   def problem(self, rng):
-    a, b = (int(x) for x in rng.integers(0, 10**self.digits, 2))
-    return f"{a:0{self.digits}d}+{b:0{self.digits}d}=", str(a + b)
+    a = int(rng.integers(0, 10**self.digits_a))
+    b = int(rng.integers(0, 10**self.digits_b))
+    return f"{a:0{self.digits_a}d}{self.op}{b:0{self.digits_b}d}=", str(self._apply(a, b))
 
   def is_held_out(self, prompt):
     # One problem in ten, by a hash of its text: disjoint and stable.
     return _stable_hash(prompt) % 10 == 0
 
+  # --------------------------------------------------------------- in JAX ----
 
-class Multiplication(Task):
+  def jax_problems(self, key: jax.Array, n: int, split: str = "train"):
+    """`(prompts [n, P], targets [n, R], target_len [n])` drawn in JAX.
+
+    `targets` holds the answer tokens, EOS, then PAD; `target_len` counts the
+    answer and EOS. Candidates of the other split are rejected, as in `batch`.
+    """
+    if split not in ("train", "eval"):
+      raise ValueError(f"`split` must be 'train' or 'eval', got {split!r}.")
+    # P(held out) = 1/10: with these many candidates, fewer than n usable
+    # ones would take a deviation of many standard deviations.
+    m = 4 * n if split == "train" else 20 * n + 200
+    ka, kb = jax.random.split(key)
+    a = jax.random.randint(ka, (m,), 0, 10**self.digits_a)
+    b = jax.random.randint(kb, (m,), 0, 10**self.digits_b)
+    chars = jnp.concatenate([_digit_chars(a, self.digits_a),
+                             jnp.full((m, 1), ord(self.op), jnp.int32),
+                             _digit_chars(b, self.digits_b),
+                             jnp.full((m, 1), ord("="), jnp.int32)], axis=1)
+    held = _fnv1a(chars) % 10 == 0
+    wanted = held if split == "eval" else ~held
+    pick = jnp.argsort(~wanted, stable=True)[:n]
+    offset = len(_SPECIALS)
+    lut = np.zeros(128, np.int32)  # ASCII code -> token id
+    for i, ch in enumerate(self.tokenizer.alphabet):
+      lut[ord(ch)] = offset + i
+    prompts = jnp.concatenate([jnp.full((n, 1), BOS, jnp.int32), jnp.asarray(lut)[chars[pick]]], axis=1)
+    value = self._apply(a[pick], b[pick])
+    length = 1 + sum((value >= 10**k).astype(jnp.int32) for k in range(1, self.answer_digits))
+    pos = jnp.arange(self.max_response)[None, :]
+    power = 10 ** jnp.clip(length[:, None] - 1 - pos, 0, None)
+    digit = offset + (value[:, None] // power) % 10
+    targets = jnp.where(pos < length[:, None], digit, jnp.where(pos == length[:, None], EOS, PAD))
+    return prompts, targets.astype(jnp.int32), length + 1
+
+  def jax_rewards(self, responses: jax.Array, targets: jax.Array, target_len: jax.Array) -> jax.Array:
+    """1.0 where the response equals the answer then EOS (what follows is ignored)."""
+    pos = jnp.arange(responses.shape[-1])[None, :]
+    match = (responses == targets) | (pos >= target_len[:, None])
+    return jnp.all(match, axis=-1).astype(jnp.float32)
+
+
+class Addition(ArithmeticTask):
+  """`a+b=` with `digits`-digit operands, zero-padded: `"042+917="` -> `"959"`."""
+  op = "+"
+
+  def __init__(self, digits: int = 3):
+    if digits < 1:
+      raise ValueError(f"`digits` must be >= 1, got {digits}.")
+    super().__init__(digits, digits)
+    self.name = f"addition{digits}"
+    self.digits = digits
+
+
+class Multiplication(ArithmeticTask):
   """`a*b=` with a `digits_a`-digit and a `digits_b`-digit operand: harder than addition."""
+  op = "*"
 
   def __init__(self, digits_a: int = 2, digits_b: int = 1):
-    if min(digits_a, digits_b) < 1:
-      raise ValueError("`digits_a` and `digits_b` must be >= 1.")
+    super().__init__(digits_a, digits_b)
     self.name = f"multiplication{digits_a}x{digits_b}"
-    self.digits_a, self.digits_b = digits_a, digits_b
-    self.tokenizer = CharTokenizer("0123456789+*=")
-    self.prompt_len = 1 + digits_a + 1 + digits_b + 1
-    self.max_response = digits_a + digits_b + 1
 
-  def problem(self, rng):
-    a = int(rng.integers(0, 10**self.digits_a))
-    b = int(rng.integers(0, 10**self.digits_b))
-    return f"{a:0{self.digits_a}d}*{b:0{self.digits_b}d}=", str(a * b)
 
-  def is_held_out(self, prompt):
-    return _stable_hash(prompt) % 10 == 0
+def _digit_chars(x: jax.Array, width: int) -> jax.Array:
+  """ASCII codes of `x` zero-padded to `width` digits, `[n] -> [n, width]`."""
+  powers = 10 ** jnp.arange(width - 1, -1, -1)
+  return (ord("0") + (x[:, None] // powers[None, :]) % 10).astype(jnp.int32)
+
+
+def _fnv1a(chars: jax.Array) -> jax.Array:
+  """FNV-1a of each row of ASCII codes, in uint32 (as `_stable_hash`)."""
+  h = jnp.full(chars.shape[:1], 2166136261, jnp.uint32)
+  for i in range(chars.shape[1]):
+    h = (h ^ chars[:, i].astype(jnp.uint32)) * jnp.uint32(16777619)
+  return h
 
 
 def _stable_hash(text: str) -> int:

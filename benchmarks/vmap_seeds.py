@@ -1,0 +1,91 @@
+r"""Wall time of S seeds in one vmapped program against S sequential runs.
+
+  python benchmarks/vmap_seeds.py [--seeds=8] [--steps=20] [--json=FILE]
+
+Both sides run `real_jax.train_scan.make_train` on the toy addition config
+from the same base model. Compilation is timed apart: the sequential side
+compiles its single-seed program once and reuses it for every seed, so the
+comparison is between running times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments.configs import addition  # noqa: E402
+from real_jax import train as train_lib  # noqa: E402
+from real_jax import train_scan  # noqa: E402
+
+_SEEDS = flags.DEFINE_integer("seeds", 8, "Number of seeds S.")
+_STEPS = flags.DEFINE_integer("steps", 20, "RL steps per run.")
+_BASE_DIR = flags.DEFINE_string("base_dir", "runs/base_models", "Where base models are kept.")
+_JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+
+
+def _timed(fn, *args):
+  start = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  return out, time.perf_counter() - start
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  cfg = addition.get_config()
+  cfg.base.dir, cfg.steps = _BASE_DIR.value, _STEPS.value
+  graphdef, params, _ = train_lib.build_base_model(cfg, log=lambda _: None)
+  train = train_scan.make_train(cfg, graphdef)
+  keys = jax.vmap(jax.random.key)(jnp.arange(_SEEDS.value))
+  tau = cfg.tau
+
+  single = jax.jit(train).lower(params, keys[0], tau)
+  t0 = time.perf_counter()
+  single = single.compile()
+  compile_single = time.perf_counter() - t0
+  vmapped = jax.jit(jax.vmap(train, in_axes=(None, 0, None))).lower(params, keys, tau)
+  t0 = time.perf_counter()
+  vmapped = vmapped.compile()
+  compile_vmapped = time.perf_counter() - t0
+
+  _, one = _timed(single, params, keys[0], tau)
+  sequential = 0.0
+  for i in range(_SEEDS.value):
+    _, t = _timed(single, params, keys[i], tau)
+    sequential += t
+  (_, metrics), together = _timed(vmapped, params, keys, tau)
+  figures = {
+      "device": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(),
+      "seeds": _SEEDS.value, "steps": _STEPS.value,
+      "rollouts_per_step": cfg.prompts_per_step * cfg.group_size,
+      "one_seed_s": one, "sequential_s": sequential, "vmapped_s": together,
+      "speedup_vmapped_over_sequential": sequential / together,
+      "vmapped_over_one_seed": together / one,
+      "compile_single_s": compile_single, "compile_vmapped_s": compile_vmapped,
+      "final_pass_at_1": np.asarray(metrics["eval_pass_at_1"]).round(3).tolist(),
+  }
+  print(f"device: {figures['device']} ({figures['cpu_count']} CPUs), {_SEEDS.value} seeds x "
+        f"{_STEPS.value} steps x {figures['rollouts_per_step']} rollouts/step")
+  print(f"{'one seed':<28}{one:8.2f} s")
+  print(f"{f'{_SEEDS.value} seeds, sequential':<28}{sequential:8.2f} s")
+  print(f"{f'{_SEEDS.value} seeds, one vmapped program':<28}{together:8.2f} s   "
+        f"({figures['speedup_vmapped_over_sequential']:.2f}x faster than sequential, "
+        f"{figures['vmapped_over_one_seed']:.2f}x one seed)")
+  print(f"compile: single {compile_single:.1f} s, vmapped {compile_vmapped:.1f} s")
+  if _JSON.value:
+    with open(_JSON.value, "w") as f:
+      json.dump(figures, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)
