@@ -144,11 +144,12 @@ def make_train(cfg: ml_collections.ConfigDict, graphdef, mesh: Mesh | None = Non
 
 
 def run_seeds(cfg: ml_collections.ConfigDict, seeds, *, mesh: Mesh | None = None,
-              log=print) -> tuple[dict, float]:
+              log=print, return_params: bool = False):
   """Trains one model per seed in a single compiled, vmapped program.
 
   Returns `(metrics, seconds)` with `metrics[name]` of shape `[S, steps]`
-  (`eval_pass_at_1`: `[S]`), as NumPy arrays on every host.
+  (`eval_pass_at_1`: `[S]`), as NumPy arrays on every host; with
+  `return_params`, also the final parameters (leading axis S).
   """
   graphdef, params, _ = train_lib.build_base_model(cfg, log=log)
   if mesh is not None:
@@ -157,9 +158,13 @@ def run_seeds(cfg: ml_collections.ConfigDict, seeds, *, mesh: Mesh | None = None
   keys = jax.vmap(jax.random.key)(jnp.asarray([int(s) for s in seeds]))
   run = jax.jit(jax.vmap(train, in_axes=(None, 0, None)))
   start = time.perf_counter()
-  _, metrics = run(params, keys, cfg.tau)
+  final_params, metrics = run(params, keys, cfg.tau)
+  if jax.process_count() > 1:  # arrays span hosts: gather them everywhere
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+    metrics = multihost_utils.process_allgather(metrics)
   metrics = jax.tree.map(lambda x: np.asarray(jax.device_get(x)), metrics)
-  return metrics, time.perf_counter() - start
+  seconds = time.perf_counter() - start
+  return (metrics, seconds, final_params) if return_params else (metrics, seconds)
 
 
 def write_seed_metrics(workdir: str, seed, metrics: dict, index: int) -> str:
@@ -188,7 +193,20 @@ def main(argv, flags_):
   log = print if lead else (lambda _: None)
   log(f"{jax.process_count()} process(es), {len(jax.devices())} device(s): "
       f"{jax.devices()[0].device_kind}; mesh {dict(mesh.shape) if mesh else 'none'}")
-  metrics, seconds = run_seeds(cfg, flags_["seeds"].value, mesh=mesh, log=log)
+  if jax.process_count() > 1:
+    # One process builds the base model; the others wait, then load it.
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+    if lead:
+      train_lib.build_base_model(cfg, log=log)
+    multihost_utils.sync_global_devices("real_jax base model")
+  metrics, seconds, params = run_seeds(cfg, flags_["seeds"].value, mesh=mesh, log=log,
+                                       return_params=True)
+  # Every process takes part in an orbax save; orbax writes each shard once.
+  import orbax.checkpoint as ocp  # noqa: PLC0415
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(os.path.abspath(os.path.join(flags_["workdir"].value, "final_params")),
+                    train_lib.nnx.to_pure_dict(params), force=True)
+  checkpointer.wait_until_finished()
   if lead:  # only process 0 writes
     for i, seed in enumerate(flags_["seeds"].value):
       write_seed_metrics(os.path.join(flags_["workdir"].value, f"seed{seed}"), seed, metrics, i)
