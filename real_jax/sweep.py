@@ -135,13 +135,7 @@ def _write_point(folder: str, overrides: dict, metrics: dict) -> None:
     os.remove(failed)
   with open(os.path.join(folder, "overrides.json"), "w") as f:
     json.dump(overrides, f)
-  steps = len(metrics["loss"])
-  with open(os.path.join(folder, "metrics.jsonl"), "w") as f:
-    for t in range(steps):
-      record = {"step": t + 1, **{k: float(metrics[k][t]) for k in train_scan.SCAN_METRICS}}
-      if t == steps - 1:
-        record["eval_pass_at_1"] = float(metrics["eval_pass_at_1"])
-      f.write(json.dumps(record) + "\n")
+  train_scan.write_metrics(folder, metrics)
   final = {"eval_pass_at_1": float(metrics["eval_pass_at_1"]),
            "final_reward": float(np.mean(metrics["reward_mean"][-5:])),
            "final_entropy": float(np.mean(metrics["entropy"][-5:]))}

@@ -167,17 +167,21 @@ def run_seeds(cfg: ml_collections.ConfigDict, seeds, *, mesh: Mesh | None = None
   return (metrics, seconds, final_params) if return_params else (metrics, seconds)
 
 
-def write_seed_metrics(workdir: str, seed, metrics: dict, index: int) -> str:
-  """`metrics.jsonl` of one seed of a vmapped run, in the trainer's format."""
+def metric_records(metrics: dict) -> list[dict]:
+  """One run's scan metrics (`[steps]` each) as the trainer's `metrics.jsonl` records."""
+  steps = len(metrics["loss"])
+  records = [{"step": t + 1, **{k: float(metrics[k][t]) for k in SCAN_METRICS}}
+             for t in range(steps)]
+  records[-1]["eval_pass_at_1"] = float(metrics["eval_pass_at_1"])
+  return records
+
+
+def write_metrics(workdir: str, metrics: dict) -> str:
+  """Writes one run's `metrics.jsonl` into `workdir`; returns its path."""
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, "metrics.jsonl")
-  steps = metrics["loss"].shape[-1]
   with open(path, "w") as f:
-    for t in range(steps):
-      record = {"step": t + 1, **{k: float(metrics[k][index, t]) for k in SCAN_METRICS}}
-      if t == steps - 1:
-        record["eval_pass_at_1"] = float(metrics["eval_pass_at_1"][index])
-      f.write(json.dumps(record) + "\n")
+    f.writelines(json.dumps(r) + "\n" for r in metric_records(metrics))
   return path
 
 
@@ -209,7 +213,8 @@ def main(argv, flags_):
   checkpointer.wait_until_finished()
   if lead:  # only process 0 writes
     for i, seed in enumerate(flags_["seeds"].value):
-      write_seed_metrics(os.path.join(flags_["workdir"].value, f"seed{seed}"), seed, metrics, i)
+      write_metrics(os.path.join(flags_["workdir"].value, f"seed{seed}"),
+                    {k: v[i] for k, v in metrics.items()})
     print(f"{len(flags_['seeds'].value)} seeds x {cfg.steps} steps in {seconds:.1f}s; final "
           f"held-out pass@1 per seed: {np.round(metrics['eval_pass_at_1'], 3).tolist()}")
 
