@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= runs
 
-.PHONY: install test test-fast reproduce grad-analysis compare clean
+.PHONY: install test test-fast notebooks reproduce grad-analysis compare clean
 
 install: $(STAMP)
 
@@ -19,11 +19,16 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,notebook]'
 	@touch $(STAMP)
 
+# The test suite and the three notebooks (executed top to bottom by nbmake).
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest --nbmake tests notebooks
 
 test-fast: install
-	$(PY) -m pytest -m 'not slow'
+	$(PY) -m pytest -m 'not slow' tests
+
+# Execute the notebooks in place (outputs are not committed: `git checkout notebooks` drops them).
+notebooks: install
+	$(PY) -m pytest --nbmake --overwrite notebooks
 
 grad-analysis: install
 	$(PY) -m real_jax.grad_analysis --out $(OUT)/grad_analysis

@@ -31,9 +31,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 

@@ -342,9 +342,9 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
         params, opt_state, out = update(params, opt_state, tokens[idx], old_logp[idx], mask[idx],
                                         jnp.asarray(rewards)[idx], cfg.tau)
         logs.append(out)
-        if weights is None:
-          weights = (np.asarray(out["weights"]), rewards[np.asarray(idx)],
-                     np.asarray(mask[idx]).any(-1))
+        # Kept from the step's last update: the most off-policy one, where the
+        # objectives' weights differ (on-policy, every s is 0).
+        weights = (out["weights"], idx)
     first = logs[0]
     correct = rewards > 0.5
     record = {
@@ -357,12 +357,17 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
         "mixed_group_fraction": float((correct.any(-1) & ~correct.all(-1)).mean()),
         "solve_all_fraction": float(correct.all(-1).mean()),
     }
-    w, r, present = weights
+    w, idx = weights
+    w, r, present = np.asarray(w), rewards[np.asarray(idx)], np.asarray(mask[idx]).any(-1)
     pos, neg = present & (r > 0.5), present & (r < 0.5)
     record["weight_pos_mean"] = float(np.abs(w[pos]).mean()) if pos.any() else float("nan")
     record["weight_neg_mean"] = float(np.abs(w[neg]).mean()) if neg.any() else float("nan")
     record["weight_neg_max"] = float(np.abs(w[neg]).max()) if neg.any() else float("nan")
     record["neg_top_share"] = _negative_top_share(w, r, present)
+    for sign, members in (("pos", pos), ("neg", neg)):  # the spread, for plots over training
+      for q in (10, 50, 90):
+        record[f"weight_{sign}_p{q}"] = (float(np.percentile(np.abs(w[members]), q))
+                                         if members.any() else float("nan"))
     if step % cfg.eval_every == 0 or step == cfg.steps:
       record["eval_pass_at_1"] = evaluate(graphdef, params, task, eval_batch.prompts,
                                           eval_batch.answers, temperature=cfg.eval_temperature,

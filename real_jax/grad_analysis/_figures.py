@@ -12,9 +12,7 @@ import math
 
 import jax.numpy as jnp
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 from real_jax.grad_analysis import _closed_forms as cf  # noqa: E402
 from real_jax.grad_analysis import _sweep  # noqa: E402
