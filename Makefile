@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= runs
 
-.PHONY: install test test-fast notebooks reproduce grad-analysis compare clean
+.PHONY: install test test-fast notebooks reproduce grad-analysis compare bench clean
 
 install: $(STAMP)
 
@@ -43,6 +43,13 @@ reproduce: install
 # The README's comparison: 6 losses x 3 seeds (about 10 minutes on 2 cores).
 compare: install
 	$(PY) experiments/compare_losses.py --workdir=$(OUT)/compare --config.base.dir=$(OUT)/base_models
+
+# Benchmarks (figures printed, and written as JSON under $(OUT)/). torch is pinned to
+# the CPU wheel; a bare `torch` would pull the newest CUDA build.
+bench: install
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) benchmarks/losses.py --json $(OUT)/bench_losses.json
+	$(PY) benchmarks/training.py --json $(OUT)/bench_training.json
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis *.egg-info

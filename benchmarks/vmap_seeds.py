@@ -39,14 +39,13 @@ def _timed(fn, *args):
   return out, time.perf_counter() - start
 
 
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)
+def measure(seeds: int, steps: int, base_dir: str) -> dict:
+  """Times `seeds` seeds vmapped against the same seeds one after another."""
   cfg = addition.get_config()
-  cfg.base.dir, cfg.steps = _BASE_DIR.value, _STEPS.value
+  cfg.base.dir, cfg.steps = base_dir, steps
   graphdef, params, _ = train_lib.build_base_model(cfg, log=lambda _: None)
   train = train_scan.make_train(cfg, graphdef)
-  keys = jax.vmap(jax.random.key)(jnp.arange(_SEEDS.value))
+  keys = jax.vmap(jax.random.key)(jnp.arange(seeds))
   tau = cfg.tau
 
   single = jax.jit(train).lower(params, keys[0], tau)
@@ -60,13 +59,13 @@ def main(argv):
 
   _, one = _timed(single, params, keys[0], tau)
   sequential = 0.0
-  for i in range(_SEEDS.value):
+  for i in range(seeds):
     _, t = _timed(single, params, keys[i], tau)
     sequential += t
   (_, metrics), together = _timed(vmapped, params, keys, tau)
-  figures = {
+  return {
       "device": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(),
-      "seeds": _SEEDS.value, "steps": _STEPS.value,
+      "seeds": seeds, "steps": steps,
       "rollouts_per_step": cfg.prompts_per_step * cfg.group_size,
       "one_seed_s": one, "sequential_s": sequential, "vmapped_s": together,
       "speedup_vmapped_over_sequential": sequential / together,
@@ -74,14 +73,25 @@ def main(argv):
       "compile_single_s": compile_single, "compile_vmapped_s": compile_vmapped,
       "final_pass_at_1": np.asarray(metrics["eval_pass_at_1"]).round(3).tolist(),
   }
-  print(f"device: {figures['device']} ({figures['cpu_count']} CPUs), {_SEEDS.value} seeds x "
-        f"{_STEPS.value} steps x {figures['rollouts_per_step']} rollouts/step")
-  print(f"{'one seed':<28}{one:8.2f} s")
-  print(f"{f'{_SEEDS.value} seeds, sequential':<28}{sequential:8.2f} s")
-  print(f"{f'{_SEEDS.value} seeds, one vmapped program':<28}{together:8.2f} s   "
+
+
+def report(figures: dict) -> None:
+  n = figures["seeds"]
+  print(f"device: {figures['device']} ({figures['cpu_count']} CPUs), {n} seeds x "
+        f"{figures['steps']} steps x {figures['rollouts_per_step']} rollouts/step")
+  print(f"{'one seed':<28}{figures['one_seed_s']:8.2f} s")
+  print(f"{f'{n} seeds, sequential':<28}{figures['sequential_s']:8.2f} s")
+  print(f"{f'{n} seeds, one vmapped program':<28}{figures['vmapped_s']:8.2f} s   "
         f"({figures['speedup_vmapped_over_sequential']:.2f}x faster than sequential, "
         f"{figures['vmapped_over_one_seed']:.2f}x one seed)")
-  print(f"compile: single {compile_single:.1f} s, vmapped {compile_vmapped:.1f} s")
+  print(f"compile: single {figures['compile_single_s']:.1f} s, vmapped {figures['compile_vmapped_s']:.1f} s")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  figures = measure(_SEEDS.value, _STEPS.value, _BASE_DIR.value)
+  report(figures)
   if _JSON.value:
     with open(_JSON.value, "w") as f:
       json.dump(figures, f, indent=1)
