@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -30,23 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks._common import median_time  # noqa: E402
 from real_jax import losses  # noqa: E402
 
 _SHAPES = flags.DEFINE_list("shapes", ["64x8x1024", "256x8x4096"], "B x G x T batches.")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "Timed repetitions (median reported).")
 _LOSSES = flags.DEFINE_list("losses", sorted(losses.LOSSES), "Losses to time.")
 _JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
-
-
-def median_time(fn, repeats: int, warmup: int = 2) -> float:
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def memory_bandwidth(repeats: int) -> float:

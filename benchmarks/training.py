@@ -28,7 +28,7 @@ from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import vmap_seeds  # noqa: E402
-from benchmarks.losses import median_time  # noqa: E402
+from benchmarks._common import median_time  # noqa: E402
 from experiments.configs import addition  # noqa: E402
 from real_jax import model as model_lib  # noqa: E402
 from real_jax import sampling  # noqa: E402

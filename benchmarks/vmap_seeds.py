@@ -27,10 +27,6 @@ from experiments.configs import addition  # noqa: E402
 from real_jax import train as train_lib  # noqa: E402
 from real_jax import train_scan  # noqa: E402
 
-_SEEDS = flags.DEFINE_integer("seeds", 8, "Number of seeds S.")
-_STEPS = flags.DEFINE_integer("steps", 20, "RL steps per run.")
-_BASE_DIR = flags.DEFINE_string("base_dir", "runs/base_models", "Where base models are kept.")
-_JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
 
 
 def _timed(fn, *args):
@@ -87,15 +83,23 @@ def report(figures: dict) -> None:
   print(f"compile: single {figures['compile_single_s']:.1f} s, vmapped {figures['compile_vmapped_s']:.1f} s")
 
 
-def main(argv):
+def main(argv, flags_):
   del argv
   logging.set_verbosity(logging.WARNING)
-  figures = measure(_SEEDS.value, _STEPS.value, _BASE_DIR.value)
+  figures = measure(flags_["seeds"].value, flags_["steps"].value, flags_["base_dir"].value)
   report(figures)
-  if _JSON.value:
-    with open(_JSON.value, "w") as f:
+  if flags_["json"].value:
+    with open(flags_["json"].value, "w") as f:
       json.dump(figures, f, indent=1)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  # Flags are defined only here, so that benchmarks/training.py can import measure().
+  import functools  # noqa: PLC0415
+  _flags = {
+      "seeds": flags.DEFINE_integer("seeds", 8, "Number of seeds S."),
+      "steps": flags.DEFINE_integer("steps", 20, "RL steps per run."),
+      "base_dir": flags.DEFINE_string("base_dir", "runs/base_models", "Where base models are kept."),
+      "json": flags.DEFINE_string("json", None, "Also write the figures to this JSON file."),
+  }
+  app.run(functools.partial(main, flags_=_flags))
