@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks._common import median_time  # noqa: E402
 from real_jax import losses  # noqa: E402
+from real_jax.grad_analysis import CLIPPED_DEFAULTS  # noqa: E402
 
 _SHAPES = flags.DEFINE_list("shapes", ["64x8x1024", "256x8x4096"], "B x G x T batches.")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "Timed repetitions (median reported).")
@@ -89,11 +90,9 @@ def numpy_loss(name: str, logp, old, mask, rewards, tau=0.5):
         group = group + log1p_sum_exp(sbar / tau, neg)
     return np.where(valid, group, 0.0).sum() / max(present.any(-1).sum(), 1)
 
-  cfg = {"grpo": (0.2, 0.2, True, "seq-mean-token-mean", False),
-         "dapo": (0.2, 0.28, True, "token-mean", False),
-         "dr_grpo": (0.2, 0.2, False, "seq-mean-token-sum-norm", False),
-         "gspo": (3e-4, 4e-4, True, "seq-mean-token-mean", True)}[name]
-  el, eh, scale, mode, seq = cfg
+  cfg = CLIPPED_DEFAULTS[name]
+  el, eh, scale = cfg["epsilon_low"], cfg["epsilon_high"], cfg["scale_rewards"]
+  mode, seq = cfg["loss_agg_mode"], cfg["sequence_level"]
   n = present.sum(-1, keepdims=True)
   r = np.where(present, rewards, 0.0)
   mean = r.sum(-1, keepdims=True) / np.maximum(n, 1)

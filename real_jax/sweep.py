@@ -28,15 +28,12 @@ import time
 import traceback
 from typing import Callable
 
-import jax
-import jax.numpy as jnp
 import matplotlib
 import matplotlib.pyplot as plt
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
+import ml_collections
+import numpy as np
 
-from real_jax import train as train_lib  # noqa: E402
-from real_jax import train_scan  # noqa: E402
+from real_jax import train_scan
 
 VECTORISED = ("seed", "tau")  # axes trained together in one program
 
@@ -116,13 +113,9 @@ def run_sweep(cfg: ml_collections.ConfigDict, points: list[dict], workdir: str, 
 def _run_group(cfg, shared: dict, todo: list[dict]) -> list[dict]:
   """Trains the points of a group (same config but seed and tau) in one vmapped program."""
   group_cfg = apply_overrides(cfg, shared)
-  graphdef, params, _ = train_lib.build_base_model(group_cfg, log=lambda _: None)
-  train = train_scan.make_train(group_cfg, graphdef)
-  seeds = jnp.asarray([int(p.get("seed", group_cfg.seed)) for p in todo])
-  taus = jnp.asarray([float(p.get("tau", group_cfg.tau)) for p in todo], jnp.float32)
-  keys = jax.vmap(jax.random.key)(seeds)
-  _, metrics = jax.jit(jax.vmap(train, in_axes=(None, 0, 0)))(params, keys, taus)
-  metrics = jax.tree.map(np.asarray, metrics)
+  metrics, _ = train_scan.run_seeds(
+      group_cfg, [int(p.get("seed", group_cfg.seed)) for p in todo],
+      taus=[float(p.get("tau", group_cfg.tau)) for p in todo], log=lambda _: None)
   return [{k: v[i] for k, v in metrics.items()} for i in range(len(todo))]
 
 

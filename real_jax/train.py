@@ -334,13 +334,14 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
     old_logp = rollout.logp.reshape(B, G, -1)
     order_rng = np.random.default_rng([cfg.seed, step])
     mb = B // cfg.minibatches
+    rewards_device = jnp.asarray(rewards)
     logs, weights = [], None
     for _ in range(cfg.ppo_epochs):
       order = order_rng.permutation(B)
       for i in range(cfg.minibatches):
         idx = jnp.asarray(order[i * mb:(i + 1) * mb])
         params, opt_state, out = update(params, opt_state, tokens[idx], old_logp[idx], mask[idx],
-                                        jnp.asarray(rewards)[idx], cfg.tau)
+                                        rewards_device[idx], cfg.tau)
         logs.append(out)
         # Kept from the step's last update: the most off-policy one, where the
         # objectives' weights differ (on-policy, every s is 0).

@@ -143,22 +143,26 @@ def make_train(cfg: ml_collections.ConfigDict, graphdef, mesh: Mesh | None = Non
   return train
 
 
-def run_seeds(cfg: ml_collections.ConfigDict, seeds, *, mesh: Mesh | None = None,
+def run_seeds(cfg: ml_collections.ConfigDict, seeds, *, taus=None, mesh: Mesh | None = None,
               log=print, return_params: bool = False):
   """Trains one model per seed in a single compiled, vmapped program.
 
-  Returns `(metrics, seconds)` with `metrics[name]` of shape `[S, steps]`
-  (`eval_pass_at_1`: `[S]`), as NumPy arrays on every host; with
-  `return_params`, also the final parameters (leading axis S).
+  `taus`, if given, holds one temperature per seed (the sweep's seed x tau
+  points); otherwise every run uses `cfg.tau`. Returns `(metrics, seconds)`
+  with `metrics[name]` of shape `[S, steps]` (`eval_pass_at_1`: `[S]`), as
+  NumPy arrays on every host; with `return_params`, also the final
+  parameters (leading axis S).
   """
   graphdef, params, _ = train_lib.build_base_model(cfg, log=log)
   if mesh is not None:
     params = shard_params(params, mesh)
   train = make_train(cfg, graphdef, mesh)
   keys = jax.vmap(jax.random.key)(jnp.asarray([int(s) for s in seeds]))
-  run = jax.jit(jax.vmap(train, in_axes=(None, 0, None)))
+  taus = jnp.full((len(seeds),), cfg.tau, jnp.float32) if taus is None else jnp.asarray(
+      taus, jnp.float32)
+  run = jax.jit(jax.vmap(train, in_axes=(None, 0, 0)))
   start = time.perf_counter()
-  final_params, metrics = run(params, keys, cfg.tau)
+  final_params, metrics = run(params, keys, taus)
   if jax.process_count() > 1:  # arrays span hosts: gather them everywhere
     from jax.experimental import multihost_utils  # noqa: PLC0415
     metrics = multihost_utils.process_allgather(metrics)
