@@ -5,22 +5,38 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install test test-fast notebooks reproduce grad-analysis compare bench clean
+.PHONY: install install-tunix test test-fast notebooks reproduce grad-analysis compare bench clean
 
 install: $(STAMP)
 
-# The stamp is rebuilt whenever the declared dependencies change.
-$(STAMP): setup.cfg pyproject.toml
+# The optional Tunix extra (google-tunix and its data/model-loading stack,
+# about 2 minutes to install); `make test` needs it, `make reproduce` does not.
+install-tunix: $(TUNIX_STAMP)
+
+# The stamps are rebuilt whenever the declared dependencies change.
+define make_venv
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "real_jax needs Python 3.11+, found " + sys.version.split()[0])'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+endef
+
+$(STAMP): setup.cfg pyproject.toml
+	$(make_venv)
 	$(PY) -m pip install --quiet -e '.[test,notebook]'
 	@touch $(STAMP)
 
-# The test suite and the three notebooks (executed top to bottom by nbmake).
-test: install
+# One resolution for everything, so a fresh `make test` installs once.
+$(TUNIX_STAMP): setup.cfg pyproject.toml
+	$(make_venv)
+	$(PY) -m pip install --quiet -e '.[test,notebook,tunix]'
+	@touch $(STAMP) $(TUNIX_STAMP)
+
+# The test suite (Tunix integration included) and the three notebooks
+# (executed top to bottom by nbmake).
+test: install-tunix
 	$(PY) -m pytest --nbmake tests notebooks
 
 test-fast: install

@@ -1,0 +1,322 @@
+"""real_jax's label-based objectives as Tunix policy losses.
+
+Importing this module registers, in Tunix's function registry:
+
+* the policy losses `real`, `grad`, `bce` and `real_product`, so that
+  `GRPOConfig(policy_loss_fn="real", ...)` trains with REAL through Tunix's
+  `GRPOLearner` (sharded models, fast rollouts, multi-host TPU);
+* the advantage estimator `binary_labels`, which passes 0/1 rewards through
+  unchanged after checking on the host that they are 0/1.
+
+The loss computes per-token log-probabilities exactly as Tunix's own GRPO loss
+does (`tunix.rl.common.compute_per_token_logps`, with the rollout
+temperature), reshapes Tunix's flat rows `[B*G, T]` into groups `[B, G, T]`,
+derives the labels from the rewards and calls `real_jax.losses` unchanged. The
+returned aux holds the keys Tunix logs (`kl`, `pg_clipfrac`) plus
+real_jax's diagnostics under `real_jax/...`.
+
+Labels: a rollout is positive when its advantage is > 0. With the
+`binary_labels` estimator (the default of `LabelGRPOConfig`) the advantage is
+the 0/1 reward itself. With Tunix's `grpo`, `rloo` or `drgrpo` estimators and
+binary rewards, the advantage of a correct rollout in a mixed group is > 0 and
+of a wrong one < 0; a group whose rollouts all have the same reward has
+advantage 0 everywhere and contributes nothing, as under its true labels. Use
+`binary_labels` when you want non-binary rewards rejected rather than
+thresholded at their group mean.
+
+Example:
+  >>> import real_jax.integrations.tunix as rj_tunix    # doctest: +SKIP
+  >>> config = rj_tunix.LabelGRPOConfig(                  # doctest: +SKIP
+  ...     policy_loss_fn="real", tau=0.5, num_generations=8)
+  >>> learner = GRPOLearner(rl_cluster=cluster, algo_config=config,
+  ...                       reward_fns=[real_jax.tasks.math.reward_fn])
+
+Requires the `tunix` extra (`pip install -e '.[tunix]'`); written against
+google-tunix 0.1.7.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+try:
+  from tunix.rl import algo_core as _tunix_algo_core  # registers "grpo" first
+  from tunix.rl import common as _tunix_common
+  from tunix.rl import function_registry as _tunix_registry
+  from tunix.rl.grpo import grpo_learner as _tunix_grpo
+except ImportError as e:  # pragma: no cover - depends on the environment
+  raise ImportError(
+      "real_jax.integrations.tunix needs Tunix: install the extra with "
+      "`pip install -e '.[tunix]'` (google-tunix).") from e
+
+from real_jax import losses as rj_losses
+from real_jax import tasks as _tasks
+
+OBJECTIVES = ("real", "grad", "bce", "real_product")
+LABEL_ESTIMATOR = "binary_labels"
+# The paper's temperature; used when the config has no `tau` field.
+DEFAULT_TAU = 0.5
+DIAGNOSTICS = (
+    "real_jax/mixed_group_frac",
+    "real_jax/score_pos_mean",
+    "real_jax/score_neg_mean",
+    "real_jax/positive_frac",
+)
+
+
+@dataclasses.dataclass(kw_only=True)
+class LabelGRPOConfig(_tunix_grpo.GRPOConfig):
+  """`GRPOConfig` with the paper's defaults for the label-based objectives.
+
+  Attributes:
+    policy_loss_fn: one of `OBJECTIVES`. Default `real`.
+    advantage_estimator: `binary_labels` (0/1 rewards, checked).
+    beta: KL coefficient; the paper trains without KL. Default 0.
+    tau: the objectives' temperature (> 0). Default 0.5, as in the paper.
+
+  `loss_agg_mode`, `epsilon` and `epsilon_high` do not enter the label-based
+  objectives, which are normalised per group as paper.md fixes; they still
+  govern the KL term when `beta > 0`.
+  """
+
+  policy_loss_fn: str = "real"
+  advantage_estimator: str = LABEL_ESTIMATOR
+  beta: float = 0.0
+  tau: float = DEFAULT_TAU
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.policy_loss_fn not in OBJECTIVES:
+      raise ValueError(
+          f"`policy_loss_fn` must be one of {OBJECTIVES} for LabelGRPOConfig; "
+          f"got {self.policy_loss_fn!r}. Use Tunix's GRPOConfig for 'grpo'.")
+    if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau) \
+        or self.tau <= 0:
+      raise ValueError(f"`tau` must be a finite number > 0; got {self.tau!r}.")
+
+
+def binary_labels(rewards: Any, num_generations: int) -> np.ndarray:
+  """Advantage estimator that returns 0/1 rewards as labels, after checking them.
+
+  Runs on the host, before the jitted loss, so a non-binary reward fails here
+  with a readable message instead of being thresholded silently.
+  """
+  r = np.asarray(rewards, dtype=np.float32)
+  if r.ndim != 1 or num_generations < 1 or r.shape[0] % num_generations:
+    raise ValueError(
+        f"`rewards` must be a flat array of whole groups of num_generations="
+        f"{num_generations} rollouts; got shape {r.shape}.")
+  bad = r[(r != 0) & (r != 1)]
+  if bad.size:
+    raise ValueError(
+        "`rewards` must be 0 or 1 for the label-based objectives "
+        f"{OBJECTIVES}; got values such as {np.unique(bad)[:5].tolist()}. "
+        "Use a 0/1 verifier (e.g. real_jax.tasks.math.reward_fn), a single "
+        "reward function (Tunix sums several), or Tunix's 'grpo' advantage "
+        "estimator to label rollouts by the sign of their advantage.")
+  return r
+
+
+def group_rows(x: jax.Array, num_generations: int, name: str) -> jax.Array:
+  """`[B*G, ...] -> [B, G, ...]`: Tunix's flat rows as rollout groups.
+
+  Tunix lays out each prompt's `G` rollouts in consecutive rows, and its
+  micro-batches are counted in prompts; a micro-batch whose row count is not
+  a multiple of `G` has split a group, and a group-relative loss computed on
+  it would be wrong, so it is refused.
+  """
+  rows = x.shape[0]
+  if num_generations < 1 or rows % num_generations:
+    raise ValueError(
+        f"The {name!r} policy loss got a micro-batch of {rows} rollouts, which "
+        f"is not a whole number of groups of num_generations={num_generations}"
+        ". Label-based objectives compare the rollouts of one prompt, so each "
+        "micro-batch must hold whole groups: keep mini_batch_size and "
+        "train_micro_batch_size counted in prompts (Tunix multiplies them by "
+        "num_generations) and do not re-split TrainExamples by rows.")
+  return x.reshape(rows // num_generations, num_generations, *x.shape[1:])
+
+
+def labels_from_advantages(advantages: jax.Array) -> jax.Array:
+  """0/1 labels from Tunix advantages: positive advantage means correct."""
+  return (advantages > 0).astype(jnp.float32)
+
+
+def label_loss(objective: str, per_token_logps: jax.Array,
+               old_per_token_logps: jax.Array, completion_mask: jax.Array,
+               advantages: jax.Array, *, num_generations: int,
+               tau: float) -> tuple[jax.Array, rj_losses.LabelLossAux]:
+  """The real_jax objective on Tunix's flat rows.
+
+  Args:
+    objective: one of `OBJECTIVES`.
+    per_token_logps, old_per_token_logps, completion_mask: `[B*G, T]`.
+    advantages: `[B*G]` (or `[B*G, T]` constant along T).
+    num_generations: `G`.
+    tau: temperature.
+
+  Returns:
+    What `real_jax.losses.<objective>` returns on the `[B, G, T]` groups.
+  """
+  if objective not in OBJECTIVES:
+    raise ValueError(f"`objective` must be one of {OBJECTIVES}; got {objective!r}.")
+  if advantages.ndim == 2:
+    advantages = advantages[:, 0]
+  labels = labels_from_advantages(advantages)
+  group = functools.partial(group_rows, num_generations=num_generations,
+                            name=objective)
+  return rj_losses.get(objective)(
+      group(per_token_logps), group(old_per_token_logps),
+      group(completion_mask), group(labels), tau=tau)
+
+
+def _masked_mean(x: jax.Array, where: jax.Array) -> jax.Array:
+  where = where.astype(x.dtype)
+  return jnp.sum(x * where) / jnp.maximum(jnp.sum(where), 1)
+
+
+def diagnostics(aux: rj_losses.LabelLossAux) -> dict[str, jax.Array]:
+  """Scalars worth logging from a label-based objective's aux."""
+  present_groups = jnp.any(aux.positive | aux.negative, axis=-1)
+  return {
+      "real_jax/mixed_group_frac": _masked_mean(
+          aux.valid_group.astype(jnp.float32), present_groups),
+      "real_jax/score_pos_mean": _masked_mean(aux.scores, aux.positive),
+      "real_jax/score_neg_mean": _masked_mean(aux.scores, aux.negative),
+      "real_jax/positive_frac": _masked_mean(
+          aux.positive.astype(jnp.float32), aux.positive | aux.negative),
+  }
+
+
+def policy_loss(model: nnx.Module, train_example: Any, algo_config: Any,
+                pad_id: int, eos_id: int, *, objective: str,
+                **kwargs: Any) -> tuple[jax.Array, dict[str, Any]]:
+  """A Tunix policy loss (`function_registry` signature) for `objective`."""
+  del kwargs
+  if getattr(train_example, "segment_ids", None) is not None:
+    raise ValueError(
+        f"The {objective!r} policy loss does not support sequence packing "
+        "(segment_ids): packed rows no longer form rollout groups.")
+  completion_mask = train_example.completion_mask
+  graphdef, state = nnx.split(model)
+  per_token_logps, logits = _tunix_common.compute_per_token_logps(
+      graphdef,
+      state,
+      prompt_tokens=train_example.prompt_ids,
+      completion_tokens=train_example.completion_ids,
+      pad_id=pad_id,
+      eos_id=eos_id,
+      stop_gradient=False,
+      return_logits=True,
+      temperature=getattr(algo_config, "temperature", 1.0),
+  )
+  per_token_logps = per_token_logps.astype(jnp.float32)
+  if train_example.old_per_token_logps is None:
+    # One update per batch (num_iterations=1): the sampling policy is the
+    # current one, so every score is 0 in value but not in gradient.
+    old_per_token_logps = jax.lax.stop_gradient(per_token_logps)
+  else:
+    old_per_token_logps = train_example.old_per_token_logps.astype(jnp.float32)
+
+  loss, label_aux = label_loss(
+      objective, per_token_logps, old_per_token_logps, completion_mask,
+      jnp.asarray(train_example.advantages, jnp.float32),
+      num_generations=algo_config.num_generations,
+      tau=getattr(algo_config, "tau", DEFAULT_TAU))
+
+  aux: dict[str, Any] = {
+      "kl": jnp.float32(0.0),
+      "kl_loss": jnp.float32(0.0),
+      "pg_loss": loss,
+      # Label-based objectives have no ratio clipping.
+      "pg_clipfrac": jnp.float32(0.0),
+      **diagnostics(label_aux),
+  }
+  if train_example.ref_per_token_logps is not None:
+    kl = _tunix_common.compute_kl_divergence(
+        per_token_logps, train_example.ref_per_token_logps,
+        algo_config.kl_loss_mode,
+        clamp_value=getattr(algo_config, "kl_clamp_value", None))
+    aux["kl"] = _masked_mean(kl, completion_mask).astype(jnp.float32)
+    kl_loss = _tunix_common.aggregate_loss(kl, completion_mask,
+                                           algo_config.loss_agg_mode)
+    aux["kl_loss"] = kl_loss
+    if algo_config.beta:
+      loss = loss + algo_config.beta * kl_loss
+  entropy = _tunix_algo_core.compute_entropy_from_logits(logits)
+  aux["entropy"] = _tunix_common.aggregate_loss(entropy, completion_mask,
+                                                algo_config.loss_agg_mode)
+  return loss, aux
+
+
+def log_diagnostics(learner: Any) -> None:
+  """Make a `GRPOLearner` log real_jax's diagnostics next to Tunix's metrics."""
+  learner.rl_cluster.actor_trainer.with_rl_metrics_to_log(
+      {"kl": np.mean, "pg_clipfrac": np.mean,
+       **{name: np.mean for name in DIAGNOSTICS}})
+
+
+def register() -> None:
+  """Register the objectives and the `binary_labels` estimator (idempotent)."""
+  for name in OBJECTIVES:
+    if not _is_ours(_registered("policy_loss_fn", name)):
+      _tunix_registry.register_policy_loss_fn(name)(
+          functools.partial(policy_loss, objective=name))
+  if _registered("advantage_estimator", LABEL_ESTIMATOR) is not binary_labels:
+    _tunix_registry.register_advantage_estimator(LABEL_ESTIMATOR)(
+        binary_labels)
+
+
+def _registered(category: str, name: str) -> Any:
+  try:
+    return _tunix_registry.default_registry.get(category, name)
+  except LookupError:
+    return None
+
+
+def _is_ours(fn: Any) -> bool:
+  return isinstance(fn, functools.partial) and fn.func is policy_loss
+
+
+register()
+
+
+class CharTokenizerAdapter:
+  """real_jax's `CharTokenizer` with the interface Tunix's samplers call.
+
+  Lets the toy arithmetic tasks run through Tunix unchanged: the same
+  prompts, the same verifiers, a Tunix model family in place of real_jax's.
+  """
+
+  def __init__(self, tokenizer: Any):
+    self._tokenizer = tokenizer
+
+  @property
+  def vocab_size(self) -> int:
+    return self._tokenizer.vocab_size
+
+  def encode(self, text: str, **kwargs: Any) -> list[int]:
+    del kwargs
+    return self._tokenizer.encode(text)
+
+  def decode(self, ids: Any, **kwargs: Any) -> str:
+    del kwargs
+    return self._tokenizer.decode([i for i in np.asarray(ids).ravel().tolist()
+                                   if i not in (_tasks.PAD, _tasks.BOS)])
+
+  def bos_id(self) -> int:
+    return _tasks.BOS
+
+  def eos_id(self) -> int:
+    return _tasks.EOS
+
+  def pad_id(self) -> int:
+    return _tasks.PAD
