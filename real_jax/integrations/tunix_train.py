@@ -291,6 +291,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str) -> grpo_learner.GRPOLearne
                      "(.json, .jsonl or .parquet with problem and answer columns).")
   if cfg.distributed:
     jax.distributed.initialize()
+  if "://" not in workdir:
+    workdir = os.path.abspath(workdir)  # orbax refuses relative paths
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
     f.write(cfg.to_json_best_effort(indent=2))
@@ -312,6 +314,14 @@ def run(cfg: ml_collections.ConfigDict, workdir: str) -> grpo_learner.GRPOLearne
                cfg.steps)
   learner = build_learner(cfg, workdir, tokenizer=tokenizer)
   learner.train(train, evaluation)
+  trainer = learner.rl_cluster.actor_trainer
+  history = trainer.metrics_logger.get_metric_history
+  last = {}
+  for name in ("loss", "real_jax/mixed_group_frac"):
+    if trainer.metrics_logger.metric_exists("actor", name, "train"):
+      last[name] = float(np.asarray(history("actor", name, "train"))[-1])
+  logging.info("Finished at update %d; last %s; checkpoints and TensorBoard "
+               "under %s.", trainer.train_steps, last, workdir)
   return learner
 
 
