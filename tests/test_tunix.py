@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -58,11 +60,11 @@ def tunix_numerics():
       jax.config.update(name, value)
 
 
-def tiny_qwen3(seed: int = 0) -> qwen3.Qwen3:
+def tiny_qwen3(seed: int = 0, num_kv_heads: int = 1) -> qwen3.Qwen3:
   """A randomly initialised one-layer Qwen3 over the arithmetic alphabet."""
   config = qwen3.ModelConfig(
       num_layers=1, vocab_size=TOKENIZER.vocab_size, embed_dim=32,
-      hidden_dim=64, num_heads=2, head_dim=16, num_kv_heads=1,
+      hidden_dim=64, num_heads=2, head_dim=16, num_kv_heads=num_kv_heads,
       rope_theta=10_000, norm_eps=1e-6)
   return qwen3.Qwen3(config, rngs=nnx.Rngs(seed))
 
@@ -250,6 +252,73 @@ def test_adapter_refuses_split_groups_and_packing():
   packed = example.replace(segment_ids=jnp.zeros_like(example.completion_ids))
   with pytest.raises(ValueError, match="sequence packing"):
     loss_fn(model, packed, algo_config=config, pad_id=tasks.PAD, eos_id=tasks.EOS)
+
+
+SHARDED_SCRIPT = """
+import json, sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import jax, jax.numpy as jnp, numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import test_tunix as tt
+from tunix.rl import function_registry
+from real_jax import tasks
+
+assert jax.device_count() == 8, jax.devices()
+model = tt.tiny_qwen3(num_kv_heads=2)
+rewards = np.array([1, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0], np.float32)
+example, _ = tt.make_example(np.random.default_rng(0), 3, rewards)
+logp = tt.tunix_logps(model, example, 1.0)
+example = example.replace(old_per_token_logps=jax.lax.stop_gradient(logp) + 0.1
+                          * jax.random.normal(jax.random.key(1), logp.shape))
+config = tt.rj_tunix.LabelGRPOConfig(num_generations=tt.G, tau=0.3)
+config.temperature = 1.0
+loss_fn = function_registry.get_policy_loss_fn("real")
+graphdef, state = nnx.split(model)
+
+def loss(state, example):
+  return loss_fn(nnx.merge(graphdef, state), example, algo_config=config,
+                 pad_id=tasks.PAD, eos_id=tasks.EOS)[0]
+
+ref_loss, ref_grad = jax.jit(jax.value_and_grad(loss))(state, example)
+# Tunix's layout: parameters by their fsdp/tp annotations, rows over fsdp,
+# so each device holds 3 rows and every group of 4 spans two devices.
+mesh = Mesh(np.array(jax.devices()).reshape(4, 2), ("fsdp", "tp"))
+specs = nnx.get_partition_spec(state)
+sharded_state = jax.device_put(state, jax.tree.map(
+    lambda s: NamedSharding(mesh, s), specs, is_leaf=lambda x: isinstance(x, P)))
+sharded_example = jax.tree.map(
+    lambda x: jax.device_put(x, NamedSharding(mesh, P("fsdp"))), example)
+with jax.set_mesh(mesh):
+  got_loss, got_grad = jax.jit(jax.value_and_grad(loss))(sharded_state, sharded_example)
+shardings = {{str(x.sharding.spec) for x in jax.tree.leaves(sharded_state)}}
+print("RESULT" + json.dumps({{
+    "loss": [float(ref_loss), float(got_loss)],
+    "grad": [[np.asarray(a).ravel().tolist(), np.asarray(b).ravel().tolist()]
+             for a, b in zip(jax.tree.leaves(ref_grad), jax.tree.leaves(got_grad))],
+    "sharded_specs": sorted(shardings)}}))
+"""
+
+
+@pytest.mark.slow
+def test_adapter_on_eight_devices_equals_one():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  proc = subprocess.run(
+      [sys.executable, "-c", SHARDED_SCRIPT.format(
+          root=root, tests=os.path.join(root, "tests"))],
+      capture_output=True, text=True, timeout=600, env=env, cwd=root)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(proc.stdout.split("RESULT", 1)[1])
+  ref_loss, got_loss = result["loss"]
+  assert ref_loss > 0
+  np.testing.assert_allclose(got_loss, ref_loss, rtol=1e-5)
+  for ref, got in result["grad"]:
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6)
+  # The parameters really were split over the mesh.
+  assert any("fsdp" in s for s in result["sharded_specs"])
+  assert any("tp" in s for s in result["sharded_specs"])
 
 
 # ------------------------------------------------------------ end to end ----
