@@ -1,5 +1,6 @@
-"""The optional extras stay optional: the core package never imports them."""
+"""What ships around the package: optional extras stay optional; launch scripts."""
 
+import os
 import subprocess
 import sys
 
@@ -20,3 +21,22 @@ def test_core_imports_neither_tunix_nor_math_verify():
   out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                        text=True, check=True, timeout=300)
   assert out.stdout.strip() == "", out.stdout
+
+
+def test_tpu_launch_script_dry_run():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  script = os.path.join(root, "experiments", "launch_tpu_r1_1p5b.sh")
+  env = dict(os.environ, DRY_RUN="1", ZONE="zone-a", LOSS="bce")
+  out = subprocess.run(["bash", script], capture_output=True, text=True,
+                       env=env, cwd=root, timeout=60)
+  assert out.returncode == 0, out.stderr
+  lines = out.stdout.splitlines()
+  assert lines[0].startswith("gcloud compute tpus tpu-vm create real-1p5b --zone=zone-a")
+  assert lines[1].startswith("git archive")
+  assert "tpu-vm scp" in lines[2] and "tpu-vm ssh" in lines[3]
+  assert "--config.loss=bce" in lines[3]
+  assert "r1_distill_1p5b_tunix.py" in lines[3]
+  env.pop("ZONE")
+  out = subprocess.run(["bash", script], capture_output=True, text=True,
+                       env=env, cwd=root, timeout=60)
+  assert out.returncode != 0 and "ZONE" in out.stderr
