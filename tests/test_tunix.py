@@ -457,11 +457,17 @@ def test_prompt_batches_are_seeded_and_reiterable():
 @pytest.mark.slow
 def test_toy_recipe_trains_checkpoints_and_resumes(tmp_path):
   cfg = recipe.get_config("toy")  # trains on experiments/data/toy_math.jsonl
+  cfg.data.eval = cfg.data.train
+  cfg.eval_every = 2
   workdir = str(tmp_path / "run")
   learner = tunix_train.run(cfg, workdir)
   trainer = learner.rl_cluster.actor_trainer
   # 2 steps of 4 prompts, 2 updates each.
   assert (trainer.train_steps, learner.rl_cluster.global_steps) == (4, 2)
+  # The held-out reward (the math verifier on eval rollouts), every 2 updates.
+  held_out = learner.rl_cluster._rl_metrics_logger.get_metric_history(  # pylint: disable=protected-access
+      "rewards", "reward_fn", "eval")
+  assert len(held_out) == 2 and np.all((0 <= held_out) & (held_out <= 1))
   losses_run1 = trainer.metrics_logger.get_metric_history("actor", "loss", "train")
   assert len(losses_run1) == 4 and np.all(np.isfinite(losses_run1))
   assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "tensorboard"]
