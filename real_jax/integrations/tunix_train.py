@@ -232,16 +232,13 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
                      f"mini-batch of {mini} prompts.")
 
 
-def build_learner(cfg: ml_collections.ConfigDict, workdir: str, *, model: Any = None,
-                  tokenizer: Any = None) -> grpo_learner.GRPOLearner:
+def build_learner(cfg: ml_collections.ConfigDict, workdir: str,
+                  tokenizer: Any) -> grpo_learner.GRPOLearner:
   """The RLCluster and GRPOLearner that `cfg` describes."""
   check_config(cfg)
   mesh = make_mesh(cfg.mesh)
-  tokenizer = tokenizer or load_tokenizer(cfg.model)
-  if model is None:
-    vocab = getattr(tokenizer, "vocab_size", None)
-    vocab = vocab() if callable(vocab) else vocab
-    model = load_model(cfg.model, mesh, vocab)
+  # Only the toy model is sized from its tokenizer; checkpoints carry their own.
+  model = load_model(cfg.model, mesh, getattr(tokenizer, "vocab_size", None))
   mini = cfg.prompts_per_step // cfg.updates_per_step
   optimizer = optax.chain(
       optax.clip_by_global_norm(cfg.grad_clip),
@@ -312,7 +309,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str) -> grpo_learner.GRPOLearne
                "%d updates/step, %d steps.", len(prompts), cfg.loss, cfg.tau,
                cfg.group_size, cfg.prompts_per_step, cfg.updates_per_step,
                cfg.steps)
-  learner = build_learner(cfg, workdir, tokenizer=tokenizer)
+  learner = build_learner(cfg, workdir, tokenizer)
   learner.train(train, evaluation)
   trainer = learner.rl_cluster.actor_trainer
   history = trainer.metrics_logger.get_metric_history
