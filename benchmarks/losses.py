@@ -7,8 +7,7 @@ jitted `value_and_grad` with respect to `logp` (after warm-up, median of
 `--repeats`). In the same run it measures the machine's memory bandwidth (a
 jitted sum over a 512 MiB array) and reports each loss's effective bandwidth:
 the bytes of `logp`, `old_logp` and `mask` read once, divided by the time.
-It also times a vectorised NumPy float64 implementation of the same loss
-(forward only, so a lower bound on its cost) and, when PyTorch is installed
+When PyTorch is installed
 (`pip install torch==2.13.0`, the `bench` extra), a PyTorch implementation of
 REAL that follows the official code's algorithm step by step (sort rollouts
 by prompt id, reshape to groups, masked_fill, logsumexp with a zero column,
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -27,10 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks._common import median_time  # noqa: E402
-from real_jax import losses  # noqa: E402
-from real_jax.grad_analysis import CLIPPED_DEFAULTS  # noqa: E402
+# Run as a script, the benchmarks folder is on sys.path: its helper imports by name.
+from _common import median_time
+from real_jax import losses
 
 _SHAPES = flags.DEFINE_list("shapes", ["64x8x1024", "256x8x4096"], "B x G x T batches.")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "Timed repetitions (median reported).")
@@ -54,60 +51,6 @@ def make_batch(B: int, G: int, T: int, seed: int = 0):
   mask = np.arange(T)[None, None, :] < lengths[..., None]
   rewards = (rng.random((B, G)) < 0.5).astype(np.float32)
   return logp, old, mask, rewards
-
-
-# ------------------------------------------------------ NumPy (float64) ----
-
-
-def numpy_loss(name: str, logp, old, mask, rewards, tau=0.5):
-  """Vectorised float64 forward pass of the same loss (defaults as real_jax)."""
-  logp, old = logp.astype(np.float64), old.astype(np.float64)
-  s_tok = np.where(mask, logp - old, 0.0)
-  n_tok = mask.sum(-1)
-  sbar = s_tok.sum(-1) / np.maximum(n_tok, 1)
-  present = n_tok > 0
-  pos, neg = present & (rewards > 0.5), present & (rewards <= 0.5)
-  valid = pos.any(-1) & neg.any(-1)
-
-  def log1p_sum_exp(z, where):
-    z = np.where(where, z, -np.inf)
-    top = np.maximum(z.max(-1, keepdims=True), 0.0)
-    return (np.log(np.exp(-top[..., 0]) + np.exp(z - top).sum(-1)) + top[..., 0])
-
-  if name in losses.LABEL_LOSSES:
-    if name == "bce":
-      per = np.where(pos, np.logaddexp(0, -sbar / tau), np.where(neg, np.logaddexp(0, sbar / tau), 0))
-      count = (present & valid[:, None]).sum()
-      return (per * valid[:, None]).sum() / max(count, 1)
-    if name == "real_product":
-      a = np.where(neg, sbar / tau, -np.inf)
-      b = np.where(pos, -sbar / tau, -np.inf)
-      lse = lambda v: np.log(np.exp(v - v.max(-1, keepdims=True)).sum(-1)) + v.max(-1)  # noqa: E731
-      group = np.logaddexp(0, lse(np.where(valid[:, None], a, 0)) + lse(np.where(valid[:, None], b, 0)))
-    else:
-      group = log1p_sum_exp(-sbar / tau, pos)
-      if name == "real":
-        group = group + log1p_sum_exp(sbar / tau, neg)
-    return np.where(valid, group, 0.0).sum() / max(present.any(-1).sum(), 1)
-
-  cfg = CLIPPED_DEFAULTS[name]
-  el, eh, scale = cfg["epsilon_low"], cfg["epsilon_high"], cfg["scale_rewards"]
-  mode, seq = cfg["loss_agg_mode"], cfg["sequence_level"]
-  n = present.sum(-1, keepdims=True)
-  r = np.where(present, rewards, 0.0)
-  mean = r.sum(-1, keepdims=True) / np.maximum(n, 1)
-  adv = np.where(present, rewards - mean, 0.0)
-  if scale:
-    adv = adv / (np.sqrt((adv**2).sum(-1, keepdims=True) / np.maximum(n - 1, 1)) + 1e-6)
-  adv = np.where(valid[:, None], adv, 0.0)[..., None]
-  ratio = np.exp(np.clip(sbar[..., None] if seq else s_tok, -20, 20))
-  tok = np.maximum(-adv * ratio, -adv * np.clip(ratio, 1 - el, 1 + eh))
-  tok = np.where(mask, tok, 0.0)
-  if mode == "token-mean":
-    return tok.sum() / max(mask.sum(), 1)
-  if mode == "seq-mean-token-mean":
-    return (tok.sum(-1) / np.maximum(n_tok, 1)).sum() / max(present.sum(), 1)
-  return tok.sum() / mask.shape[-1]
 
 
 # ------------------------------------------------------------- PyTorch ----
@@ -150,7 +93,7 @@ def main(argv):
         + (f", PyTorch {torch.__version__}" if torch else ", PyTorch not installed"))
   print(f"memory bandwidth (jitted sum over 512 MiB): {bandwidth:.1f} GB/s\n")
   header = (f"{'shape B x G x T':<18}{'loss':<14}{'jax fwd+grad':>14}{'eff. GB/s':>11}{'% of bw':>9}"
-            f"{'numpy fwd':>12}{'numpy/jax':>11}{'torch f+b':>11}{'torch/jax':>11}")
+            f"{'torch f+b':>11}{'torch/jax':>11}")
   print(header)
   print("-" * len(header))
   rows = []
@@ -163,10 +106,8 @@ def main(argv):
       fn = losses.get(name)
       step = jax.jit(jax.value_and_grad(lambda lp, o, m, r, fn=fn: fn(lp, o, m, r)[0]))
       t_jax = median_time(lambda: jax.block_until_ready(step(*args)), repeats)
-      t_np = median_time(lambda: numpy_loss(name, logp, old, mask, rewards), max(3, repeats // 2), 1)
       row = {"shape": shape, "loss": name, "jax_s": t_jax, "effective_GBps": read_bytes / t_jax / 1e9,
-             "fraction_of_bandwidth": read_bytes / t_jax / 1e9 / bandwidth, "numpy_s": t_np,
-             "numpy_over_jax": t_np / t_jax}
+             "fraction_of_bandwidth": read_bytes / t_jax / 1e9 / bandwidth}
       if torch is not None and name == "real":
         lp_t = torch.tensor(logp.reshape(B * G, T), requires_grad=True)
         olp_t, m_t = torch.tensor(old.reshape(B * G, T)), torch.tensor(mask.reshape(B * G, T).astype(np.float32))
@@ -180,7 +121,7 @@ def main(argv):
       torch_cols = (f"{row['torch_s'] * 1e3:>9.1f}ms{row['torch_over_jax']:>10.1f}x"
                     if "torch_s" in row else f"{'-':>11}{'-':>11}")
       print(f"{shape:<18}{name:<14}{t_jax * 1e3:>12.2f}ms{row['effective_GBps']:>11.1f}"
-            f"{100 * row['fraction_of_bandwidth']:>8.0f}%{t_np * 1e3:>10.1f}ms{row['numpy_over_jax']:>10.1f}x"
+            f"{100 * row['fraction_of_bandwidth']:>8.0f}%"
             + torch_cols)
   if _JSON.value:
     with open(_JSON.value, "w") as f:

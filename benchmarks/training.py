@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -26,13 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks import vmap_seeds  # noqa: E402
-from benchmarks._common import median_time  # noqa: E402
-from experiments.configs import addition  # noqa: E402
-from real_jax import model as model_lib  # noqa: E402
-from real_jax import sampling  # noqa: E402
-from real_jax import train as train_lib  # noqa: E402
+# Run as a script, the benchmarks folder is on sys.path: its helpers import by name.
+import vmap_seeds
+from _common import median_time
+from real_jax import model as model_lib
+from real_jax import sampling
+from real_jax.training import config as config_lib
+from real_jax.training import step as step_lib
 
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions (median reported).")
 _JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
@@ -75,15 +74,16 @@ def main(argv):
       rates[cached] = SEQUENCES * RESPONSE / median_time(run, repeats)
 
     # The RL update on one minibatch of the toy config's shape, at this model size.
-    rl = addition.get_config()
+    rl = config_lib.get_config()
     rl.model.width, rl.model.depth, rl.model.heads = width, depth, heads
-    update = train_lib.make_update(rl, graphdef, train_lib.make_optimizer(rl), PROMPT)
+    optimizer = step_lib.make_optimizer(rl)
+    update = step_lib.make_update(rl, graphdef, optimizer, PROMPT)
     b, g = rl.prompts_per_step // rl.minibatches, rl.group_size
     tokens = jax.random.randint(jax.random.key(2), (b, g, PROMPT + RESPONSE), 3, VOCAB)
     old = jnp.full((b, g, RESPONSE), -2.0)
     mask = jnp.ones((b, g, RESPONSE), bool)
     rewards = (jax.random.uniform(jax.random.key(3), (b, g)) < 0.5).astype(jnp.float32)
-    opt_state = train_lib.make_optimizer(rl).init(state)
+    opt_state = step_lib.init_state(optimizer, state, jax.random.key(0), rl.lr).opt_state
     compiled = jax.jit(update).lower(state, opt_state, tokens, old, mask, rewards, 0.5).compile()
     seconds = median_time(lambda: jax.block_until_ready(
         compiled(state, opt_state, tokens, old, mask, rewards, 0.5)), repeats)

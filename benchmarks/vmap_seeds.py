@@ -2,7 +2,7 @@ r"""Wall time of S seeds in one vmapped program against S sequential runs.
 
   python benchmarks/vmap_seeds.py [--seeds=8] [--steps=20] [--json=FILE]
 
-Both sides run `real_jax.train_scan.make_train` on the toy addition config
+Both sides run `real_jax.training.scan.make_train` on the toy addition config
 from the same base model. Compilation is timed apart: the sequential side
 compiles its single-seed program once and reuses it for every seed, so the
 comparison is between running times.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 from absl import app
@@ -22,10 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from experiments.configs import addition  # noqa: E402
-from real_jax import train as train_lib  # noqa: E402
-from real_jax import train_scan  # noqa: E402
+from real_jax.training import base_model
+from real_jax.training import config as config_lib
+from real_jax.training import scan
 
 
 
@@ -37,28 +35,28 @@ def _timed(fn, *args):
 
 def measure(seeds: int, steps: int, base_dir: str) -> dict:
   """Times `seeds` seeds vmapped against the same seeds one after another."""
-  cfg = addition.get_config()
-  cfg.base.dir, cfg.steps = base_dir, steps
-  graphdef, params, _ = train_lib.build_base_model(cfg, log=lambda _: None)
-  train = train_scan.make_train(cfg, graphdef)
+  cfg = config_lib.get_config()
+  cfg.base.dir, cfg.steps, cfg.eval_every = base_dir, steps, steps
+  graphdef, params, _ = base_model.build_base_model(cfg, log=lambda _: None)
+  train = scan.make_train(cfg, graphdef)
   keys = jax.vmap(jax.random.key)(jnp.arange(seeds))
-  tau = cfg.tau
+  tau, lr = cfg.tau, cfg.lr
 
-  single = jax.jit(train).lower(params, keys[0], tau)
+  single = jax.jit(train).lower(params, keys[0], tau, lr)
   t0 = time.perf_counter()
   single = single.compile()
   compile_single = time.perf_counter() - t0
-  vmapped = jax.jit(jax.vmap(train, in_axes=(None, 0, None))).lower(params, keys, tau)
+  vmapped = jax.jit(jax.vmap(train, in_axes=(None, 0, None, None))).lower(params, keys, tau, lr)
   t0 = time.perf_counter()
   vmapped = vmapped.compile()
   compile_vmapped = time.perf_counter() - t0
 
-  _, one = _timed(single, params, keys[0], tau)
+  _, one = _timed(single, params, keys[0], tau, lr)
   sequential = 0.0
   for i in range(seeds):
-    _, t = _timed(single, params, keys[i], tau)
+    _, t = _timed(single, params, keys[i], tau, lr)
     sequential += t
-  (_, metrics), together = _timed(vmapped, params, keys, tau)
+  (_, metrics), together = _timed(vmapped, params, keys, tau, lr)
   return {
       "device": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(),
       "seeds": seeds, "steps": steps,
@@ -67,7 +65,7 @@ def measure(seeds: int, steps: int, base_dir: str) -> dict:
       "speedup_vmapped_over_sequential": sequential / together,
       "vmapped_over_one_seed": together / one,
       "compile_single_s": compile_single, "compile_vmapped_s": compile_vmapped,
-      "final_pass_at_1": np.asarray(metrics["eval_pass_at_1"]).round(3).tolist(),
+      "final_pass_at_1": np.asarray(metrics["eval_pass_at_1"])[:, -1].round(3).tolist(),
   }
 
 

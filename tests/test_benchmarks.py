@@ -1,4 +1,4 @@
-"""The benchmark scripts: their NumPy losses are the same losses, and they run."""
+"""The benchmark scripts run from anywhere and write their figures as JSON (no timing asserted)."""
 
 from __future__ import annotations
 
@@ -7,34 +7,17 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-import pytest
-
-import batches
-import reference
-from benchmarks import losses as bench_losses
-from real_jax import losses
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.mark.parametrize("name", sorted(losses.LOSSES))
-def test_vectorised_numpy_loss_equals_the_reference(name):
-  # No padded rollouts or empty groups: the benchmark's batches have none.
-  logp, old, mask, rewards = batches.random_batch(40, B=6, G=5, T=7, garbage=0.0,
-                                                  kinds=("mixed", "all_correct", "all_wrong"))
-  got = bench_losses.numpy_loss(name, logp, old, mask, rewards)
-  np.testing.assert_allclose(got, reference.loss(name, logp, old, mask, rewards), rtol=1e-10)
 
 
 def test_losses_benchmark_runs_and_writes_json(tmp_path):
   out = tmp_path / "bench.json"
   proc = subprocess.run(
-      [sys.executable, "benchmarks/losses.py", "--shapes=2x4x16", "--repeats=1",
-       "--losses=real,grpo", f"--json={out}"],
-      capture_output=True, text=True, timeout=300, cwd=ROOT)
+      [sys.executable, os.path.join(ROOT, "benchmarks", "losses.py"), "--shapes=2x4x16",
+       "--repeats=1", "--losses=real,grpo", f"--json={out}"],
+      capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
   assert proc.returncode == 0, proc.stderr[-2000:]
   figures = json.loads(out.read_text())
   assert figures["bandwidth_GBps"] > 0
   assert [r["loss"] for r in figures["rows"]] == ["real", "grpo"]
-  assert all(r["jax_s"] > 0 and r["numpy_s"] > 0 for r in figures["rows"])
+  assert all(r["jax_s"] > 0 and 0 < r["effective_GBps"] for r in figures["rows"])

@@ -208,15 +208,12 @@ class ClippedWeights(NamedTuple):
   ratio: Array
 
 
+# Read from the losses' registry (their signatures), never restated here.
 CLIPPED_DEFAULTS = {
-    "grpo": dict(epsilon_low=0.2, epsilon_high=0.2, scale_rewards=True,
-                 loss_agg_mode="seq-mean-token-mean", sequence_level=False),
-    "dapo": dict(epsilon_low=0.2, epsilon_high=0.28, scale_rewards=True,
-                 loss_agg_mode="token-mean", sequence_level=False),
-    "dr_grpo": dict(epsilon_low=0.2, epsilon_high=0.2, scale_rewards=False,
-                    loss_agg_mode="seq-mean-token-sum-norm", sequence_level=False),
-    "gspo": dict(epsilon_low=3e-4, epsilon_high=4e-4, scale_rewards=True,
-                 loss_agg_mode="seq-mean-token-mean", sequence_level=True),
+    name: {**{k: losses.defaults(name)[k]
+              for k in ("epsilon_low", "epsilon_high", "scale_rewards", "loss_agg_mode")},
+           "sequence_level": losses.spec(name).sequence_level}
+    for name in losses.CLIPPED_LOSSES
 }
 
 

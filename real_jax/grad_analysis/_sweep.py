@@ -33,7 +33,7 @@ from real_jax.grad_analysis import _closed_forms as cf
 
 Array = jax.Array
 
-OBJECTIVES = ("real", "grad", "bce", "real_product", "grpo", "dapo", "dr_grpo", "gspo")
+OBJECTIVES = tuple(losses.LOSSES)
 SIGNS = ("positive", "negative")
 GROUPS_PER_CASE = 4
 G_MIN, G_MAX = 2, 64

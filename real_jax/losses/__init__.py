@@ -3,7 +3,8 @@
 Every batched loss takes `logp, old_logp, mask: [B, G, T]` and `rewards: [B, G]`
 and returns `(loss, aux)`. Each is built from a function of one rollout group
 (`*_group`) that is `jax.vmap`-ed over groups. See `../shared/paper.md` for the
-formulas and conventions.
+formulas and conventions. `LOSSES` names every objective; `defaults(name)`
+gives its default hyperparameters, read from its signature.
 """
 
 from real_jax.losses._clipped import AGG_MODES
@@ -30,7 +31,10 @@ from real_jax.losses._label import real_product_group
 from real_jax.losses._registry import CLIPPED_LOSSES
 from real_jax.losses._registry import LABEL_LOSSES
 from real_jax.losses._registry import LOSSES
+from real_jax.losses._registry import LossSpec
+from real_jax.losses._registry import defaults
 from real_jax.losses._registry import get
+from real_jax.losses._registry import spec
 
 __all__ = [
     "AGG_MODES",
@@ -40,11 +44,13 @@ __all__ = [
     "LABEL_LOSSES",
     "LOSSES",
     "LabelLossAux",
+    "LossSpec",
     "aggregate",
     "bce",
     "bce_group",
     "clipped_surrogate_group",
     "dapo",
+    "defaults",
     "dr_grpo",
     "get",
     "grad",
@@ -58,4 +64,5 @@ __all__ = [
     "real_product",
     "real_product_group",
     "sequence_scores",
+    "spec",
 ]

@@ -1,24 +1,55 @@
-"""Name -> loss function, for configs and command lines."""
+"""The objectives by name: the one list of names, families and defaults.
+
+Every other part of real_jax (the trainer's `config.loss`, `grad_analysis`,
+the benchmarks, the Tunix adapter) reads the names from `LOSSES` and a loss's
+default hyperparameters from `defaults(name)`. The defaults themselves are
+declared once, in each function's keyword-only signature; `defaults` reads
+them from there, so a documented default and the value used cannot drift.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+import inspect
+from typing import Any, Callable
 
 from real_jax.losses import _clipped, _label
 
-LOSSES: dict[str, Callable] = {
-    "real": _label.real,
-    "grad": _label.grad,
-    "bce": _label.bce,
-    "real_product": _label.real_product,
-    "grpo": _clipped.grpo,
-    "dapo": _clipped.dapo,
-    "dr_grpo": _clipped.dr_grpo,
-    "gspo": _clipped.gspo,
+
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+  """One registered objective.
+
+  Attributes:
+    fn: the batched loss, `fn(logp, old_logp, mask, rewards, **hparams)`.
+    family: `"label"` (rewards as class labels, temperature `tau`) or
+      `"clipped"` (PPO-style clipped surrogate on group advantages).
+    sequence_level: the clipped ratio is taken per rollout (GSPO), not per token.
+  """
+  fn: Callable
+  family: str
+  sequence_level: bool = False
+
+
+_SPECS: dict[str, LossSpec] = {
+    "real": LossSpec(_label.real, "label"),
+    "grad": LossSpec(_label.grad, "label"),
+    "bce": LossSpec(_label.bce, "label"),
+    "real_product": LossSpec(_label.real_product, "label"),
+    "grpo": LossSpec(_clipped.grpo, "clipped"),
+    "dapo": LossSpec(_clipped.dapo, "clipped"),
+    "dr_grpo": LossSpec(_clipped.dr_grpo, "clipped"),
+    "gspo": LossSpec(_clipped.gspo, "clipped", sequence_level=True),
 }
 
-LABEL_LOSSES = ("real", "grad", "bce", "real_product")
-CLIPPED_LOSSES = ("grpo", "dapo", "dr_grpo", "gspo")
+LOSSES: dict[str, Callable] = {name: spec.fn for name, spec in _SPECS.items()}
+LABEL_LOSSES: tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.family == "label")
+CLIPPED_LOSSES: tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.family == "clipped")
+
+
+def _check_name(name: str) -> None:
+  if not isinstance(name, str) or name not in _SPECS:
+    raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(sorted(_SPECS))}.")
 
 
 def get(name: str) -> Callable:
@@ -27,9 +58,31 @@ def get(name: str) -> Callable:
   Raises:
     ValueError: for an unknown name, listing the known ones.
   """
-  try:
-    return LOSSES[name]
-  except (KeyError, TypeError):
-    raise ValueError(
-        f"unknown loss {name!r}; known losses: {', '.join(sorted(LOSSES))}."
-    ) from None
+  _check_name(name)
+  return _SPECS[name].fn
+
+
+def spec(name: str) -> LossSpec:
+  """The registry entry of `name` (function, family, sequence level)."""
+  _check_name(name)
+  return _SPECS[name]
+
+
+def defaults(name: str) -> dict[str, Any]:
+  """The default hyperparameters of loss `name`, read from its signature.
+
+  Only scalar hyperparameters are returned (`tau` for the label-based losses;
+  clip range, reward scaling, aggregation and KL settings for the clipped
+  ones); array arguments such as `ref_logp` and defaults of None are left out.
+
+  >>> defaults("dapo")["epsilon_high"]
+  0.28
+  >>> defaults("real")
+  {'tau': 0.5}
+  """
+  _check_name(name)
+  out = {}
+  for param in inspect.signature(_SPECS[name].fn).parameters.values():
+    if param.kind is param.KEYWORD_ONLY and param.default is not None:
+      out[param.name] = param.default
+  return out

@@ -1,0 +1,19 @@
+r"""`make reproduce`'s training part: REAL and GRPO from one base model, 2 seeds each.
+
+Command:
+  python -m real_jax.sweep --config=experiments/configs/reproduce.py --workdir=runs/reproduce_rl
+
+The addition config (100 steps of 16 prompts x 8 rollouts); each loss's two
+seeds train as one vmapped program. Runtime and result: see the README.
+"""
+
+from real_jax.training import config
+from real_jax.training.sweep import product
+
+
+def get_config():
+  return config.get_config()
+
+
+def get_sweep():
+  return product(loss=["real", "grpo"], seed=[0, 1])

@@ -1,0 +1,42 @@
+"""The one data stream: training prompts from a seeded JAX stream, a fixed held-out set.
+
+Both drivers (the scanned run and the resumable host loop) call these, so a
+config and a seed train on the same prompts everywhere. Step `t` of a run with
+key `key(seed)` draws its prompts from `fold_in(key, t)`; nothing else about
+the run (loss, learning rate, tau, where it was resumed) changes them, so runs
+that share a seed are paired across losses: same base model, same prompts, same
+sampling keys.
+
+The held-out set is drawn once from `eval_seed` and is the same for every run
+of a config. Training prompts come from the task's train split and held-out
+prompts from its eval split, which a hash of the problem text separates, so
+the two never overlap (`real_jax.tasks.ArithmeticTask.is_held_out`).
+"""
+
+from __future__ import annotations
+
+import jax
+
+from real_jax import tasks as tasks_lib
+
+
+def check_task(task: tasks_lib.Task) -> None:
+  if not isinstance(task, tasks_lib.ArithmeticTask):
+    raise ValueError(f"the JAX trainer needs a task with array forms (jax_problems, "
+                     f"jax_rewards); {task.name} has none.")
+
+
+def step_keys(run_key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """`(data, sampling, minibatch order)` keys of step `step` (1-based) of a run."""
+  k_data, k_sample, k_order = jax.random.split(jax.random.fold_in(run_key, step), 3)
+  return k_data, k_sample, k_order
+
+
+def train_batch(task: tasks_lib.ArithmeticTask, run_key: jax.Array, step, n: int):
+  """`(prompts [n, P], targets [n, R], target_len [n])` of step `step`, train split."""
+  return task.jax_problems(step_keys(run_key, step)[0], n, "train")
+
+
+def eval_set(task: tasks_lib.ArithmeticTask, eval_seed: int, n: int):
+  """The held-out prompts of a config: `(prompts, targets, target_len)`, eval split."""
+  return task.jax_problems(jax.random.key(eval_seed), n, "eval")

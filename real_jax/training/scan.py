@@ -1,0 +1,136 @@
+r"""A whole RL run as one `lax.scan`: vmappable over seed, tau and learning rate, shardable.
+
+  train = make_train(cfg, graphdef, mesh=None)
+  params, run = jax.jit(train)(base_params, jax.random.key(0), 0.5, 3e-4)
+  # S seeds x taus x learning rates in one compiled program:
+  params, run = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, 0)))(base_params, keys, taus, lrs)
+
+`run[name]` has one value per step for each of `metrics.STEP_METRICS`, and
+`run["eval_pass_at_1"]` one per entry of `metrics.eval_steps(steps, eval_every)`:
+the base model at step 0, then every `eval_every` steps and the last step,
+exactly the evaluations the resumable trainer (`loop.train`) makes. Both
+drivers run the same `step.make_step`, so for a config and seed they log the
+same metrics (tested).
+
+With a `mesh` of axes `("data", "fsdp")`, rollout groups are sharded over
+`data` and parameters over `fsdp` (`shard_params`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from real_jax.training import base_model
+from real_jax.training import metrics as metrics_lib
+from real_jax.training import step as step_lib
+
+
+def make_mesh(data: int | None = None, fsdp: int = 1, devices=None) -> Mesh:
+  """A `(data, fsdp)` mesh over `devices` (default: all), with Auto axes.
+
+  Auto axes let `with_sharding_constraint` place the batch; `jax.make_mesh`
+  would default to Explicit axes.
+  """
+  devices = list(jax.devices() if devices is None else devices)
+  if fsdp < 1 or len(devices) % fsdp:
+    raise ValueError(f"`fsdp` ({fsdp}) must divide the number of devices ({len(devices)}).")
+  data = len(devices) // fsdp if data is None else data
+  if data * fsdp > len(devices):
+    raise ValueError(f"mesh {data}x{fsdp} needs more than the {len(devices)} devices.")
+  grid = np.array(devices[:data * fsdp]).reshape(data, fsdp)
+  axis_type = getattr(jax.sharding, "AxisType", None)
+  if axis_type is not None:
+    return Mesh(grid, ("data", "fsdp"), axis_types=(axis_type.Auto, axis_type.Auto))
+  return Mesh(grid, ("data", "fsdp"))
+
+
+def shard_params(params, mesh: Mesh):
+  """Places each parameter: its first dimension divisible by `fsdp` is split, the rest replicated."""
+  fsdp = mesh.shape["fsdp"]
+
+  def spec(x):
+    for axis, size in enumerate(x.shape):
+      if fsdp > 1 and size % fsdp == 0 and size >= fsdp:
+        return NamedSharding(mesh, PartitionSpec(*([None] * axis + ["fsdp"])))
+    return NamedSharding(mesh, PartitionSpec())
+  return jax.device_put(params, jax.tree.map(spec, params))
+
+
+def make_train(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh | None = None
+               ) -> Callable:
+  """Returns `train(params, key, tau, lr) -> (final params, run metrics)`, a pure function."""
+  step = step_lib.make_step(cfg, graphdef, mesh)
+  evaluate = step_lib.make_evaluate(cfg, graphdef)
+  optimizer = step_lib.make_optimizer(cfg)
+  n_chunks, rest = divmod(cfg.steps, cfg.eval_every)
+
+  def steps(state, tau, n):
+    return jax.lax.scan(lambda s, _: step(s, tau), state, None, length=n)
+
+  def train(params, key, tau, lr):
+    state = step_lib.init_state(optimizer, params, key, lr)
+    evals = [evaluate(params)[None]]
+
+    def chunk(state, _):
+      state, m = steps(state, tau, cfg.eval_every)
+      return state, (m, evaluate(state.params))
+
+    state, (m, ev) = jax.lax.scan(chunk, state, None, length=n_chunks)
+    parts = [jax.tree.map(lambda x: x.reshape(-1), m)]
+    evals.append(ev)
+    if rest:
+      state, m_rest = steps(state, tau, rest)
+      parts.append(m_rest)
+      evals.append(evaluate(state.params)[None])
+    run = {k: jnp.concatenate([p[k] for p in parts]) for k in metrics_lib.STEP_METRICS}
+    run[metrics_lib.EVAL_METRIC] = jnp.concatenate(evals)
+    return state.params, run
+
+  return train
+
+
+def run_points(cfg: ml_collections.ConfigDict, seeds: Sequence[int], *,
+               taus: Sequence[float] | None = None, lrs: Sequence[float] | None = None,
+               mesh: Mesh | None = None, log: Callable[[str], None] = print,
+               return_params: bool = False):
+  """Trains one run per (seed, tau, lr) triple in a single compiled, vmapped program.
+
+  `taus` and `lrs` default to the config's, one per seed otherwise. Returns
+  `(runs, seconds)`, with `runs[name]` a NumPy array with a leading axis of
+  one entry per point (gathered on every host); with `return_params`, also
+  the final parameters (leading axis: points).
+  """
+  n = len(seeds)
+  taus = [cfg.tau] * n if taus is None else list(taus)
+  lrs = [cfg.lr] * n if lrs is None else list(lrs)
+  if not len(taus) == len(lrs) == n:
+    raise ValueError(f"`seeds`, `taus` and `lrs` must have one entry per point; got "
+                     f"{n}, {len(taus)} and {len(lrs)}.")
+  graphdef, params, _ = base_model.build_base_model(cfg, log=log)
+  if mesh is not None:
+    params = shard_params(params, mesh)
+  train = make_train(cfg, graphdef, mesh)
+  keys = jax.vmap(jax.random.key)(jnp.asarray([int(s) for s in seeds]))
+  run = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, 0)))
+  start = time.perf_counter()
+  final_params, runs = run(params, keys, jnp.asarray(taus, jnp.float32),
+                           jnp.asarray(lrs, jnp.float32))
+  if jax.process_count() > 1:  # arrays span hosts: gather them everywhere
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+    runs = multihost_utils.process_allgather(runs)
+  runs = jax.tree.map(lambda x: np.asarray(jax.device_get(x)), runs)
+  seconds = time.perf_counter() - start
+  return (runs, seconds, final_params) if return_params else (runs, seconds)
+
+
+def point(runs: dict, i: int) -> dict:
+  """The metrics of point `i` of `run_points`' output."""
+  return {k: v[i] for k, v in runs.items()}

@@ -1,0 +1,221 @@
+r"""One RL step in JAX, shared by every driver.
+
+  step = make_step(cfg, graphdef)
+  state = init_state(make_optimizer(cfg), params, jax.random.key(seed), lr)
+  state, metrics = step(state, tau)           # pure: jit, scan, vmap it
+
+A step draws `B = prompts_per_step` training prompts from the seeded stream
+(`real_jax.training.data`), samples `G = group_size` rollouts each with the
+KV-cached sampler, verifies them, and runs `ppo_epochs x minibatches` AdamW
+updates on whole groups (each epoch a fresh permutation of the groups). It
+returns the `real_jax.training.metrics.STEP_METRICS` of that step.
+
+`tau` is an argument and the learning rate lives in the optimizer state
+(`optax.inject_hyperparams`), so both can be traced: a sweep vmaps one
+program over seeds, temperatures and learning rates.
+
+Shape letters: `B` groups per step, `G` rollouts per group, `b` groups per
+minibatch, `U` updates per step, `P` prompt and `R` response tokens.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from real_jax import losses
+from real_jax import sampling
+from real_jax.training import base_model
+from real_jax.training import data
+from real_jax.training import metrics as metrics_lib
+
+
+class TrainState(NamedTuple):
+  """What a run carries from step to step (and what a checkpoint holds).
+
+  Attributes:
+    params: the policy's parameters (`nnx.State`).
+    opt_state: the optimizer state, learning rate included.
+    key: the run's PRNG key, `key(seed)`; step t uses `fold_in(key, t)`.
+    step: int32 scalar, the number of steps done.
+  """
+  params: Any
+  opt_state: Any
+  key: jax.Array
+  step: jax.Array
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  """Raises `ValueError` naming the field for a config the trainer cannot run."""
+  if cfg.loss not in losses.LOSSES:
+    raise ValueError(f"`config.loss` must be one of {', '.join(sorted(losses.LOSSES))}; "
+                     f"got {cfg.loss!r}.")
+  for field in ("prompts_per_step", "group_size", "minibatches", "ppo_epochs", "steps",
+                "eval_every", "eval_size", "checkpoint_every", "log_every"):
+    value = cfg.get(field)
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f"`config.{field}` must be an integer >= 1, got {value!r}.")
+  if cfg.prompts_per_step % cfg.minibatches:
+    raise ValueError(f"`prompts_per_step` ({cfg.prompts_per_step}) must be divisible by "
+                     f"`minibatches` ({cfg.minibatches}): a minibatch holds whole groups.")
+  if not cfg.lr > 0:
+    raise ValueError(f"`config.lr` must be > 0, got {cfg.lr!r}.")
+  if not cfg.tau > 0:
+    raise ValueError(f"`config.tau` must be > 0, got {cfg.tau!r}.")
+
+
+def loss_kwargs(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The config's static loss hyperparameters that the chosen loss accepts.
+
+  `tau` is not among them: the step takes it as an argument so that it can be
+  traced. Fields left at None keep the loss's own default.
+  """
+  if cfg.loss in losses.LABEL_LOSSES:
+    return {}
+  accepted = losses.defaults(cfg.loss)
+  return {k: cfg.get(k) for k in ("epsilon_low", "epsilon_high", "loss_agg_mode")
+          if k in accepted and cfg.get(k) is not None}
+
+
+def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Clipped AdamW whose learning rate is a hyperparameter of its state."""
+
+  def adamw(learning_rate):
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip),
+                       optax.adamw(learning_rate, weight_decay=cfg.weight_decay))
+  return optax.inject_hyperparams(adamw)(learning_rate=cfg.lr)
+
+
+def init_state(optimizer: optax.GradientTransformation, params, key: jax.Array,
+               lr) -> TrainState:
+  """The state before step 1; `lr` may be traced (vmapped over in sweeps)."""
+  opt_state = optimizer.init(params)
+  # float32 whatever jax_enable_x64 says, so the updates keep the parameters' dtype.
+  hyper = dict(opt_state.hyperparams, learning_rate=jnp.asarray(lr, jnp.float32))
+  return TrainState(params, opt_state._replace(hyperparams=hyper), key,
+                    jnp.zeros((), jnp.int32))
+
+
+def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
+                optimizer: optax.GradientTransformation, prompt_len: int):
+  """The minibatch update, a pure function:
+
+  `update(params, opt_state, tokens, old_logp, mask, rewards, tau)
+     -> (params, opt_state, out)`
+
+  with `tokens [b, G, P+R]`, `old_logp, mask [b, G, R]`, `rewards [b, G]`.
+  `out` holds the loss, the gradient norm, the mean token entropy, and what
+  the mechanism metrics need: per-rollout `weights` and `scores`, the clipped
+  fraction and the KL estimate. The weights are `dL/dlogp` summed over each
+  rollout's tokens (times b), taken from the same backward pass as the
+  parameter gradient, through a zero offset added to `logp`.
+  """
+  base_loss = functools.partial(losses.get(cfg.loss), **loss_kwargs(cfg))
+  uses_tau = cfg.loss in losses.LABEL_LOSSES
+  temperature = cfg.temperature if cfg.temperature > 0 else 1.0
+
+  def update(params, opt_state, tokens, old_logp, mask, rewards, tau):
+    b, g = rewards.shape
+    loss_fn = functools.partial(base_loss, tau=tau) if uses_tau else base_loss
+
+    def objective(p, offset):
+      logp, entropy = sampling.response_logprobs(
+          graphdef, p, tokens.reshape(b * g, -1), prompt_len, temperature)
+      logp = logp.reshape(b, g, -1) + offset
+      loss, aux = loss_fn(logp, old_logp, mask, rewards)
+      flat_mask = mask.reshape(b * g, -1)
+      mean_entropy = jnp.sum(jnp.where(flat_mask, entropy, 0.0)) / jnp.maximum(mask.sum(), 1)
+      return loss, (logp, mean_entropy, aux)
+
+    offset = jnp.zeros(old_logp.shape, old_logp.dtype)
+    (loss, (logp, entropy, aux)), (grads, token_grads) = jax.value_and_grad(
+        objective, argnums=(0, 1), has_aux=True)(params, offset)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    s = jnp.where(mask, jax.lax.stop_gradient(logp) - old_logp, 0.0)
+    n_tokens = jnp.maximum(jnp.sum(mask), 1)
+    out = {
+        "loss": loss, "entropy": entropy, "grad_norm": optax.tree.norm(grads),
+        "weights": jnp.sum(jnp.where(mask, token_grads, 0.0), axis=-1) * b,
+        "scores": losses.sequence_scores(logp, old_logp, mask),
+        "rewards": rewards, "present": jnp.any(mask, axis=-1),
+        "clip_fraction": getattr(aux, "clip_fraction", jnp.zeros((), jnp.float32)),
+        "kl_old": jnp.sum(jnp.where(mask, jnp.expm1(s) - s, 0.0)) / n_tokens,
+    }
+    return params, opt_state, out
+
+  return update
+
+
+def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh | None = None):
+  """Returns `step(state, tau) -> (state, metrics)`, one RL step (see the module docstring).
+
+  With a `mesh`, the step's groups are sharded over its `data` axis, whole
+  groups per device (`prompts_per_step` must be a multiple of its size); the
+  losses reduce over the global batch, so every count stays global.
+  """
+  validate(cfg)
+  task = base_model.make_task(cfg)
+  data.check_task(task)
+  B, G, R = cfg.prompts_per_step, cfg.group_size, task.max_response
+  if mesh is not None and B % mesh.shape["data"]:
+    raise ValueError(f"`prompts_per_step` ({B}) must be a multiple of the mesh's data axis "
+                     f"({mesh.shape['data']}): groups are never split across devices.")
+  optimizer = make_optimizer(cfg)
+  update = make_update(cfg, graphdef, optimizer, task.prompt_len)
+  mb = B // cfg.minibatches
+
+  def constrain(x):
+    if mesh is None:
+      return x
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, PartitionSpec("data")))
+
+  def step(state: TrainState, tau) -> tuple[TrainState, dict]:
+    t = state.step + 1
+    _, k_sample, k_order = data.step_keys(state.key, t)
+    prompts, targets, target_len = data.train_batch(task, state.key, t, B)
+    rollout = sampling.sample(graphdef, state.params, constrain(jnp.repeat(prompts, G, axis=0)),
+                              k_sample, max_new=R, temperature=cfg.temperature, top_p=cfg.top_p)
+    rewards = constrain(task.jax_rewards(rollout.response, jnp.repeat(targets, G, axis=0),
+                                         jnp.repeat(target_len, G, axis=0)).reshape(B, G))
+    tokens = constrain(rollout.tokens.reshape(B, G, -1))
+    mask = constrain(rollout.mask.reshape(B, G, -1))
+    old_logp = constrain(rollout.logp.reshape(B, G, -1))
+    orders = jnp.concatenate([jax.random.permutation(jax.random.fold_in(k_order, e), B)
+                              for e in range(cfg.ppo_epochs)]).reshape(-1, mb)
+
+    def one_update(carry, idx):
+      params, opt_state = carry
+      params, opt_state, out = update(params, opt_state, tokens[idx], old_logp[idx], mask[idx],
+                                      rewards[idx], tau)
+      return (params, opt_state), out
+
+    (params, opt_state), outs = jax.lax.scan(one_update, (state.params, state.opt_state), orders)
+    last = jax.tree.map(lambda x: x[-1], outs)
+    metrics = metrics_lib.step_metrics(
+        rewards=rewards, response_mask=mask, losses=outs["loss"], grad_norms=outs["grad_norm"],
+        entropy=outs["entropy"][0], last=last)
+    return TrainState(params, opt_state, state.key, t), metrics
+
+  return step
+
+
+def make_evaluate(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef):
+  """Returns `evaluate(params) -> pass@1` on the config's fixed held-out set (pure)."""
+  task = base_model.make_task(cfg)
+  data.check_task(task)
+  prompts, targets, target_len = data.eval_set(task, cfg.eval_seed, cfg.eval_size)
+
+  def evaluate(params) -> jax.Array:
+    rollout = sampling.sample(graphdef, params, prompts, jax.random.key(cfg.eval_seed),
+                              max_new=task.max_response, temperature=cfg.eval_temperature)
+    return jnp.mean(task.jax_rewards(rollout.response, targets, target_len))
+
+  return evaluate

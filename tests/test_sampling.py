@@ -1,0 +1,74 @@
+"""The KV-cached sampler: log-probs, the cache, EOS, bad arguments."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from real_jax import model as model_lib
+from real_jax import sampling
+from real_jax import tasks
+
+EOS, PAD = tasks.EOS, tasks.PAD
+
+
+@pytest.fixture(scope="module")
+def tiny_policy():
+  task = tasks.Addition(2)
+  cfg = model_lib.PolicyConfig(vocab_size=task.tokenizer.vocab_size,
+                               max_len=task.prompt_len + task.max_response, width=32, depth=2, heads=4)
+  graphdef, state = nnx.split(model_lib.Policy(cfg, rngs=nnx.Rngs(0)))
+  prompts = jnp.asarray(np.repeat(task.batch(0, 0, 4).prompts, 3, axis=0))
+  return task, graphdef, state, prompts
+
+
+class TestSampler:
+
+  @pytest.mark.parametrize("temperature, top_p", [(1.0, 1.0), (0.7, 0.9), (0.0, 1.0)])
+  def test_logprobs_equal_a_full_forward_pass(self, tiny_policy, temperature, top_p):
+    task, graphdef, state, prompts = tiny_policy
+    r = sampling.sample(graphdef, state, prompts, jax.random.key(1), max_new=task.max_response,
+                        temperature=temperature, top_p=top_p)
+    logp, _ = sampling.response_logprobs(graphdef, state, r.tokens, task.prompt_len,
+                                         temperature if temperature > 0 else 1.0)
+    np.testing.assert_allclose(np.where(r.mask, logp, 0.0), r.logp, atol=2e-6)
+    assert np.all(np.asarray(r.logp)[~np.asarray(r.mask)] == 0.0)
+
+  @pytest.mark.parametrize("temperature", [0.0, 1.0])
+  def test_kv_cache_equals_recomputing_the_prefix(self, tiny_policy, temperature):
+    task, graphdef, state, prompts = tiny_policy
+    kw = dict(max_new=task.max_response, temperature=temperature)
+    cached = sampling.sample(graphdef, state, prompts, jax.random.key(2), **kw)
+    plain = sampling.sample(graphdef, state, prompts, jax.random.key(2), use_cache=False, **kw)
+    np.testing.assert_array_equal(cached.tokens, plain.tokens)
+    np.testing.assert_allclose(cached.logp, plain.logp, atol=2e-6)
+
+  def test_cached_logits_equal_full_forward(self, tiny_policy):
+    _, graphdef, state, prompts = tiny_policy
+    policy = nnx.merge(graphdef, state)
+    full = policy(prompts)
+    prefix, cache = policy.forward_cached(prompts[:, :4], 0, policy.init_cache(prompts.shape[0]))
+    rest = []
+    for pos in range(4, prompts.shape[1]):
+      out, cache = policy.forward_cached(prompts[:, pos:pos + 1], pos, cache)
+      rest.append(out)
+    np.testing.assert_allclose(jnp.concatenate([prefix] + rest, axis=1), full, atol=2e-5)
+
+  def test_stops_at_eos(self, tiny_policy):
+    task, graphdef, state, prompts = tiny_policy
+    r = sampling.sample(graphdef, state, prompts, jax.random.key(3), max_new=task.max_response)
+    for tokens, mask in zip(np.asarray(r.response), np.asarray(r.mask)):
+      n = int(mask.sum())
+      assert mask[:n].all() and not mask[n:].any()   # a prefix
+      if n < len(tokens) or tokens[n - 1] == EOS:
+        assert tokens[n - 1] == EOS and (tokens[n:] == PAD).all()
+
+  def test_bad_arguments(self, tiny_policy):
+    task, graphdef, state, prompts = tiny_policy
+    with pytest.raises(ValueError, match="`top_p`"):
+      sampling.sample(graphdef, state, prompts, jax.random.key(0), max_new=2, top_p=0.0)
+    with pytest.raises(ValueError, match="exceeds max_len"):
+      sampling.sample(graphdef, state, prompts, jax.random.key(0), max_new=50)

@@ -1,0 +1,124 @@
+"""The sweep runner: bookkeeping, the one summary schema, a real sweep end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from real_jax.training import metrics
+from real_jax.training import sweep
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fake_run(value: float, steps: int, n_evals: int) -> dict:
+  run = {k: np.full(steps, value, np.float32) for k in metrics.STEP_METRICS}
+  run["score_pos_mean"][0] = np.nan  # undefined at a step: must come out as null
+  run[metrics.EVAL_METRIC] = np.linspace(0.1, value, n_evals).astype(np.float32)
+  return run
+
+
+class TestRunner:
+  """The runner's bookkeeping, with a stand-in for training."""
+
+  points = sweep.product(loss=["real", "boom"], tau=[0.25, 1.0], seed=[0, 1])
+
+  @staticmethod
+  def fake_group(calls):
+    def run(cfg, todo):
+      calls.append((cfg.loss, [(p["tau"], p["seed"]) for p in todo]))
+      if cfg.loss == "boom":
+        raise RuntimeError("this point's training raised")
+      n_evals = len(metrics.eval_steps(cfg.steps, cfg.eval_every))
+      return [fake_run(p["tau"] + p["seed"], cfg.steps, n_evals) for p in todo]
+    return run
+
+  def test_skips_finished_resumes_interrupted_survives_failure(self, tmp_path, tiny_config):
+    cfg = tiny_config(steps=12, eval_every=5)
+    calls = []
+    status = sweep.run_sweep(cfg, self.points, str(tmp_path), log=lambda _: None,
+                             run_group=self.fake_group(calls))
+    assert len(status["done"]) == 4 and len(status["failed"]) == 4
+    assert [c[0] for c in calls] == ["real", "boom"]
+    assert len(calls[0][1]) == 4  # seeds x taus of one loss: one vmapped program
+    failed = tmp_path / sweep.point_name({"loss": "boom", "tau": 0.25, "seed": 0}) / "FAILED"
+    assert "this point's training raised" in failed.read_text()
+
+    # Interrupted: a point lost its DONE marker; only it (and the failures) run again.
+    lost = {"loss": "real", "tau": 1.0, "seed": 1}
+    os.remove(tmp_path / sweep.point_name(lost) / "DONE")
+    calls.clear()
+    status = sweep.run_sweep(cfg, self.points, str(tmp_path), log=lambda _: None,
+                             run_group=self.fake_group(calls))
+    assert calls[0] == ("real", [(1.0, 1)])
+    assert len(status["skipped"]) == 3 and len(status["done"]) == 1
+
+    # Each point's metrics.jsonl is the one schema: step 0..12, evaluations at 0, 5, 10, 12.
+    recs = metrics.read_metrics(str(tmp_path / sweep.point_name(lost)))
+    assert [r["step"] for r in recs] == list(range(13))
+    assert all(list(r) == list(metrics.METRICS) for r in recs)
+    assert [r["step"] for r in recs if r["eval_pass_at_1"] is not None] == [0, 5, 10, 12]
+    assert recs[1]["score_pos_mean"] is None and recs[2]["score_pos_mean"] == 2.0
+    done = json.loads((tmp_path / sweep.point_name(lost) / "DONE").read_text())
+    assert done["base_pass_at_1"] == pytest.approx(0.1)  # the first evaluation, not the last
+    assert done["final_pass_at_1"] == pytest.approx(2.0)
+
+    summary, plots = sweep.summarise(self.points, str(tmp_path))
+    rows = list(csv.DictReader(open(summary)))
+    points = [r for r in rows if r["row"] == "point"]
+    assert len(points) == 4 and {r["loss"] for r in points} == {"real"}
+    means = {r["tau"]: r for r in rows if r["row"] == "mean"}
+    stds = {r["tau"]: r for r in rows if r["row"] == "std"}
+    assert set(means) == {"0.25", "1.0"} and means["1.0"]["n_seeds"] == "2"
+    # tau 1.0: seeds 0 and 1 end at 1.0 and 2.0.
+    assert float(means["1.0"]["final_pass_at_1"]) == pytest.approx(1.5)
+    assert float(stds["1.0"]["final_pass_at_1"]) == pytest.approx(0.5)
+    assert {os.path.basename(p) for p in plots} == {"curves.png", "sweep.png"}
+    assert all(os.path.getsize(p) > 10_000 for p in plots)
+    table = sweep.format_summary(summary)
+    assert "1.500 +- 0.500" in table
+
+  def test_unknown_override_is_an_error(self, tiny_config):
+    with pytest.raises(ValueError, match="no such field"):
+      sweep.apply_overrides(tiny_config(), {"learning_rate": 1.0})
+
+
+class TestEndToEnd:
+
+  @pytest.mark.slow
+  def test_real_sweep_over_tau_and_lr(self, tmp_path, tiny_config):
+    cfg = tiny_config(steps=3)
+    points = sweep.product(loss=["real", "grpo"], tau=[0.25, 1.0], lr=[3e-4], seed=[0])
+    points.append({"loss": "real", "tau": 0.25, "lr": 3e-3, "seed": 0})
+    status = sweep.run_sweep(cfg, points, str(tmp_path), log=lambda _: None)
+    assert len(status["done"]) == 5 and not status["failed"]
+    by_point = {(p["loss"], p["tau"], p["lr"]): metrics.read_metrics(
+        str(tmp_path / sweep.point_name(p))) for p in points}
+    # GRPO ignores tau: its two tau points are the same run.
+    assert by_point[("grpo", 0.25, 3e-4)] == by_point[("grpo", 1.0, 3e-4)]
+    assert by_point[("real", 0.25, 3e-4)] != by_point[("real", 1.0, 3e-4)]
+    assert by_point[("real", 0.25, 3e-4)] != by_point[("real", 0.25, 3e-3)]
+
+  @pytest.mark.slow
+  def test_command_from_outside_the_repository(self, tmp_path, base_dir):
+    # The command needs no working directory: configs load by path, the package is installed.
+    workdir = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "real_jax.sweep",
+           f"--config={os.path.join(ROOT, 'experiments', 'configs', 'sweep_tau.py')}",
+           f"--workdir={workdir}", "--config.steps=2", "--config.eval_every=2",
+           "--config.task.kwargs.digits=1", "--config.model.width=16", "--config.model.depth=1",
+           "--config.model.heads=2", "--config.prompts_per_step=4", "--config.group_size=4",
+           "--config.eval_size=16", f"--config.base.dir={base_dir}", "--config.base.max_steps=30",
+           "--config.base.eval_every=15", "--config.base.eval_size=32",
+           "--config.base.batch_size=32", "--config.base.band=(0.0, 1.0)"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| loss | tau | seeds |" in proc.stdout
+    rows = list(csv.DictReader(open(workdir / "summary.csv")))
+    assert sum(r["row"] == "point" for r in rows) == 8

@@ -1,0 +1,316 @@
+"""The one step, its metrics, the data stream and the two drivers over it."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from real_jax import losses
+from real_jax import sampling
+from real_jax.training import base_model
+from real_jax.training import data
+from real_jax.training import loop
+from real_jax.training import metrics
+from real_jax.training import scan
+from real_jax.training import step as step_lib
+
+QUIET = dict(log=lambda _: None)
+
+
+def _close(a, b, rtol=2e-5, atol=2e-6) -> bool:
+  if a is None or b is None:
+    return a is None and b is None
+  return abs(a - b) <= atol + rtol * abs(b)
+
+
+def assert_same_records(got: list[dict], want: list[dict]) -> None:
+  assert [r["step"] for r in got] == [r["step"] for r in want]
+  for g, w in zip(got, want):
+    assert list(g) == list(metrics.METRICS)
+    bad = {k: (g[k], w[k]) for k in metrics.METRICS if not _close(g[k], w[k])}
+    assert not bad, f"step {w['step']}: {bad}"
+
+
+# ------------------------------------------------------------ base model ----
+
+
+class TestBaseModel:
+
+  def test_build_then_reuse(self, tiny_config):
+    cfg = tiny_config()
+    _, params, info = base_model.build_base_model(cfg, **QUIET)
+    assert info["steps"] == 15
+    assert os.path.exists(os.path.join(base_model.base_model_dir(cfg), "info.json"))
+    _, again, info2 = base_model.build_base_model(cfg, **QUIET)
+    assert info2 == info
+    chex.assert_trees_all_equal(nnx.to_pure_dict(params), nnx.to_pure_dict(again))
+    other = tiny_config()
+    other.model.width = 24
+    assert base_model.base_model_dir(other) != base_model.base_model_dir(cfg)
+
+
+class TestValidation:
+
+  @pytest.mark.parametrize("overrides, match", [
+      (dict(minibatches=3), "must be divisible by `minibatches`"),
+      (dict(loss="ppo"), "`config.loss` must be one of"),
+      (dict(tau=0.0), "`config.tau` must be > 0"),
+      (dict(lr=-1.0), "`config.lr` must be > 0"),
+      (dict(eval_every=0), "`config.eval_every` must be an integer >= 1"),
+  ])
+  def test_bad_config(self, tiny_config, tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+      loop.train(tiny_config(**overrides), str(tmp_path), **QUIET)
+
+
+# ------------------------------------------------------------------ data ----
+
+
+class TestDataStream:
+
+  def test_training_prompts_depend_on_seed_and_step_only(self, tiny_config):
+    task = base_model.make_task(tiny_config())
+    a = data.train_batch(task, jax.random.key(0), 3, 8)[0]
+    chex.assert_trees_all_equal(a, data.train_batch(task, jax.random.key(0), 3, 8)[0])
+    assert not np.array_equal(a, data.train_batch(task, jax.random.key(0), 4, 8)[0])
+    assert not np.array_equal(a, data.train_batch(task, jax.random.key(1), 3, 8)[0])
+
+  def test_held_out_set_is_fixed_and_disjoint_from_training(self, tiny_config):
+    cfg = tiny_config(task={"name": "addition", "kwargs": {"digits": 2}}, eval_size=64)
+    task = base_model.make_task(cfg)
+    held = data.eval_set(task, cfg.eval_seed, cfg.eval_size)[0]
+    chex.assert_shape(held, (64, task.prompt_len))
+    # The same for any run of the config: it depends on eval_seed alone.
+    chex.assert_trees_all_equal(held, data.eval_set(task, cfg.eval_seed, cfg.eval_size)[0])
+    texts = lambda p: {task.tokenizer.decode(row[1:]) for row in np.asarray(p)}  # noqa: E731
+    held_texts = texts(held)
+    assert all(task.is_held_out(t) for t in held_texts)
+    seen = set()
+    for seed in range(3):
+      for t in range(1, 40):
+        seen |= texts(data.train_batch(task, jax.random.key(seed), t, 16)[0])
+    assert len(seen) > 500  # most of the 1000 problems: the check has teeth
+    assert seen.isdisjoint(held_texts)
+
+
+# --------------------------------------------------------------- metrics ----
+
+
+class TestStepMetrics:
+  """`metrics.step_metrics` against a NumPy computation on hand-made inputs."""
+
+  def inputs(self):
+    rng = np.random.default_rng(0)
+    rewards = np.array([[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 1]], np.float32)
+    weights = np.array([[0.5, -2.0, -1.0, 0.25], [-0.1, -0.3, -0.6, 0.0],
+                        [0.2, 0.2, 0.2, 0.2]], np.float32)
+    scores = rng.normal(size=(3, 4)).astype(np.float32)
+    present = np.ones((3, 4), bool)
+    present[1, 3] = False
+    mask = rng.random((3, 4, 5)) < 0.7
+    return rewards, weights, scores, present, mask
+
+  def test_against_numpy(self):
+    rewards, weights, scores, present, mask = self.inputs()
+    last = dict(weights=weights, scores=scores, rewards=rewards, present=present,
+                clip_fraction=np.float32(0.25), kl_old=np.float32(0.01))
+    got = jax.jit(functools.partial(metrics.step_metrics))(
+        rewards=rewards, response_mask=mask, losses=np.array([1.0, 3.0], np.float32),
+        grad_norms=np.array([2.0, 4.0], np.float32), entropy=np.float32(0.7), last=last)
+    assert set(got) == set(metrics.STEP_METRICS)
+    pos = present & (rewards > 0.5)
+    neg = present & (rewards <= 0.5)
+    w = np.abs(weights)
+    # Group 0: negatives 2.0 and 1.0 -> top share 2/3; group 1: 0.1, 0.3, 0.6 (the
+    # absent fourth ignored) -> 0.6; group 2 has no negatives.
+    want = {
+        "loss": 2.0, "grad_norm": 3.0, "entropy": 0.7, "reward_mean": rewards.mean(),
+        "response_length": mask.sum(-1).mean(), "mixed_group_fraction": 1 / 3,
+        "solve_all_fraction": 1 / 3, "score_pos_mean": scores[pos].mean(),
+        "score_neg_mean": scores[neg].mean(), "weight_pos_mean": w[pos].mean(),
+        "weight_neg_mean": w[neg].mean(), "weight_neg_max": 2.0,
+        "neg_top_share": (2 / 3 + 0.6) / 2, "clip_fraction": 0.25, "kl_old": 0.01,
+        **{f"weight_pos_p{q}": np.percentile(w[pos], q) for q in metrics.PERCENTILES},
+        **{f"weight_neg_p{q}": np.percentile(w[neg], q) for q in metrics.PERCENTILES},
+    }
+    for k, v in want.items():
+      np.testing.assert_allclose(got[k], v, rtol=1e-6, err_msg=k)
+      assert got[k].dtype == jnp.float32, k
+
+  def test_undefined_metrics_are_null_in_strict_json(self):
+    rewards, weights, scores, present, mask = self.inputs()
+    rewards = np.zeros_like(rewards)  # no positive rollout anywhere
+    last = dict(weights=weights, scores=scores, rewards=rewards, present=present,
+                clip_fraction=np.float32(0), kl_old=np.float32(0))
+    got = metrics.step_metrics(rewards=rewards, response_mask=mask, losses=np.ones(1),
+                               grad_norms=np.ones(1), entropy=np.float32(1), last=last)
+    recs = metrics.records({k: np.asarray(v)[None] for k, v in got.items()}, 7, {7: 0.5})
+    assert list(recs[0]) == list(metrics.METRICS)
+    for k in ("score_pos_mean", "weight_pos_mean", "weight_pos_p50"):
+      assert recs[0][k] is None, k
+    assert recs[0]["weight_neg_max"] == pytest.approx(2.0)
+    assert recs[0]["eval_pass_at_1"] == 0.5
+    json.loads(json.dumps(recs[0], allow_nan=False))  # raises on NaN
+
+  def test_metric_names_are_checked(self):
+    assert metrics.name("kl_old") == "kl_old"
+    with pytest.raises(ValueError, match="not a metric of the schema"):
+      metrics.name("mixed_group_frac")
+
+  @pytest.mark.parametrize("steps, every, want", [(4, 2, (0, 2, 4)), (5, 2, (0, 2, 4, 5)),
+                                                  (3, 10, (0, 3))])
+  def test_eval_steps(self, steps, every, want):
+    assert metrics.eval_steps(steps, every) == want
+
+
+# ------------------------------------------------------------------ step ----
+
+
+class TestUpdate:
+
+  @pytest.mark.parametrize("loss", ["real", "grpo"])
+  def test_weights_scores_and_kl_are_what_they_say(self, tiny_config, loss):
+    cfg = tiny_config(loss=loss)
+    graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
+    task = base_model.make_task(cfg)
+    optimizer = step_lib.make_optimizer(cfg)
+    state = step_lib.init_state(optimizer, params, jax.random.key(0), cfg.lr)
+    b, g, R = 2, 4, task.max_response
+    prompts = jnp.repeat(data.train_batch(task, jax.random.key(0), 1, b)[0], g, axis=0)
+    r = sampling.sample(graphdef, params, prompts, jax.random.key(1), max_new=R)
+    tokens, mask = r.tokens.reshape(b, g, -1), r.mask.reshape(b, g, -1)
+    # Off-policy on purpose: old log-probs shifted per rollout.
+    old = (r.logp.reshape(b, g, -1)
+           + 0.3 * jax.random.normal(jax.random.key(2), (b, g, 1), jnp.float32)) * mask
+    rewards = jnp.asarray([[1, 0, 0, 1], [0, 1, 0, 0]], jnp.float32)
+    update = step_lib.make_update(cfg, graphdef, optimizer, task.prompt_len)
+    _, _, out = jax.jit(update)(state.params, state.opt_state, tokens, old, mask, rewards,
+                                jnp.float32(0.5))
+    # Independent path: differentiate the loss with respect to logp directly.
+    logp, _ = sampling.response_logprobs(graphdef, params, r.tokens, task.prompt_len)
+    logp = logp.reshape(b, g, -1)
+    kwargs = {"tau": 0.5} if loss in losses.LABEL_LOSSES else {}
+    token_grads = jax.grad(lambda lp: losses.get(loss)(lp, old, mask, rewards, **kwargs)[0])(logp)
+    want_w = np.asarray(jnp.sum(jnp.where(mask, token_grads, 0), -1)) * b
+    np.testing.assert_allclose(out["weights"], want_w, rtol=1e-4, atol=1e-7)
+    s = np.where(mask, np.asarray(logp, np.float64) - np.asarray(old, np.float64), 0.0)
+    n = np.asarray(mask).sum(-1)
+    np.testing.assert_allclose(out["scores"], s.sum(-1) / n, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out["kl_old"], np.sum(np.where(mask, np.expm1(s) - s, 0)) / n.sum(),
+                               rtol=1e-3)
+    assert float(out["kl_old"]) > 1e-3  # off-policy: the estimate is not trivially 0
+    if loss == "real":  # bounded by 1/tau
+      assert np.abs(np.asarray(out["weights"])).max() <= 2.0 + 1e-6
+
+
+class TestStep:
+
+  def test_rewards_are_the_python_verifiers_on_the_shared_stream(self, tiny_config):
+    cfg = tiny_config(prompts_per_step=8)
+    graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
+    task = base_model.make_task(cfg)
+    state = step_lib.init_state(step_lib.make_optimizer(cfg), params, jax.random.key(5), cfg.lr)
+    _, m = jax.jit(step_lib.make_step(cfg, graphdef))(state, jnp.float32(cfg.tau))
+    # Re-draw step 1 from the stream and verify it with the string verifier.
+    prompts = data.train_batch(task, jax.random.key(5), 1, 8)[0]
+    _, k_sample, _ = data.step_keys(jax.random.key(5), 1)
+    r = sampling.sample(graphdef, params, jnp.repeat(prompts, 4, axis=0), k_sample,
+                        max_new=task.max_response, temperature=cfg.temperature)
+    answers = []
+    for row in np.asarray(prompts):
+      a, b = task.tokenizer.decode(row[1:])[:-1].split("+")
+      answers += [str(int(a) + int(b))] * 4
+    rewards = task.rewards(np.asarray(r.response), answers).reshape(8, 4)
+    np.testing.assert_allclose(m["reward_mean"], rewards.mean(), rtol=1e-6)
+    correct = rewards > 0.5
+    np.testing.assert_allclose(m["mixed_group_fraction"],
+                               (correct.any(-1) & ~correct.all(-1)).mean(), rtol=1e-6)
+    np.testing.assert_allclose(m["response_length"], np.asarray(r.mask).sum(-1).mean(), rtol=1e-6)
+
+  @pytest.mark.slow
+  @pytest.mark.parametrize("loss", sorted(losses.LOSSES))
+  def test_one_on_policy_update_for_every_loss(self, tiny_config, tmp_path, loss):
+    # One update per step is on-policy: the trainer's log-probs must equal the
+    # sampler's, so every score is 0, nothing is clipped and the KL is 0.
+    cfg = tiny_config(loss=loss, steps=1, minibatches=1, eval_every=1)
+    result = loop.train(cfg, str(tmp_path), **QUIET)
+    recs = metrics.read_metrics(str(tmp_path))
+    assert [r["step"] for r in recs] == [0, 1] and result.steps == 1
+    m = recs[1]
+    assert list(m) == list(metrics.METRICS)
+    for k in ("loss", "reward_mean", "entropy", "grad_norm", "kl_old", "clip_fraction",
+              "eval_pass_at_1"):
+      assert m[k] is not None and np.isfinite(m[k]), k
+    assert abs(m["kl_old"]) < 1e-6 and m["clip_fraction"] == 0.0
+    for k in ("score_pos_mean", "score_neg_mean"):
+      assert m[k] is None or abs(m[k]) < 1e-5, (k, m[k])
+    assert m["entropy"] > 0.1
+    assert os.listdir(os.path.join(str(tmp_path), "tb"))
+
+
+# --------------------------------------------------------------- drivers ----
+
+
+@pytest.fixture(scope="module")
+def two_drivers(tiny_config, tmp_path_factory):
+  """The same config and seed through the resumable loop and the scanned run.
+
+  5 steps with evaluations every 2 (so the scanned run has a remainder chunk)
+  and 2 epochs x 2 minibatches, so later updates are off-policy.
+  """
+  cfg = tiny_config(loss="dapo", steps=5, ppo_epochs=2, seed=3)
+  workdir = str(tmp_path_factory.mktemp("loop_full"))
+  loop.train(cfg, workdir, **QUIET)
+  runs, _ = scan.run_points(cfg, [cfg.seed], **QUIET)
+  return cfg, workdir, metrics.run_records(scan.point(runs, 0), cfg.steps, cfg.eval_every)
+
+
+class TestDrivers:
+
+  @pytest.mark.slow
+  def test_loop_and_scan_log_the_same_metrics(self, two_drivers):
+    cfg, workdir, scanned = two_drivers
+    looped = metrics.read_metrics(workdir)
+    assert_same_records(looped, scanned)
+    evaluated = [r["step"] for r in looped if r["eval_pass_at_1"] is not None]
+    assert evaluated == [0, 2, 4, 5]
+    # Off-policy updates happened, so the mechanism metrics compared are not zeros.
+    assert max(r["kl_old"] for r in looped[1:]) > 0
+    assert any(r["reward_mean"] > 0 for r in looped[1:])
+
+  @pytest.mark.slow
+  def test_resume_equals_uninterrupted(self, two_drivers, tmp_path):
+    cfg, full_dir, _ = two_drivers
+    full = metrics.read_metrics(full_dir)
+    # Killed after step 3: checkpoint at 2, records already logged for step 3.
+    interrupted = str(tmp_path / "interrupted")
+    loop.train(cfg, interrupted, stop_after=3, **QUIET)
+    assert [r["step"] for r in metrics.read_metrics(interrupted)] == [0, 1, 2, 3]
+    lines = []
+    loop.train(cfg, interrupted, log=lines.append)
+    assert any("resumed from step 2" in line for line in lines)
+    assert metrics.read_metrics(interrupted) == full
+
+  @pytest.mark.slow
+  def test_corrupt_checkpoint_falls_back(self, two_drivers, tmp_path):
+    cfg, full_dir, _ = two_drivers
+    workdir = str(tmp_path / "run")
+    loop.train(cfg, workdir, stop_after=4, **QUIET)
+    latest = os.path.join(workdir, "checkpoints", "4")
+    for root, _, files in os.walk(latest):
+      for name in files:
+        with open(os.path.join(root, name), "wb") as f:
+          f.write(b"garbage")
+    lines = []
+    loop.train(cfg, workdir, log=lines.append)
+    assert any("resumed from step 2" in line for line in lines)
+    assert any("unreadable" in line for line in lines)
+    assert metrics.read_metrics(workdir) == metrics.read_metrics(full_dir)
