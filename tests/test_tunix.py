@@ -94,9 +94,13 @@ def test_objectives_are_registered():
   assert function_registry.get_policy_loss_fn("real").keywords == {"objective": "real"}
 
 
-def test_plain_grpo_config_accepts_real():
+def test_plain_grpo_config_resolves_real_to_real_jax():
+  # GRPOConfig stores any string; what matters is what Tunix's registry makes of it.
   config = grpo_learner.GRPOConfig(policy_loss_fn="real", num_generations=G)
-  assert config.policy_loss_fn == "real"
+  fn = function_registry.get_policy_loss_fn(config.policy_loss_fn)
+  assert fn.func is rj_tunix.policy_loss and fn.keywords == {"objective": "real"}
+  with pytest.raises(LookupError, match="reel"):
+    function_registry.get_policy_loss_fn("reel")
 
 
 def test_label_config_defaults_and_validation():
@@ -208,7 +212,7 @@ def test_adapter_loss_equals_real_jax_on_the_same_logprobs(objective):
   assert float(aux["pg_loss"]) == float(loss)
   assert float(aux["pg_clipfrac"]) == 0.0
   # Groups 0 and 2 are mixed, group 1 is all correct.
-  np.testing.assert_allclose(float(aux["real_jax/mixed_group_frac"]), 2 / 3)
+  np.testing.assert_allclose(float(aux["real_jax/mixed_group_fraction"]), 2 / 3)
   assert np.isfinite(float(aux["entropy"]))
 
 
@@ -370,7 +374,7 @@ def test_grpo_learner_trains_two_steps_with_real():
   expected = np.sum(np.where(mixed, np.log1p(groups.sum(-1)) +
                              np.log1p(G - groups.sum(-1)), 0)) / len(groups)
   np.testing.assert_allclose(step_losses[0], expected, rtol=1e-5)
-  assert np.asarray(history("actor", "real_jax/mixed_group_frac", "train"))[0] \
+  assert np.asarray(history("actor", "real_jax/mixed_group_fraction", "train"))[0] \
       == pytest.approx(mixed.mean())
   trained = nnx.state(cluster.actor_trainer.model, nnx.Param)
   changes = [float(np.max(np.abs(np.asarray(a) - b)))

@@ -59,17 +59,17 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 from real_jax import losses as rj_losses
 from real_jax import tasks as _tasks
+from real_jax.training import metrics as _metrics
 
-OBJECTIVES = ("real", "grad", "bce", "real_product")
+OBJECTIVES = rj_losses.LABEL_LOSSES
 LABEL_ESTIMATOR = "binary_labels"
 # The paper's temperature; used when the config has no `tau` field.
 DEFAULT_TAU = 0.5
-DIAGNOSTICS = (
-    "real_jax/mixed_group_frac",
-    "real_jax/score_pos_mean",
-    "real_jax/score_neg_mean",
-    "real_jax/positive_frac",
-)
+# Named as the trainer's metrics schema where the quantity is the same one.
+_MIXED = "real_jax/" + _metrics.name("mixed_group_fraction")
+_SCORE_POS = "real_jax/" + _metrics.name("score_pos_mean")
+_SCORE_NEG = "real_jax/" + _metrics.name("score_neg_mean")
+DIAGNOSTICS = (_MIXED, _SCORE_POS, _SCORE_NEG, "real_jax/positive_fraction")
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -187,11 +187,10 @@ def diagnostics(aux: rj_losses.LabelLossAux) -> dict[str, jax.Array]:
   """Scalars worth logging from a label-based objective's aux."""
   present_groups = jnp.any(aux.positive | aux.negative, axis=-1)
   return {
-      "real_jax/mixed_group_frac": _masked_mean(
-          aux.valid_group.astype(jnp.float32), present_groups),
-      "real_jax/score_pos_mean": _masked_mean(aux.scores, aux.positive),
-      "real_jax/score_neg_mean": _masked_mean(aux.scores, aux.negative),
-      "real_jax/positive_frac": _masked_mean(
+      _MIXED: _masked_mean(aux.valid_group.astype(jnp.float32), present_groups),
+      _SCORE_POS: _masked_mean(aux.scores, aux.positive),
+      _SCORE_NEG: _masked_mean(aux.scores, aux.negative),
+      "real_jax/positive_fraction": _masked_mean(
           aux.positive.astype(jnp.float32), aux.positive | aux.negative),
   }
 

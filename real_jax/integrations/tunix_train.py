@@ -314,7 +314,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str) -> grpo_learner.GRPOLearne
   trainer = learner.rl_cluster.actor_trainer
   history = trainer.metrics_logger.get_metric_history
   last = {}
-  for name in ("loss", "real_jax/mixed_group_frac"):
+  for name in ("loss", rj_tunix.DIAGNOSTICS[0]):
     if trainer.metrics_logger.metric_exists("actor", name, "train"):
       last[name] = float(np.asarray(history("actor", name, "train"))[-1])
   logging.info("Finished at update %d; last %s; checkpoints and TensorBoard "
