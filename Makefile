@@ -49,16 +49,17 @@ notebooks: install
 grad-analysis: install
 	$(PY) -m real_jax.grad_analysis --out $(OUT)/grad_analysis
 
-# The derivation check, then a short end-to-end run of REAL and GRPO from one base model.
+# The derivation check, then REAL and GRPO (2 seeds each) from one base model, as a sweep.
 reproduce: install
 	$(PY) -m real_jax.grad_analysis --out $(OUT)/grad_analysis
 	@echo "report: $(OUT)/grad_analysis/report.json  figures: $(OUT)/grad_analysis/figure1.png $(OUT)/grad_analysis/figure_variants.png"
-	$(PY) experiments/compare_losses.py --workdir=$(OUT)/reproduce_rl --losses=real,grpo --seeds=0 \
+	$(PY) -m real_jax.sweep --config=experiments/configs/reproduce.py --workdir=$(OUT)/reproduce_rl \
 	    --config.base.dir=$(OUT)/base_models
 
-# The README's comparison: 6 losses x 3 seeds (about 10 minutes on 2 cores).
+# The README's comparison: addition.py's get_sweep(), 6 losses x 3 seeds, through the sweep runner.
 compare: install
-	$(PY) experiments/compare_losses.py --workdir=$(OUT)/compare --config.base.dir=$(OUT)/base_models
+	$(PY) -m real_jax.sweep --config=experiments/configs/addition.py --workdir=$(OUT)/compare \
+	    --config.base.dir=$(OUT)/base_models
 
 # Benchmarks (figures printed, and written as JSON under $(OUT)/). torch is pinned to
 # the CPU wheel; a bare `torch` would pull the newest CUDA build.

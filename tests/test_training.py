@@ -171,6 +171,27 @@ class TestStepMetrics:
     assert metrics.eval_steps(steps, every) == want
 
 
+class StepMetricsVariantsTest(chex.TestCase):
+  """The same metrics with and without jit (NaN for the undefined ones in both)."""
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_jit_and_eager_agree(self):
+    rewards = np.array([[1, 0, 0], [0, 0, 0]], np.float32)
+    last = dict(weights=np.array([[0.5, -1.5, -0.5], [-1.0, -1.0, -2.0]], np.float32),
+                scores=np.array([[0.1, 0.2, -0.3], [0.0, 0.4, 0.5]], np.float32),
+                rewards=rewards, present=np.ones((2, 3), bool),
+                clip_fraction=np.float32(0.0), kl_old=np.float32(0.0))
+    fn = self.variant(lambda r, l: metrics.step_metrics(
+        rewards=r, response_mask=np.ones((2, 3, 4), bool), losses=np.ones(2, np.float32),
+        grad_norms=np.ones(2, np.float32), entropy=np.float32(0.5), last=l))
+    got = fn(rewards, last)
+    # Group 0: negatives 1.5, 0.5 -> 0.75; group 1: 1, 1, 2 -> 0.5.
+    np.testing.assert_allclose(got["neg_top_share"], (0.75 + 0.5) / 2, rtol=1e-6)
+    np.testing.assert_allclose(got["weight_neg_max"], 2.0)
+    np.testing.assert_allclose(got["score_pos_mean"], 0.1, rtol=1e-6)
+    chex.assert_shape(got["kl_old"], ())
+
+
 # ------------------------------------------------------------------ step ----
 
 

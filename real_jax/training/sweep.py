@@ -14,7 +14,7 @@ skips `DONE` points and re-runs the rest of their group from the start.
 
 `summarise` writes `summary.csv`: one row per point (`row=point`) and, for
 every group of points that differ only in seed, a `row=mean` and a `row=std`
-(over seeds) row; `curves.png`, the training curves of each group (mean over
+row (the sample standard deviation over seeds, ddof=1); `curves.png`, the training curves of each group (mean over
 seeds, band min..max); and `sweep.png`, the final figures against each swept
 axis.
 """
@@ -22,6 +22,7 @@ axis.
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.util
 import itertools
 import json
@@ -99,7 +100,7 @@ def run_sweep(cfg: ml_collections.ConfigDict, points: list[dict], workdir: str, 
   `run_group(group_cfg, todo) -> [run metrics per point]` trains one group
   (default: `scan.run_points`); tests pass a stand-in.
   """
-  run_group = run_group or _run_group
+  run_group = run_group or functools.partial(_run_group, log=log)
   os.makedirs(workdir, exist_ok=True)
   groups = _groups(points)
   status = {"done": [], "failed": [], "skipped": []}
@@ -133,11 +134,11 @@ def run_sweep(cfg: ml_collections.ConfigDict, points: list[dict], workdir: str, 
   return status
 
 
-def _run_group(group_cfg: ml_collections.ConfigDict, todo: list[dict]) -> list[dict]:
+def _run_group(group_cfg: ml_collections.ConfigDict, todo: list[dict], log=print) -> list[dict]:
   runs, _ = scan.run_points(
       group_cfg, [int(p.get("seed", group_cfg.seed)) for p in todo],
       taus=[float(p.get("tau", group_cfg.tau)) for p in todo],
-      lrs=[float(p.get("lr", group_cfg.lr)) for p in todo], log=lambda _: None)
+      lrs=[float(p.get("lr", group_cfg.lr)) for p in todo], log=lambda line: log("    " + line))
   return [scan.point(runs, i) for i in range(len(todo))]
 
 
@@ -197,11 +198,14 @@ def summarise(points: list[dict], workdir: str) -> tuple[str, list[str]]:
     key = json.dumps({a: p.get(a) for a in axes if a != "seed"}, sort_keys=True)
     by_group.setdefault(key, []).append(rows[-1])
   for key, members in by_group.items():
-    for stat, fn in (("mean", np.mean), ("std", np.std)):
+    for stat in ("mean", "std"):
       row = {"row": stat, **json.loads(key), "seed": "", "n_seeds": len(members)}
       for fig in FIGURES:
         v = [m[fig] for m in members if m[fig] is not None]
-        row[fig] = float(fn(v)) if v else None
+        if stat == "mean":
+          row[fig] = float(np.mean(v)) if v else None
+        else:  # the sample standard deviation; undefined for one seed
+          row[fig] = float(np.std(v, ddof=1)) if len(v) > 1 else None
       rows.append(row)
   path = os.path.join(workdir, "summary.csv")
   with open(path, "w", newline="") as f:
@@ -299,6 +303,9 @@ def format_summary(summary_csv: str) -> str:
     s = stds[tuple((k, v) for k, v in m.items() if k not in FIGURES and k != "row")]
     cells = [m[a] for a in axes] + [m["n_seeds"]]
     for fig in shown:
-      cells.append(f"{float(m[fig]):.3f} +- {float(s[fig]):.3f}" if m[fig] else "-")
+      if not m[fig]:
+        cells.append("-")
+      else:
+        cells.append(f"{float(m[fig]):.3f}" + (f" +- {float(s[fig]):.3f}" if s[fig] else ""))
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
