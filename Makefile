@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast notebooks reproduce grad-analysis compare bench clean
+.PHONY: install install-tunix test test-fast notebooks reproduce grad-analysis compare study bench clean
 
 install: $(STAMP)
 
@@ -60,6 +60,12 @@ reproduce: install
 compare: install
 	$(PY) -m real_jax.sweep --config=experiments/configs/addition.py --workdir=$(OUT)/compare \
 	    --config.base.dir=$(OUT)/base_models
+
+# The off-policy study (6 losses x 3 regimes x 4 learning rates x 5 seeds, about 25 minutes on
+# 2 cores): resumable in $(OUT)/study; the tables and figures are written to docs/study/.
+study: install
+	$(PY) -m real_jax.study --config=experiments/configs/study_offpolicy.py --workdir=$(OUT)/study \
+	    --out=docs/study --config.base.dir=$(OUT)/base_models
 
 # Benchmarks (figures printed, and written as JSON under $(OUT)/). torch is pinned to
 # the CPU wheel; a bare `torch` would pull the newest CUDA build.

@@ -31,10 +31,10 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
   path = config_flags.get_config_filename(flags.FLAGS["config"])
-  module = sweep.load_config_module(path)
-  if not hasattr(module, "get_sweep"):
-    raise app.UsageError(f"--config: {path} defines no get_sweep().")
-  points = module.get_sweep()
+  try:
+    points = sweep.load_sweep(path)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   workdir = _WORKDIR.value
   start = time.perf_counter()
   print(f"sweep of {len(points)} points from {path} into {workdir}", flush=True)

@@ -9,7 +9,7 @@ LIBRARY_MODULES = [
     "real_jax.sampling", "real_jax.tasks", "real_jax.tasks.math", "real_jax.training",
     "real_jax.integrations",
 ]
-ENTRY_POINTS = ["real_jax.train", "real_jax.train_scan", "real_jax.sweep",
+ENTRY_POINTS = ["real_jax.train", "real_jax.train_scan", "real_jax.sweep", "real_jax.study",
                 "real_jax.grad_analysis.__main__"]
 
 
@@ -36,7 +36,7 @@ def test_no_entry_point_imports_another():
 
 
 def test_entry_points_share_one_flag_style():
-  for entry in ("real_jax.train", "real_jax.train_scan", "real_jax.sweep"):
+  for entry in ("real_jax.train", "real_jax.train_scan", "real_jax.sweep", "real_jax.study"):
     out = subprocess.run([sys.executable, "-m", entry, "--help"], capture_output=True,
                          text=True, timeout=300, cwd="/")
     assert "Traceback" not in out.stderr, (entry, out.stderr[-1000:])

@@ -99,6 +99,19 @@ class TestDataStream:
         seen |= texts(data.train_batch(task, jax.random.key(seed), t, 16)[0])
     assert len(seen) > 500  # most of the 1000 problems: the check has teeth
     assert seen.isdisjoint(held_texts)
+    # Validation and test: the two halves of the held-out split, disjoint from each
+    # other and from training.
+    val = texts(data.eval_set(task, cfg.eval_seed, 128, "validation")[0])
+    test = texts(data.eval_set(task, cfg.eval_seed, 128, "test")[0])
+    assert len(val) > 60 and len(test) > 60
+    assert val.isdisjoint(test) and val.isdisjoint(seen) and test.isdisjoint(seen)
+    assert {task.held_out_part(t) for t in val} == {"validation"}
+    assert {task.held_out_part(t) for t in test} == {"test"}
+    assert all(task.is_held_out(t) for t in val | test)
+
+  def test_test_set_needs_the_validation_split(self, tiny_config, tmp_path):
+    with pytest.raises(ValueError, match="`eval_split` must be 'validation'"):
+      step_lib.make_evaluate(tiny_config(test_size=8), None)
 
 
 # --------------------------------------------------------------- metrics ----
@@ -137,7 +150,8 @@ class TestStepMetrics:
         "solve_all_fraction": 1 / 3, "score_pos_mean": scores[pos].mean(),
         "score_neg_mean": scores[neg].mean(), "weight_pos_mean": w[pos].mean(),
         "weight_neg_mean": w[neg].mean(), "weight_neg_max": 2.0,
-        "neg_top_share": (2 / 3 + 0.6) / 2, "clip_fraction": 0.25, "kl_old": 0.01,
+        "neg_top_share": (2 / 3 + 0.6) / 2, "neg_dominated_fraction": 1.0,
+        "clip_fraction": 0.25, "kl_old": 0.01,
         **{f"weight_pos_p{q}": np.percentile(w[pos], q) for q in metrics.PERCENTILES},
         **{f"weight_neg_p{q}": np.percentile(w[neg], q) for q in metrics.PERCENTILES},
     }
@@ -152,12 +166,13 @@ class TestStepMetrics:
                 clip_fraction=np.float32(0), kl_old=np.float32(0))
     got = metrics.step_metrics(rewards=rewards, response_mask=mask, losses=np.ones(1),
                                grad_norms=np.ones(1), entropy=np.float32(1), last=last)
-    recs = metrics.records({k: np.asarray(v)[None] for k, v in got.items()}, 7, {7: 0.5})
+    recs = metrics.records({k: np.asarray(v)[None] for k, v in got.items()}, 7,
+                           {7: {"eval_pass_at_1": 0.5}})
     assert list(recs[0]) == list(metrics.METRICS)
     for k in ("score_pos_mean", "weight_pos_mean", "weight_pos_p50"):
       assert recs[0][k] is None, k
     assert recs[0]["weight_neg_max"] == pytest.approx(2.0)
-    assert recs[0]["eval_pass_at_1"] == 0.5
+    assert recs[0]["eval_pass_at_1"] == 0.5 and recs[0]["test_pass_at_1"] is None
     json.loads(json.dumps(recs[0], allow_nan=False))  # raises on NaN
 
   def test_metric_names_are_checked(self):
@@ -187,6 +202,7 @@ class StepMetricsVariantsTest(chex.TestCase):
     got = fn(rewards, last)
     # Group 0: negatives 1.5, 0.5 -> 0.75; group 1: 1, 1, 2 -> 0.5.
     np.testing.assert_allclose(got["neg_top_share"], (0.75 + 0.5) / 2, rtol=1e-6)
+    np.testing.assert_allclose(got["neg_dominated_fraction"], 0.5)  # 0.75 > 1/2, 0.5 is not
     np.testing.assert_allclose(got["weight_neg_max"], 2.0)
     np.testing.assert_allclose(got["score_pos_mean"], 0.1, rtol=1e-6)
     chex.assert_shape(got["kl_old"], ())
@@ -287,7 +303,8 @@ def two_drivers(tiny_config, tmp_path_factory):
   5 steps with evaluations every 2 (so the scanned run has a remainder chunk)
   and 2 epochs x 2 minibatches, so later updates are off-policy.
   """
-  cfg = tiny_config(loss="dapo", steps=5, ppo_epochs=2, seed=3)
+  cfg = tiny_config(loss="dapo", steps=5, ppo_epochs=2, seed=3, eval_split="validation",
+                    test_size=8)
   workdir = str(tmp_path_factory.mktemp("loop_full"))
   loop.train(cfg, workdir, **QUIET)
   runs, _ = scan.run_points(cfg, [cfg.seed], **QUIET)

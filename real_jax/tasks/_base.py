@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 PAD, BOS, EOS = 0, 1, 2
+SPLITS = ("train", "eval", "validation", "test")
 _SPECIALS = ("<pad>", "<bos>", "<eos>")
 
 
@@ -135,6 +136,17 @@ class ArithmeticTask(Task):
     # One problem in ten, by a hash of its text: disjoint and stable.
     return _stable_hash(prompt) % 10 == 0
 
+  def held_out_part(self, prompt: str) -> str | None:
+    """`"validation"` or `"test"` for a held-out problem (half each, by the hash), else None.
+
+    Model selection reads only the validation half and reports only the test
+    half, so the two never share a problem.
+    """
+    h = _stable_hash(prompt)
+    if h % 10:
+      return None
+    return "validation" if (h // 10) % 2 == 0 else "test"
+
   # --------------------------------------------------------------- in JAX ----
 
   def jax_problems(self, key: jax.Array, n: int, split: str = "train"):
@@ -142,12 +154,14 @@ class ArithmeticTask(Task):
 
     `targets` holds the answer tokens, EOS, then PAD; `target_len` counts the
     answer and EOS. Candidates of the other split are rejected, as in `batch`.
+    `split` is `"train"`, `"eval"` (every held-out problem), or one of its two
+    disjoint halves, `"validation"` and `"test"` (see `held_out_part`).
     """
-    if split not in ("train", "eval"):
-      raise ValueError(f"`split` must be 'train' or 'eval', got {split!r}.")
-    # P(held out) = 1/10: with these many candidates, fewer than n usable
-    # ones would take a deviation of many standard deviations.
-    m = 4 * n if split == "train" else 20 * n + 200
+    if split not in SPLITS:
+      raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
+    # P(held out) = 1/10 (1/20 for a half): with these many candidates, fewer
+    # than n usable ones would take a deviation of many standard deviations.
+    m = {"train": 4 * n, "eval": 20 * n + 200}.get(split, 40 * n + 400)
     ka, kb = jax.random.split(key)
     a = jax.random.randint(ka, (m,), 0, 10**self.digits_a)
     b = jax.random.randint(kb, (m,), 0, 10**self.digits_b)
@@ -155,8 +169,11 @@ class ArithmeticTask(Task):
                              jnp.full((m, 1), ord(self.op), jnp.int32),
                              _digit_chars(b, self.digits_b),
                              jnp.full((m, 1), ord("="), jnp.int32)], axis=1)
-    held = _fnv1a(chars) % 10 == 0
-    wanted = held if split == "eval" else ~held
+    h = _fnv1a(chars)
+    held = h % 10 == 0
+    half = (h // 10) % 2 == 0
+    wanted = {"train": ~held, "eval": held, "validation": held & half,
+              "test": held & ~half}[split]
     pick = jnp.argsort(~wanted, stable=True)[:n]
     offset = len(_SPECIALS)
     lut = np.zeros(128, np.int32)  # ASCII code -> token id

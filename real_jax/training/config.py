@@ -14,7 +14,10 @@ configs start from it and change what they study. Fields:
   `temperature` / `top_p`, then `ppo_epochs x minibatches` AdamW updates on
   whole groups (`lr`, `weight_decay`, `grad_clip`), for `steps` steps.
 - evaluation: greedy (`eval_temperature=0`) pass@1 on `eval_size` held-out
-  prompts drawn from `eval_seed`, at step 0 and every `eval_every` steps.
+  prompts of `eval_split` drawn from `eval_seed`, at step 0 and every
+  `eval_every` steps; with `test_size > 0`, also on that many prompts of the
+  test split (`eval_split` is then `validation`, so that hyperparameters are
+  chosen on one half of the held-out problems and reported on the other).
 - the resumable trainer: `checkpoint_every`, `log_every` (a progress line).
 """
 
@@ -54,6 +57,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval_size = 256
   c.eval_seed = 1234
   c.eval_temperature = 0.0
+  c.eval_split = "eval"
+  c.test_size = 0
   c.checkpoint_every = 10
   c.log_every = 10
   c.seed = 0

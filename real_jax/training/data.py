@@ -7,10 +7,12 @@ the run (loss, learning rate, tau, where it was resumed) changes them, so runs
 that share a seed are paired across losses: same base model, same prompts, same
 sampling keys.
 
-The held-out set is drawn once from `eval_seed` and is the same for every run
-of a config. Training prompts come from the task's train split and held-out
-prompts from its eval split, which a hash of the problem text separates, so
-the two never overlap (`real_jax.tasks.ArithmeticTask.is_held_out`).
+The held-out sets are drawn once from `eval_seed` and are the same for every
+run of a config. Training prompts come from the task's train split and
+held-out prompts from its held-out split, which a hash of the problem text
+separates, so the two never overlap (`real_jax.tasks.ArithmeticTask.is_held_out`).
+The held-out split has two disjoint halves, `validation` (for choosing
+hyperparameters) and `test` (for reporting), again by the hash.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def train_batch(task: tasks_lib.ArithmeticTask, run_key: jax.Array, step, n: int
   return task.jax_problems(step_keys(run_key, step)[0], n, "train")
 
 
-def eval_set(task: tasks_lib.ArithmeticTask, eval_seed: int, n: int):
-  """The held-out prompts of a config: `(prompts, targets, target_len)`, eval split."""
-  return task.jax_problems(jax.random.key(eval_seed), n, "eval")
+def eval_set(task: tasks_lib.ArithmeticTask, eval_seed: int, n: int, split: str = "eval"):
+  """Held-out prompts `(prompts, targets, target_len)` of `split` (eval, validation or test)."""
+  if split == "train":
+    raise ValueError("`split` of a held-out set must be 'eval', 'validation' or 'test'.")
+  return task.jax_problems(jax.random.key(eval_seed), n, split)

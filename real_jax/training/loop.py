@@ -139,14 +139,16 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
   writer = _tensorboard(os.path.join(workdir, "tb"))
   eval_marks = set(metrics_lib.eval_steps(cfg.steps, cfg.eval_every))
   if start == 0:
-    base_pass = float(evaluate(state.params))
-    metrics_lib.write_jsonl(metrics_path, metrics_lib.records(None, 0, {0: base_pass}), mode="w")
-    log(f"[{cfg.loss}] step    0/{cfg.steps}  base model held-out pass@1 {base_pass:.3f}")
+    base = jax.device_get(evaluate(state.params))
+    metrics_lib.write_jsonl(metrics_path, metrics_lib.records(None, 0, {0: base}), mode="w")
+    log(f"[{cfg.loss}] step    0/{cfg.steps}  base model held-out pass@1 "
+        f"{float(base[metrics_lib.EVAL_METRIC]):.3f}")
   end = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
   last, t, t0, logged = {}, start, time.perf_counter(), start
   for chunk_end in chunk_ends(start, end, cfg):
     state, values = run_steps(state, tau, chunk_end - t)
-    evals = {chunk_end: float(evaluate(state.params))} if chunk_end in eval_marks else {}
+    evals = ({chunk_end: jax.device_get(evaluate(state.params))} if chunk_end in eval_marks
+             else {})
     recs = metrics_lib.records(jax.device_get(values), t + 1, evals)
     metrics_lib.write_jsonl(metrics_path, recs)
     if writer is not None:

@@ -12,7 +12,10 @@ the step's final minibatch update, the most off-policy one):
 
 - `loss`, `grad_norm`: means over the step's updates.
 - `reward_mean`: mean reward of the step's B x G rollouts.
-- `eval_pass_at_1`: held-out pass@1 (greedy by default) after the step.
+- `eval_pass_at_1`: held-out pass@1 (greedy by default) after the step, on the
+  config's `eval_split` (the whole held-out split, or its validation half).
+- `test_pass_at_1`: the same on the test half, where the config asks for it
+  (`test_size > 0`); null otherwise.
 - `entropy`: mean token entropy of the policy on the step's first minibatch,
   before any update (the sampling policy, at the sampling temperature).
 - `response_length`: mean response length in tokens, EOS included.
@@ -26,6 +29,9 @@ the step's final minibatch update, the most off-policy one):
   the weight inside the rollout's own group).
 - `neg_top_share`: over groups with at least two wrong rollouts, the mean
   share of the group's negative weight carried by its largest negative.
+- `neg_dominated_fraction`: over the same groups, the fraction in which that
+  largest negative carries more than half of the negative weight (a
+  "domination event": one wrong rollout outweighs all the others together).
 - `clip_fraction`: share of the last update's response tokens whose clip is
   active (0 for the label-based losses, which have no clip).
 - `kl_old`: token-mean `k3` estimate of KL(pi_old || pi) at the last update,
@@ -52,12 +58,16 @@ STEP_METRICS: tuple[str, ...] = (
     "mixed_group_fraction", "solve_all_fraction",
     "score_pos_mean", "score_neg_mean",
     "weight_pos_mean", "weight_neg_mean", "weight_neg_max", "neg_top_share",
+    "neg_dominated_fraction",
     *(f"weight_{sign}_p{q}" for sign in ("pos", "neg") for q in PERCENTILES),
     "clip_fraction", "kl_old",
 )
 EVAL_METRIC = "eval_pass_at_1"
+TEST_METRIC = "test_pass_at_1"
+# Measured at evaluation steps only (`eval_steps`).
+EVAL_METRICS: tuple[str, ...] = (EVAL_METRIC, TEST_METRIC)
 # The keys of every `metrics.jsonl` record, in order.
-METRICS: tuple[str, ...] = ("step", *STEP_METRICS, EVAL_METRIC)
+METRICS: tuple[str, ...] = ("step", *STEP_METRICS, *EVAL_METRICS)
 
 
 def name(metric: str) -> str:
@@ -77,13 +87,16 @@ def _mean_where(x: jax.Array, where: jax.Array) -> jax.Array:
   return jnp.where(n > 0, total / jnp.maximum(n, 1), jnp.nan)
 
 
-def top_share(mass: jax.Array, members: jax.Array) -> jax.Array:
-  """Mean over groups with >= 2 members of `max(mass) / sum(mass)` among members, `[B, G]`."""
+def top_share(mass: jax.Array, members: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Over groups with >= 2 members (`[B, G]` inputs), the share `max(mass) / sum(mass)`.
+
+  Returns its mean over those groups and the fraction of them where it exceeds 1/2.
+  """
   mass = jnp.where(members, mass, 0.0)
   total = jnp.sum(mass, axis=-1)
   counted = (jnp.sum(members, axis=-1) >= 2) & (total > 0)
   share = jnp.max(mass, axis=-1) / jnp.where(counted, total, 1.0)
-  return _mean_where(share, counted)
+  return _mean_where(share, counted), _mean_where((share > 0.5).astype(share.dtype), counted)
 
 
 def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, losses: jax.Array,
@@ -104,6 +117,7 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, losses: jax.Ar
   w = jnp.abs(last["weights"])
   pos = last["present"] & (last["rewards"] > 0.5)
   neg = last["present"] & (last["rewards"] <= 0.5)
+  neg_top, neg_dominated = top_share(w, neg)
   out = {
       "loss": jnp.mean(losses),
       "reward_mean": jnp.mean(rewards),
@@ -117,7 +131,8 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, losses: jax.Ar
       "weight_pos_mean": _mean_where(w, pos),
       "weight_neg_mean": _mean_where(w, neg),
       "weight_neg_max": jnp.where(neg.any(), jnp.max(jnp.where(neg, w, -jnp.inf)), jnp.nan),
-      "neg_top_share": top_share(w, neg),
+      "neg_top_share": neg_top,
+      "neg_dominated_fraction": neg_dominated,
       "clip_fraction": last["clip_fraction"],
       "kl_old": last["kl_old"],
   }
@@ -138,14 +153,14 @@ def _value(x) -> float | None:
 
 
 def records(step_values: Mapping[str, Any], first_step: int,
-            evals: Mapping[int, float] | None = None) -> list[dict]:
+            evals: Mapping[int, Mapping[str, float]] | None = None) -> list[dict]:
   """One record per step: steps `first_step .. first_step + n - 1`.
 
   Args:
     step_values: `STEP_METRICS` name -> `[n]` values (NumPy or JAX), or None
       for a record with no training step (step 0, the base model).
     first_step: the step of the first value.
-    evals: step -> held-out pass@1, for the steps that were evaluated.
+    evals: step -> `{EVAL_METRICS name: value}`, for the steps that were evaluated.
   """
   evals = evals or {}
   n = 1 if step_values is None else len(np.asarray(step_values[STEP_METRICS[0]]))
@@ -156,7 +171,8 @@ def records(step_values: Mapping[str, Any], first_step: int,
     rec: dict = {"step": step}
     for k in STEP_METRICS:
       rec[k] = None if host is None else _value(host[k][i])
-    rec[EVAL_METRIC] = _value(evals[step]) if step in evals else None
+    for k in EVAL_METRICS:
+      rec[k] = _value(evals[step][k]) if step in evals and k in evals[step] else None
     out.append(rec)
   return out
 
@@ -172,9 +188,10 @@ def eval_steps(steps: int, eval_every: int) -> tuple[int, ...]:
 
 
 def run_records(run: Mapping[str, Any], steps: int, eval_every: int) -> list[dict]:
-  """A scanned run's metrics (`STEP_METRICS` `[steps]`, `eval_pass_at_1` `[n_evals]`) as records."""
+  """A scanned run's metrics (`STEP_METRICS` `[steps]`, `EVAL_METRICS` `[n_evals]`) as records."""
   marks = eval_steps(steps, eval_every)
-  evals = dict(zip(marks, np.asarray(run[EVAL_METRIC]).tolist()))
+  evals = {t: {k: np.asarray(run[k])[i] for k in EVAL_METRICS if k in run}
+           for i, t in enumerate(marks)}
   return records(None, 0, evals) + records(run, 1, evals)
 
 

@@ -6,7 +6,8 @@ r"""A whole RL run as one `lax.scan`: vmappable over seed, tau and learning rate
   params, run = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, 0)))(base_params, keys, taus, lrs)
 
 `run[name]` has one value per step for each of `metrics.STEP_METRICS`, and
-`run["eval_pass_at_1"]` one per entry of `metrics.eval_steps(steps, eval_every)`:
+one per entry of `metrics.eval_steps(steps, eval_every)` for each of
+`metrics.EVAL_METRICS` (`eval_pass_at_1`, `test_pass_at_1`), one per entry of `metrics.eval_steps(steps, eval_every)`:
 the base model at step 0, then every `eval_every` steps and the last step,
 exactly the evaluations the resumable trainer (`loop.train`) makes. Both
 drivers run the same `step.make_step`, so for a config and seed they log the
@@ -77,7 +78,7 @@ def make_train(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mes
 
   def train(params, key, tau, lr):
     state = step_lib.init_state(optimizer, params, key, lr)
-    evals = [evaluate(params)[None]]
+    evals = [jax.tree.map(lambda x: x[None], evaluate(params))]
 
     def chunk(state, _):
       state, m = steps(state, tau, cfg.eval_every)
@@ -89,9 +90,10 @@ def make_train(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mes
     if rest:
       state, m_rest = steps(state, tau, rest)
       parts.append(m_rest)
-      evals.append(evaluate(state.params)[None])
+      evals.append(jax.tree.map(lambda x: x[None], evaluate(state.params)))
     run = {k: jnp.concatenate([p[k] for p in parts]) for k in metrics_lib.STEP_METRICS}
-    run[metrics_lib.EVAL_METRIC] = jnp.concatenate(evals)
+    for k in metrics_lib.EVAL_METRICS:
+      run[k] = jnp.concatenate([e[k] for e in evals])
     return state.params, run
 
   return train

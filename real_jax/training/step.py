@@ -65,6 +65,11 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if cfg.prompts_per_step % cfg.minibatches:
     raise ValueError(f"`prompts_per_step` ({cfg.prompts_per_step}) must be divisible by "
                      f"`minibatches` ({cfg.minibatches}): a minibatch holds whole groups.")
+  if cfg.eval_split not in ("eval", "validation", "test"):
+    raise ValueError(f"`config.eval_split` must be 'eval', 'validation' or 'test', "
+                     f"got {cfg.eval_split!r}.")
+  if not isinstance(cfg.test_size, int) or cfg.test_size < 0:
+    raise ValueError(f"`config.test_size` must be an integer >= 0, got {cfg.test_size!r}.")
   if not cfg.lr > 0:
     raise ValueError(f"`config.lr` must be > 0, got {cfg.lr!r}.")
   if not cfg.tau > 0:
@@ -208,14 +213,30 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
 
 
 def make_evaluate(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef):
-  """Returns `evaluate(params) -> pass@1` on the config's fixed held-out set (pure)."""
+  """Returns `evaluate(params) -> {EVAL_METRICS name: pass@1}` on fixed held-out sets (pure).
+
+  `eval_pass_at_1` is measured on `eval_size` prompts of `eval_split`;
+  `test_pass_at_1` on `test_size` prompts of the test split, or NaN (null in
+  the records) when `test_size` is 0.
+  """
   task = base_model.make_task(cfg)
   data.check_task(task)
-  prompts, targets, target_len = data.eval_set(task, cfg.eval_seed, cfg.eval_size)
+  if cfg.test_size and cfg.eval_split != "validation":
+    raise ValueError(f"`eval_split` must be 'validation' when `test_size` > 0, so that the "
+                     f"two held-out sets are disjoint; got {cfg.eval_split!r}.")
+  sets = {metrics_lib.EVAL_METRIC: data.eval_set(task, cfg.eval_seed, cfg.eval_size,
+                                                 cfg.eval_split)}
+  if cfg.test_size:
+    sets[metrics_lib.TEST_METRIC] = data.eval_set(task, cfg.eval_seed, cfg.test_size, "test")
 
-  def evaluate(params) -> jax.Array:
+  def pass_at_1(params, prompts, targets, target_len):
     rollout = sampling.sample(graphdef, params, prompts, jax.random.key(cfg.eval_seed),
                               max_new=task.max_response, temperature=cfg.eval_temperature)
     return jnp.mean(task.jax_rewards(rollout.response, targets, target_len))
+
+  def evaluate(params) -> dict[str, jax.Array]:
+    out = {k: jnp.full((), jnp.nan, jnp.float32) for k in metrics_lib.EVAL_METRICS}
+    out.update({k: pass_at_1(params, *s).astype(jnp.float32) for k, s in sets.items()})
+    return out
 
   return evaluate

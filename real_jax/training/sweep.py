@@ -60,6 +60,15 @@ def load_config_module(path: str):
   return module
 
 
+def load_sweep(config_string: str) -> list[dict]:
+  """The points of `path[:arg]`'s `get_sweep([arg])`, as config_flags passes `arg` to `get_config`."""
+  path, _, arg = config_string.partition(":")
+  module = load_config_module(path)
+  if not hasattr(module, "get_sweep"):
+    raise ValueError(f"--config: {path} defines no get_sweep().")
+  return module.get_sweep(arg) if arg else module.get_sweep()
+
+
 def product(**axes) -> list[dict]:
   """`product(loss=["real", "grpo"], seed=[0, 1])` -> every combination, as override dicts."""
   names = list(axes)

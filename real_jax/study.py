@@ -1,0 +1,53 @@
+r"""Command: run a study's sweep (resumable), then select, bootstrap and plot it.
+
+  python -m real_jax.study --config=experiments/configs/study_offpolicy.py \
+      --workdir=runs/study --out=docs/study [--config.steps=...]
+
+The sweep is the config's `get_sweep()`, run by the sweep runner into
+`--workdir` (finished points are skipped). The report goes to `--out`:
+`per_seed.csv`, `summary.csv` (learning rate chosen on validation pass@1,
+test pass@1 with 95% bootstrap intervals over seeds, REAL's paired
+difference) and the figures. The logic is `real_jax.training.study`.
+"""
+
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from real_jax.training import study
+from real_jax.training import sweep
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file with get_config() and "
+                                          "get_sweep().", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder (finished points are skipped).")
+_OUT = flags.DEFINE_string("out", None, "Where the tables and figures go (default: workdir).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)
+  path = config_flags.get_config_filename(flags.FLAGS["config"])
+  try:
+    points = sweep.load_sweep(path)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  start = time.perf_counter()
+  print(f"study of {len(points)} points from {path} into {_WORKDIR.value}", flush=True)
+  status = sweep.run_sweep(_CONFIG.value, points, _WORKDIR.value,
+                           log=lambda s: print(s, flush=True))
+  out = study.report(points, _WORKDIR.value, _OUT.value or _WORKDIR.value, _CONFIG.value)
+  print(f"\n{out['table']}\n")
+  print(f"{len(status['done'])} run, {len(status['skipped'])} skipped (done before), "
+        f"{len(status['failed'])} failed, in {time.perf_counter() - start:.0f}s. "
+        f"Tables: {out['per_seed']} {out['summary']}  Figures: {' '.join(out['figures'])}")
+  sys.exit(1 if status["failed"] else 0)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,269 @@
+r"""A study over a sweep: honest learning-rate selection, bootstrap intervals, paired differences.
+
+  report(points, workdir, out)   # after sweep.run_sweep(cfg, points, workdir)
+
+The points of the sweep cross `loss`, a regime of updates per step
+(`ppo_epochs x minibatches`), `lr` and `seed`; their runs log held-out
+pass@1 on a validation set (`eval_pass_at_1`) and on a disjoint test set
+(`test_pass_at_1`). `report` writes to `out`:
+
+- `per_seed.csv`: one row per point: final validation and test pass@1, final
+  reward and entropy (means over the last `TAIL` steps), minimum entropy, and
+  each mechanism metric at the end (last `TAIL` steps) and at its worst over
+  training (the maximum; the minimum for `score_pos_mean`).
+- `summary.csv`: per (loss, regime), the learning rate chosen on validation
+  pass@1 alone (the best mean over seeds; ties go to the smaller rate), then
+  at that rate the mean and a 95% bootstrap interval over seeds of every
+  column, and the paired difference of REAL's test pass@1 minus this loss's
+  (seed by seed, each loss at its own selected rate) with its interval.
+- `test_pass_vs_updates.png`, `entropy.png`, `mechanism.png`: test pass@1
+  against updates per step; entropy, the largest negative weight and the
+  top-negative share against step, one panel per regime.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from real_jax.training import metrics as metrics_lib
+from real_jax.training import sweep as sweep_lib
+
+TAIL = 10
+CONFIDENCE = 0.95
+BOOTSTRAP_SAMPLES = 10_000
+REFERENCE = "real"
+# (column, metric, how it is taken: "final" = mean of the last TAIL steps, "max", "min", "eval")
+_COLUMNS = (
+    ("val_pass_at_1", metrics_lib.EVAL_METRIC, "eval"),
+    ("test_pass_at_1", metrics_lib.TEST_METRIC, "eval"),
+    ("final_reward", "reward_mean", "final"),
+    ("final_entropy", "entropy", "final"),
+    ("min_entropy", "entropy", "min"),
+    ("max_entropy", "entropy", "max"),
+)
+MECHANISM = ("score_pos_mean", "score_neg_mean", "weight_neg_max", "neg_top_share",
+             "neg_dominated_fraction", "clip_fraction", "kl_old")
+COLUMNS = tuple(c for c, _, _ in _COLUMNS) + tuple(
+    f"{m}_{when}" for m in MECHANISM for when in ("final", "worst"))
+KEYS = ("loss", "updates_per_step", "ppo_epochs", "minibatches", "lr", "seed")
+
+
+def updates_per_step(point: dict, cfg) -> int:
+  return int(point.get("ppo_epochs", cfg.ppo_epochs)) * int(point.get("minibatches",
+                                                                       cfg.minibatches))
+
+
+def _take(values: np.ndarray, how: str) -> float | None:
+  if not len(values):
+    return None
+  if how in ("final", "eval"):
+    return float(values[-1] if how == "eval" else values[-TAIL:].mean())
+  return float(values.max() if how == "max" else values.min())
+
+
+def per_seed_row(recs: list[dict]) -> dict:
+  """The `COLUMNS` of one run's records."""
+  row = {c: _take(metrics_lib.series(recs, m)[1], how) for c, m, how in _COLUMNS}
+  for m in MECHANISM:
+    values = metrics_lib.series(recs, m)[1]
+    row[f"{m}_final"] = _take(values, "final")
+    row[f"{m}_worst"] = _take(values, "min" if m == "score_pos_mean" else "max")
+  return row
+
+
+def per_seed_rows(points: list[dict], workdir: str, cfg) -> list[dict]:
+  rows = []
+  for p in points:
+    folder = os.path.join(workdir, sweep_lib.point_name(p))
+    if not os.path.exists(os.path.join(folder, "DONE")):
+      continue
+    rows.append({"loss": p.get("loss", cfg.loss), "updates_per_step": updates_per_step(p, cfg),
+                 "ppo_epochs": p.get("ppo_epochs", cfg.ppo_epochs),
+                 "minibatches": p.get("minibatches", cfg.minibatches),
+                 "lr": float(p.get("lr", cfg.lr)), "seed": int(p.get("seed", cfg.seed)),
+                 **per_seed_row(metrics_lib.read_metrics(folder))})
+  return rows
+
+
+def bootstrap_interval(values, *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+                       ) -> tuple[float, float]:
+  """The percentile bootstrap `CONFIDENCE` interval of the mean of `values`."""
+  v = np.asarray([x for x in values if x is not None], float)
+  if len(v) == 0:
+    return (float("nan"), float("nan"))
+  rng = np.random.default_rng(seed)
+  means = v[rng.integers(0, len(v), size=(samples, len(v)))].mean(axis=1)
+  alpha = (1 - CONFIDENCE) / 2
+  return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def select_learning_rates(rows: list[dict]) -> dict[tuple[str, int], float]:
+  """`(loss, updates_per_step) -> lr` with the best mean validation pass@1 (ties: smaller lr)."""
+  scores: dict = {}
+  for r in rows:
+    if r["val_pass_at_1"] is not None:
+      scores.setdefault((r["loss"], r["updates_per_step"]), {}).setdefault(r["lr"], []).append(
+          r["val_pass_at_1"])
+  return {key: min(by_lr, key=lambda lr: (-np.mean(by_lr[lr]), lr))
+          for key, by_lr in scores.items()}
+
+
+def summary_rows(rows: list[dict]) -> list[dict]:
+  chosen = select_learning_rates(rows)
+  at = {key: {r["seed"]: r for r in rows
+              if (r["loss"], r["updates_per_step"]) == key and r["lr"] == lr}
+        for key, lr in chosen.items()}
+  out = []
+  for (loss, regime), by_seed in sorted(at.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    row = {"loss": loss, "updates_per_step": regime, "selected_lr": chosen[(loss, regime)],
+           "n_seeds": len(by_seed)}
+    for c in COLUMNS:
+      values = [r[c] for r in by_seed.values() if r[c] is not None]
+      row[f"{c}_mean"] = float(np.mean(values)) if values else None
+      row[f"{c}_lo"], row[f"{c}_hi"] = bootstrap_interval(values) if values else (None, None)
+    reference = at.get((REFERENCE, regime), {})
+    seeds = sorted(set(reference) & set(by_seed))
+    if loss != REFERENCE and seeds:
+      diff = [reference[s]["test_pass_at_1"] - by_seed[s]["test_pass_at_1"] for s in seeds]
+      row[f"{REFERENCE}_minus_this_test_mean"] = float(np.mean(diff))
+      lo, hi = bootstrap_interval(diff)
+      row[f"{REFERENCE}_minus_this_test_lo"], row[f"{REFERENCE}_minus_this_test_hi"] = lo, hi
+    out.append(row)
+  return out
+
+
+def _write_csv(path: str, rows: list[dict]) -> None:
+  fields = list(dict.fromkeys(k for r in rows for k in r))
+  with open(path, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _curves(points, workdir, cfg, chosen, metric):
+  """`regime -> loss -> (steps, [seeds, steps])` of `metric` at each selected lr."""
+  out: dict = {}
+  for p in points:
+    regime = updates_per_step(p, cfg)
+    loss = p.get("loss", cfg.loss)
+    if chosen.get((loss, regime)) != float(p.get("lr", cfg.lr)):
+      continue
+    folder = os.path.join(workdir, sweep_lib.point_name(p))
+    if not os.path.exists(os.path.join(folder, "DONE")):
+      continue
+    steps, values = metrics_lib.series(metrics_lib.read_metrics(folder), metric)
+    out.setdefault(regime, {}).setdefault(loss, []).append((steps, values))
+  return out
+
+
+def _plot_regime_panels(points, workdir, cfg, chosen, metrics, path, window=5):
+  regimes = sorted({updates_per_step(p, cfg) for p in points})
+  fig, axs = plt.subplots(len(metrics), len(regimes), figsize=(5 * len(regimes),
+                                                               3.6 * len(metrics)),
+                          squeeze=False, sharey="row")
+  for i, (metric, label) in enumerate(metrics):
+    curves = _curves(points, workdir, cfg, chosen, metric)
+    for j, regime in enumerate(regimes):
+      ax = axs[i, j]
+      for loss, runs in sorted(curves.get(regime, {}).items()):
+        # Steps where the metric is undefined for some seed are dropped for all.
+        common = sorted(set.intersection(*(set(s.tolist()) for s, _ in runs)))
+        if not common:
+          continue
+        stack = np.stack([v[np.isin(s, common)] for s, v in runs])
+        steps = np.asarray(common)
+        if len(steps) >= window:
+          kernel = np.ones(window) / window
+          stack = np.stack([np.convolve(v, kernel, mode="valid") for v in stack])
+          steps = steps[window - 1:]
+        line, = ax.plot(steps, stack.mean(0), label=f"{loss} (lr {chosen[(loss, regime)]:g})")
+        ax.fill_between(steps, stack.min(0), stack.max(0), alpha=0.12, color=line.get_color())
+      ax.set_title(f"{regime} update(s) per step")
+      ax.set_xlabel("RL step")
+      ax.set_ylabel(label)
+      ax.grid(alpha=0.3)
+      ax.legend(fontsize=7)
+  fig.suptitle(f"Mean over seeds at each loss's validation-selected lr (band: min..max; "
+               f"smoothed over {window} steps)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def _plot_test_vs_updates(summary: list[dict], path: str) -> str:
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  losses = sorted({r["loss"] for r in summary})
+  for k, loss in enumerate(losses):
+    rs = sorted((r for r in summary if r["loss"] == loss), key=lambda r: r["updates_per_step"])
+    x = np.asarray([r["updates_per_step"] for r in rs], float) * (1 + 0.03 * (k - len(losses) / 2))
+    mean = np.asarray([r["test_pass_at_1_mean"] for r in rs])
+    lo = np.asarray([r["test_pass_at_1_lo"] for r in rs])
+    hi = np.asarray([r["test_pass_at_1_hi"] for r in rs])
+    ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], marker="o", capsize=3, label=loss)
+  ax.set_xscale("log", base=2)
+  regimes = sorted({r["updates_per_step"] for r in summary})
+  ax.set_xticks(regimes, [str(u) for u in regimes])
+  ax.set_xlabel("updates per step (log scale)")
+  ax.set_ylabel("final test pass@1")
+  ax.set_title(f"Test pass@1 at the validation-selected lr; bars: {CONFIDENCE:.0%} bootstrap "
+               "interval over seeds", fontsize=9)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def format_summary(summary: list[dict]) -> str:
+  """The headline columns of `summary.csv` as a Markdown table."""
+  def cell(r, c, digits=3):
+    if r.get(f"{c}_mean") is None:
+      return "-"
+    return (f"{r[f'{c}_mean']:.{digits}f} [{r[f'{c}_lo']:.{digits}f}, "
+            f"{r[f'{c}_hi']:.{digits}f}]")
+  lines = ["| updates/step | loss | lr | test pass@1 | REAL - this (test) | min entropy "
+           "| worst neg. weight | worst domination frac. | worst KL(old,new) |",
+           "|" + " --- |" * 9]
+  for r in summary:
+    diff = (f"{r[f'{REFERENCE}_minus_this_test_mean']:+.3f} "
+            f"[{r[f'{REFERENCE}_minus_this_test_lo']:+.3f}, "
+            f"{r[f'{REFERENCE}_minus_this_test_hi']:+.3f}]"
+            if f"{REFERENCE}_minus_this_test_mean" in r else "-")
+    lines.append(f"| {r['updates_per_step']} | {r['loss']} | {r['selected_lr']:g} "
+                 f"| {cell(r, 'test_pass_at_1')} | {diff} | {cell(r, 'min_entropy')} "
+                 f"| {cell(r, 'weight_neg_max_worst', 2)} "
+                 f"| {cell(r, 'neg_dominated_fraction_worst', 2)} | {cell(r, 'kl_old_worst', 2)} |")
+  return "\n".join(lines)
+
+
+def report(points: list[dict], workdir: str, out: str, cfg) -> dict:
+  """Writes the study's tables and figures into `out`; returns their paths and the table."""
+  os.makedirs(out, exist_ok=True)
+  rows = per_seed_rows(points, workdir, cfg)
+  if not rows:
+    raise ValueError(f"no finished point under {workdir!r}: run the sweep first.")
+  rows.sort(key=lambda r: tuple(r[k] for k in KEYS))
+  _write_csv(os.path.join(out, "per_seed.csv"), rows)
+  summary = summary_rows(rows)
+  _write_csv(os.path.join(out, "summary.csv"), summary)
+  chosen = select_learning_rates(rows)
+  figures = [
+      _plot_test_vs_updates(summary, os.path.join(out, "test_pass_vs_updates.png")),
+      _plot_regime_panels(points, workdir, cfg, chosen,
+                          [("entropy", "policy entropy (nats / token)")],
+                          os.path.join(out, "entropy.png")),
+      _plot_regime_panels(points, workdir, cfg, chosen,
+                          [("weight_neg_max", "largest negative weight |w|"),
+                           ("neg_top_share", "top-negative share of a group"),
+                           ("kl_old", "KL(pi_old || pi), last update")],
+                          os.path.join(out, "mechanism.png")),
+  ]
+  return {"per_seed": os.path.join(out, "per_seed.csv"),
+          "summary": os.path.join(out, "summary.csv"), "figures": figures,
+          "table": format_summary(summary)}
