@@ -61,7 +61,7 @@ compare: install
 	$(PY) -m real_jax.sweep --config=experiments/configs/addition.py --workdir=$(OUT)/compare \
 	    --config.base.dir=$(OUT)/base_models
 
-# The off-policy study (6 losses x 3 regimes x 4 learning rates x 5 seeds, about 25 minutes on
+# The off-policy study (6 losses x 3 regimes x 5 learning rates x 5 seeds, about 30 minutes on
 # 2 cores): resumable in $(OUT)/study; the tables and figures are written to docs/study/.
 study: install
 	$(PY) -m real_jax.study --config=experiments/configs/study_offpolicy.py --workdir=$(OUT)/study \

@@ -83,7 +83,9 @@ class TestSmokeStudy:
     assert len(summary) == 4  # (loss, regime) pairs
     grpo = [r for r in summary if r["loss"] == "grpo"]
     assert all(r["real_minus_this_test_mean"] != "" for r in grpo)
-    for name in ("test_pass_vs_updates.png", "entropy.png", "mechanism.png"):
+    grid = list(csv.DictReader(open(tmp_path / "out" / "grid.csv")))
+    assert len(grid) == 8 and "test_pass_at_1" not in grid[0]  # selection data only
+    for name in ("grid.png", "test_pass_vs_updates.png", "entropy.png", "mechanism.png"):
       assert os.path.getsize(tmp_path / "out" / name) > 10_000, name
     # Resumable: a second run trains nothing.
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=str(tmp_path))

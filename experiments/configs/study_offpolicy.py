@@ -1,4 +1,4 @@
-r"""The off-policy study: six losses x three regimes of updates per step x four learning rates x five seeds.
+r"""The off-policy study: six losses x three regimes of updates per step x five learning rates x five seeds.
 
 Command (resumable: finished points are skipped when it runs again):
   python -m real_jax.study --config=experiments/configs/study_offpolicy.py \
@@ -9,7 +9,7 @@ rollouts. A regime is `ppo_epochs x minibatches` updates on each sampled
 batch: 1 (1 x 1, on-policy), 4 (1 x 4, the paper's setting) and 16 (4 x 4,
 every rollout reused four times, clearly off-policy). Seeds are paired across
 losses and learning rates: the same seed shares the base model, the prompts
-and the sampling keys. Each (loss, regime) group of 4 learning rates x 5
+and the sampling keys. Each (loss, regime) group of 5 learning rates x 5
 seeds trains as one vmapped program.
 
 Model selection is honest: held-out pass@1 is measured on two disjoint halves
@@ -31,7 +31,7 @@ from real_jax.training import config
 LOSSES = ("grpo", "dapo", "gspo", "real", "grad", "bce")
 # updates per step -> (ppo_epochs, minibatches)
 REGIMES = {1: (1, 1), 4: (1, 4), 16: (4, 4)}
-LEARNING_RATES = (3e-5, 1e-4, 3e-4, 1e-3)
+LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
 SEEDS = (0, 1, 2, 3, 4)
 
 

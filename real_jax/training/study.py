@@ -16,9 +16,13 @@ pass@1 on a validation set (`eval_pass_at_1`) and on a disjoint test set
   at that rate the mean and a 95% bootstrap interval over seeds of every
   column, and the paired difference of REAL's test pass@1 minus this loss's
   (seed by seed, each loss at its own selected rate) with its interval.
+- `grid.csv` and `grid.png`: for every (loss, regime, lr), means over seeds of
+  validation pass@1, minimum entropy and the worst mechanism metrics: the
+  landscape the selection was made on, and where each loss breaks.
 - `test_pass_vs_updates.png`, `entropy.png`, `mechanism.png`: test pass@1
-  against updates per step; entropy, the largest negative weight and the
-  top-negative share against step, one panel per regime.
+  against updates per step; entropy, the largest negative weight, the
+  top-negative share and the KL to the sampling policy against step, one
+  panel per regime.
 """
 
 from __future__ import annotations
@@ -134,6 +138,52 @@ def summary_rows(rows: list[dict]) -> list[dict]:
       row[f"{REFERENCE}_minus_this_test_lo"], row[f"{REFERENCE}_minus_this_test_hi"] = lo, hi
     out.append(row)
   return out
+
+
+GRID_COLUMNS = ("val_pass_at_1", "min_entropy", "max_entropy", "weight_neg_max_worst",
+                "neg_dominated_fraction_worst", "kl_old_worst")
+
+
+def grid_rows(rows: list[dict]) -> list[dict]:
+  """Means over seeds of `GRID_COLUMNS` for every (loss, regime, lr); no test numbers."""
+  cells: dict = {}
+  for r in rows:
+    cells.setdefault((r["updates_per_step"], r["loss"], r["lr"]), []).append(r)
+  out = []
+  for (regime, loss, lr), members in sorted(cells.items()):
+    row = {"loss": loss, "updates_per_step": regime, "lr": lr, "n_seeds": len(members)}
+    for c in GRID_COLUMNS:
+      v = [m[c] for m in members if m[c] is not None]
+      row[c] = float(np.mean(v)) if v else None
+    out.append(row)
+  return out
+
+
+def _plot_grid(grid: list[dict], path: str) -> str:
+  regimes = sorted({g["updates_per_step"] for g in grid})
+  fig, axs = plt.subplots(2, len(regimes), figsize=(5 * len(regimes), 7), squeeze=False,
+                          sharey="row")
+  for j, regime in enumerate(regimes):
+    for i, (col, label) in enumerate((("val_pass_at_1", "final validation pass@1"),
+                                      ("min_entropy", "minimum entropy over training"))):
+      ax = axs[i, j]
+      for loss in sorted({g["loss"] for g in grid}):
+        pts = sorted((g["lr"], g[col]) for g in grid
+                     if g["loss"] == loss and g["updates_per_step"] == regime
+                     and g[col] is not None)
+        if pts:
+          ax.plot(*zip(*pts), marker="o", label=loss)
+      ax.set_xscale("log")
+      ax.set_xlabel("learning rate")
+      ax.set_ylabel(label)
+      ax.set_title(f"{regime} update(s) per step")
+      ax.grid(alpha=0.3)
+      ax.legend(fontsize=7)
+  fig.suptitle("The selection landscape: means over seeds, validation data only")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
 
 
 def _write_csv(path: str, rows: list[dict]) -> None:
@@ -253,7 +303,10 @@ def report(points: list[dict], workdir: str, out: str, cfg) -> dict:
   summary = summary_rows(rows)
   _write_csv(os.path.join(out, "summary.csv"), summary)
   chosen = select_learning_rates(rows)
+  grid = grid_rows(rows)
+  _write_csv(os.path.join(out, "grid.csv"), grid)
   figures = [
+      _plot_grid(grid, os.path.join(out, "grid.png")),
       _plot_test_vs_updates(summary, os.path.join(out, "test_pass_vs_updates.png")),
       _plot_regime_panels(points, workdir, cfg, chosen,
                           [("entropy", "policy entropy (nats / token)")],
@@ -261,9 +314,11 @@ def report(points: list[dict], workdir: str, out: str, cfg) -> dict:
       _plot_regime_panels(points, workdir, cfg, chosen,
                           [("weight_neg_max", "largest negative weight |w|"),
                            ("neg_top_share", "top-negative share of a group"),
+                           ("neg_dominated_fraction", "share of groups dominated"),
                            ("kl_old", "KL(pi_old || pi), last update")],
                           os.path.join(out, "mechanism.png")),
   ]
   return {"per_seed": os.path.join(out, "per_seed.csv"),
-          "summary": os.path.join(out, "summary.csv"), "figures": figures,
+          "summary": os.path.join(out, "summary.csv"), "grid": os.path.join(out, "grid.csv"),
+          "figures": figures,
           "table": format_summary(summary)}
