@@ -32,20 +32,18 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  path = config_flags.get_config_filename(flags.FLAGS["config"])
+  workdir, start = _WORKDIR.value, time.perf_counter()
   try:
-    points = sweep.load_sweep(path)
+    points, status = sweep.run_config_sweep(
+        _CONFIG.value, config_flags.get_config_filename(flags.FLAGS["config"]), workdir,
+        log=lambda s: print(s, flush=True))
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  start = time.perf_counter()
-  print(f"study of {len(points)} points from {path} into {_WORKDIR.value}", flush=True)
-  status = sweep.run_sweep(_CONFIG.value, points, _WORKDIR.value,
-                           log=lambda s: print(s, flush=True))
-  out = study.report(points, _WORKDIR.value, _OUT.value or _WORKDIR.value, _CONFIG.value)
+  out = study.report(points, workdir, _OUT.value or workdir, _CONFIG.value)
   print(f"\n{out['table']}\n")
-  print(f"{len(status['done'])} run, {len(status['skipped'])} skipped (done before), "
-        f"{len(status['failed'])} failed, in {time.perf_counter() - start:.0f}s. "
-        f"Tables: {out['per_seed']} {out['summary']}  Figures: {' '.join(out['figures'])}")
+  print(f"{sweep.status_line(status, time.perf_counter() - start)} "
+        f"Tables: {out['per_seed']} {out['summary']} {out['grid']}  "
+        f"Figures: {' '.join(out['figures'])}")
   sys.exit(1 if status["failed"] else 0)
 
 

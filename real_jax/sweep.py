@@ -30,19 +30,16 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  path = config_flags.get_config_filename(flags.FLAGS["config"])
+  workdir, start = _WORKDIR.value, time.perf_counter()
   try:
-    points = sweep.load_sweep(path)
+    points, status = sweep.run_config_sweep(
+        _CONFIG.value, config_flags.get_config_filename(flags.FLAGS["config"]), workdir,
+        log=lambda s: print(s, flush=True))
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  workdir = _WORKDIR.value
-  start = time.perf_counter()
-  print(f"sweep of {len(points)} points from {path} into {workdir}", flush=True)
-  status = sweep.run_sweep(_CONFIG.value, points, workdir, log=lambda s: print(s, flush=True))
   summary, plots = sweep.summarise(points, workdir)
   print(f"\n{sweep.format_summary(summary)}\n")
-  print(f"{len(status['done'])} run, {len(status['skipped'])} skipped (done before), "
-        f"{len(status['failed'])} failed, in {time.perf_counter() - start:.0f}s. "
+  print(f"{sweep.status_line(status, time.perf_counter() - start)} "
         f"Summary: {summary}  Plots: {' '.join(plots)}")
   for p in status["failed"]:
     print(f"  FAILED: {sweep.point_name(p)} (see its FAILED file)")

@@ -69,6 +69,23 @@ def load_sweep(config_string: str) -> list[dict]:
   return module.get_sweep(arg) if arg else module.get_sweep()
 
 
+def run_config_sweep(cfg: ml_collections.ConfigDict, config_string: str, workdir: str, *,
+                     log: Callable[[str], None] = print) -> tuple[list[dict], dict]:
+  """Loads `config_string`'s points (`load_sweep`) and runs them; returns `(points, status)`.
+
+  Raises:
+    ValueError: when the config file defines no `get_sweep()`.
+  """
+  points = load_sweep(config_string)
+  log(f"{len(points)} points from {config_string} into {workdir}")
+  return points, run_sweep(cfg, points, workdir, log=log)
+
+
+def status_line(status: dict, seconds: float) -> str:
+  return (f"{len(status['done'])} run, {len(status['skipped'])} skipped (done before), "
+          f"{len(status['failed'])} failed, in {seconds:.0f}s.")
+
+
 def product(**axes) -> list[dict]:
   """`product(loss=["real", "grpo"], seed=[0, 1])` -> every combination, as override dicts."""
   names = list(axes)
