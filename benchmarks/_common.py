@@ -1,9 +1,13 @@
-"""Timing helpers shared by the benchmark scripts."""
+"""Measurement helpers shared by the benchmark scripts (imported by name: run them as scripts)."""
 
 from __future__ import annotations
 
 import statistics
 import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 
 def median_time(fn, repeats: int, warmup: int = 2) -> float:
@@ -16,3 +20,79 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
     fn()
     times.append(time.perf_counter() - start)
   return statistics.median(times)
+
+
+def memory_bandwidth(repeats: int, mib: int = 512, device=None) -> float:
+  """GB/s of a jitted float32 sum over `mib` MiB: the read rate this device sustains."""
+  x = jax.device_put(jnp.ones((mib * 1024 * 1024 // 4,), jnp.float32), device)
+  total = jax.jit(jnp.sum)
+  seconds = median_time(lambda: total(x).block_until_ready(), repeats)
+  return x.nbytes / seconds / 1e9
+
+
+def matmul_rate(repeats: int, n: int = 2048, dtype=jnp.float32, device=None) -> float:
+  """FLOP/s of an `n x n` matmul in `dtype`."""
+  a = jax.device_put(jnp.ones((n, n), dtype), device)
+  mm = jax.jit(lambda x: x @ x)
+  seconds = median_time(lambda: mm(a).block_until_ready(), repeats)
+  return 2 * n**3 / seconds
+
+
+def compiled_flops(compiled) -> float:
+  """XLA's own FLOP count of a compiled program (0 where the backend gives none)."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float((cost or {}).get("flops", 0.0))
+
+
+def make_batch(B: int, G: int, T: int, seed: int = 0):
+  """A float32 `[B, G, T]` batch: `logp, old_logp, mask` (bool), `rewards` `[B, G]`."""
+  rng = np.random.default_rng(seed)
+  old = rng.normal(-1.0, 0.5, (B, G, T)).astype(np.float32)
+  logp = (old + 0.1 * rng.normal(size=(B, G, T))).astype(np.float32)
+  lengths = rng.integers(T // 2, T + 1, (B, G))
+  mask = np.arange(T)[None, None, :] < lengths[..., None]
+  rewards = (rng.random((B, G)) < 0.5).astype(np.float32)
+  return logp, old, mask, rewards
+
+
+def torch_real(torch):
+  """REAL as the official code computes it, step by step, with autograd."""
+
+  def loss_and_backward(logp, old_logp, mask, rewards, uid, group_size, tau=0.5):
+    logp.grad = None
+    order = torch.argsort(uid, stable=True)  # sort rollouts by prompt id
+    lp, olp, m, r = logp[order], old_logp[order], mask[order], rewards[order]
+    s = ((lp - olp) * m).sum(-1) / m.sum(-1).clamp(min=1)
+    s, r = s.view(-1, group_size), r.view(-1, group_size)  # reshape to groups
+    pos, neg = r > 0.5, r <= 0.5
+    valid = pos.any(1) & neg.any(1)
+    zero = torch.zeros(s.shape[0], 1, dtype=s.dtype, device=s.device)
+    pos_logits = (-s / tau).masked_fill(~pos, float("-inf"))
+    neg_logits = (s / tau).masked_fill(~neg, float("-inf"))
+    group = (torch.logsumexp(torch.cat([pos_logits, zero], 1), 1)
+             + torch.logsumexp(torch.cat([neg_logits, zero], 1), 1))
+    loss = (group * valid).sum() / s.shape[0]
+    loss.backward()
+    return loss
+
+  return loss_and_backward
+
+
+def time_torch_real(torch, batch, device: str, repeats: int) -> float:
+  """Median seconds of the official algorithm's REAL forward + backward on `device`."""
+  logp, old, mask, rewards = batch
+  B, G, T = logp.shape
+  put = lambda a: torch.tensor(a, device=device)  # noqa: E731
+  lp = torch.tensor(logp.reshape(B * G, T), device=device, requires_grad=True)
+  olp, m = put(old.reshape(B * G, T)), put(mask.reshape(B * G, T).astype(np.float32))
+  r = put(rewards.reshape(-1))
+  # Rows arrive shuffled by prompt id, as from a rollout buffer; the official code sorts.
+  uid = put(np.random.default_rng(1).permutation(np.repeat(np.arange(B), G)))
+  real = torch_real(torch)
+  sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+  def run():
+    real(lp, olp, m, r, uid, G)
+    sync()
+  return median_time(run, repeats)

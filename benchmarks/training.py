@@ -27,6 +27,8 @@ from flax import nnx
 
 # Run as a script, the benchmarks folder is on sys.path: its helpers import by name.
 import vmap_seeds
+from _common import compiled_flops
+from _common import matmul_rate
 from _common import median_time
 from real_jax import model as model_lib
 from real_jax import sampling
@@ -39,19 +41,6 @@ _SKIP_SEEDS = flags.DEFINE_bool("skip_seeds", False, "Skip the vmapped-seeds mea
 
 SIZES = {"small (64 wide, 2 layers)": (64, 2, 4), "larger (256 wide, 4 layers)": (256, 4, 8)}
 PROMPT, RESPONSE, SEQUENCES, VOCAB = 8, 64, 128, 16
-
-
-def _flops(compiled) -> float:
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", 0.0))
-
-
-def matmul_rate(repeats: int, n: int = 2048) -> float:
-  a = jnp.ones((n, n), jnp.float32)
-  mm = jax.jit(lambda x: x @ x)
-  seconds = median_time(lambda: mm(a).block_until_ready(), repeats)
-  return 2 * n**3 / seconds
 
 
 def main(argv):
@@ -87,7 +76,7 @@ def main(argv):
     compiled = jax.jit(update).lower(state, opt_state, tokens, old, mask, rewards, 0.5).compile()
     seconds = median_time(lambda: jax.block_until_ready(
         compiled(state, opt_state, tokens, old, mask, rewards, 0.5)), repeats)
-    achieved = _flops(compiled) / seconds
+    achieved = compiled_flops(compiled) / seconds
     figures["sizes"][label] = {
         "cached_tokens_per_s": rates[True], "recompute_tokens_per_s": rates[False],
         "cache_speedup": rates[True] / rates[False], "update_s": seconds,
