@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast notebooks reproduce grad-analysis compare study bench clean
+.PHONY: install install-tunix test test-fast notebooks reproduce grad-analysis compare study bench accel-report clean
 
 install: $(STAMP)
 
@@ -73,6 +73,11 @@ bench: install
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) benchmarks/losses.py --json $(OUT)/bench_losses.json
 	$(PY) benchmarks/training.py --json $(OUT)/bench_training.json
+
+# The accelerator report on whatever JAX sees (CPU, GPU or TPU): runs/accelerator/report.{json,md}.
+# On the lent GPU machine, see benchmarks/README.md for the no-network install.
+accel-report: install
+	$(PY) benchmarks/accelerator.py --out $(OUT)/accelerator
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis *.egg-info

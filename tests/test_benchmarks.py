@@ -21,3 +21,32 @@ def test_losses_benchmark_runs_and_writes_json(tmp_path):
   assert figures["bandwidth_GBps"] > 0
   assert [r["loss"] for r in figures["rows"]] == ["real", "grpo"]
   assert all(r["jax_s"] > 0 and 0 < r["effective_GBps"] for r in figures["rows"])
+
+
+def test_accelerator_report_tiny(tmp_path):
+  """`--tiny` on the CPU: every section is there and the gradient errors are within tolerance."""
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "benchmarks", "accelerator.py"), "--tiny",
+       f"--out={tmp_path}", "--platform=cpu"],
+      capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads((tmp_path / "report.json").read_text())
+  import accelerator  # noqa: PLC0415  (the benchmarks folder is on sys.path, see conftest)
+  for section in accelerator.SECTIONS:
+    assert section in report, section
+  assert report["device"]["platform"] == "cpu"
+  grad = report["grad_check"]
+  from real_jax import grad_analysis, losses  # noqa: PLC0415
+  assert {r["objective"] for r in grad["rows"]} == set(grad_analysis.OBJECTIVES) == set(
+      losses.LOSSES)
+  assert {r["dtype"] for r in grad["rows"]} == {"float32", "float64"}
+  for r in grad["rows"]:
+    assert r["max_rel_err"] <= grad_analysis.TOLERANCE[r["dtype"]], r
+  assert grad["passed"]
+  assert {(r["dtype"], r["mask"]) for r in report["losses"]["rows"]} == {
+      (d, m) for d in ("float32", "bfloat16") for m in ("bool", "float")}
+  assert [r["seeds"] for r in report["training"]["rows"]] == [1, 2]
+  md = (tmp_path / "report.md").read_text()
+  for heading in ("## Limits", "## Derivation check", "## Losses", "## Training",
+                  "## Update step and sampling", "## Targets"):
+    assert heading in md, heading
