@@ -20,6 +20,7 @@ what makes the resumption exact.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Callable
@@ -27,7 +28,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
@@ -133,8 +133,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
 
   step = step_lib.make_step(cfg, graphdef)
   evaluate = jax.jit(step_lib.make_evaluate(cfg, graphdef))
-  run_steps = jax.jit(lambda s, tau, n: jax.lax.scan(lambda c, _: step(c, tau), s, None, length=n),
-                      static_argnums=2)
+  run_steps = jax.jit(functools.partial(step_lib.scan_steps, step), static_argnums=2)
   tau = jnp.asarray(cfg.tau, jnp.float32)
   writer = _tensorboard(os.path.join(workdir, "tb"))
   eval_marks = set(metrics_lib.eval_steps(cfg.steps, cfg.eval_every))

@@ -7,8 +7,7 @@ r"""A whole RL run as one `lax.scan`: vmappable over seed, tau and learning rate
 
 `run[name]` has one value per step for each of `metrics.STEP_METRICS`, and
 one per entry of `metrics.eval_steps(steps, eval_every)` for each of
-`metrics.EVAL_METRICS` (`eval_pass_at_1`, `test_pass_at_1`), one per entry of `metrics.eval_steps(steps, eval_every)`:
-the base model at step 0, then every `eval_every` steps and the last step,
+`metrics.EVAL_METRICS` (`eval_pass_at_1`, `test_pass_at_1`): the base model at step 0, then every `eval_every` steps and the last step,
 exactly the evaluations the resumable trainer (`loop.train`) makes. Both
 drivers run the same `step.make_step`, so for a config and seed they log the
 same metrics (tested).
@@ -19,6 +18,7 @@ With a `mesh` of axes `("data", "fsdp")`, rollout groups are sharded over
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable, Sequence
 
@@ -72,9 +72,7 @@ def make_train(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mes
   evaluate = step_lib.make_evaluate(cfg, graphdef)
   optimizer = step_lib.make_optimizer(cfg)
   n_chunks, rest = divmod(cfg.steps, cfg.eval_every)
-
-  def steps(state, tau, n):
-    return jax.lax.scan(lambda s, _: step(s, tau), state, None, length=n)
+  steps = functools.partial(step_lib.scan_steps, step)
 
   def train(params, key, tau, lr):
     state = step_lib.init_state(optimizer, params, key, lr)

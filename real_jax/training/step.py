@@ -70,6 +70,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                      f"got {cfg.eval_split!r}.")
   if not isinstance(cfg.test_size, int) or cfg.test_size < 0:
     raise ValueError(f"`config.test_size` must be an integer >= 0, got {cfg.test_size!r}.")
+  if cfg.test_size and cfg.eval_split != "validation":
+    raise ValueError(f"`eval_split` must be 'validation' when `test_size` > 0, so that the "
+                     f"two held-out sets are disjoint; got {cfg.eval_split!r}.")
   if not cfg.lr > 0:
     raise ValueError(f"`config.lr` must be > 0, got {cfg.lr!r}.")
   if not cfg.tau > 0:
@@ -212,6 +215,11 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
   return step
 
 
+def scan_steps(step, state: TrainState, tau, n: int) -> tuple[TrainState, dict]:
+  """`n` calls of `step` as one `lax.scan`: the unit both drivers run (metrics stacked `[n]`)."""
+  return jax.lax.scan(lambda s, _: step(s, tau), state, None, length=n)
+
+
 def make_evaluate(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef):
   """Returns `evaluate(params) -> {EVAL_METRICS name: pass@1}` on fixed held-out sets (pure).
 
@@ -219,11 +227,9 @@ def make_evaluate(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef):
   `test_pass_at_1` on `test_size` prompts of the test split, or NaN (null in
   the records) when `test_size` is 0.
   """
+  validate(cfg)
   task = base_model.make_task(cfg)
   data.check_task(task)
-  if cfg.test_size and cfg.eval_split != "validation":
-    raise ValueError(f"`eval_split` must be 'validation' when `test_size` > 0, so that the "
-                     f"two held-out sets are disjoint; got {cfg.eval_split!r}.")
   sets = {metrics_lib.EVAL_METRIC: data.eval_set(task, cfg.eval_seed, cfg.eval_size,
                                                  cfg.eval_split)}
   if cfg.test_size:
