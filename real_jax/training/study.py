@@ -220,18 +220,8 @@ def _plot_regime_panels(points, workdir, cfg, chosen, metrics, path, window=5):
     for j, regime in enumerate(regimes):
       ax = axs[i, j]
       for loss, runs in sorted(curves.get(regime, {}).items()):
-        # Steps where the metric is undefined for some seed are dropped for all.
-        common = sorted(set.intersection(*(set(s.tolist()) for s, _ in runs)))
-        if not common:
-          continue
-        stack = np.stack([v[np.isin(s, common)] for s, v in runs])
-        steps = np.asarray(common)
-        if len(steps) >= window:
-          kernel = np.ones(window) / window
-          stack = np.stack([np.convolve(v, kernel, mode="valid") for v in stack])
-          steps = steps[window - 1:]
-        line, = ax.plot(steps, stack.mean(0), label=f"{loss} (lr {chosen[(loss, regime)]:g})")
-        ax.fill_between(steps, stack.min(0), stack.max(0), alpha=0.12, color=line.get_color())
+        sweep_lib.plot_mean_band(ax, runs, f"{loss} (lr {chosen[(loss, regime)]:g})",
+                                 window=window, alpha=0.12)
       ax.set_title(f"{regime} update(s) per step")
       ax.set_xlabel("RL step")
       ax.set_ylabel(label)

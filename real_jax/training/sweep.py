@@ -246,6 +246,30 @@ def summarise(points: list[dict], workdir: str) -> tuple[str, list[str]]:
   return path, plots
 
 
+def plot_mean_band(ax, series: list[tuple[np.ndarray, np.ndarray]], label: str, *,
+                   window: int = 5, smooth: bool = True, alpha: float = 0.15) -> None:
+  """One line per group of runs: the mean over runs, with a min..max band.
+
+  `series` holds each run's `(steps, values)` (`metrics.series`); a step where
+  the metric is undefined for some run is dropped for all, so the runs stay
+  aligned. With `smooth`, a moving average over `window` steps evens out
+  per-step batch noise.
+  """
+  if not series:
+    return
+  common = sorted(set.intersection(*(set(s.tolist()) for s, _ in series)))
+  if not common:
+    return
+  stack = np.stack([v[np.isin(s, common)] for s, v in series])
+  steps = np.asarray(common)
+  if smooth and len(steps) >= window:
+    kernel = np.ones(window) / window
+    stack = np.stack([np.convolve(v, kernel, mode="valid") for v in stack])
+    steps = steps[window - 1:]
+  line, = ax.plot(steps, stack.mean(0), label=label)
+  ax.fill_between(steps, stack.min(0), stack.max(0), alpha=alpha, color=line.get_color())
+
+
 def _plot_curves(done: list[dict], workdir: str, swept: list[str], window: int = 5) -> str:
   groups: dict = {}
   for p in done:
@@ -254,18 +278,9 @@ def _plot_curves(done: list[dict], workdir: str, swept: list[str], window: int =
   fig, axs = plt.subplots(2, 2, figsize=(12, 8))
   for ax, metric in zip(axs.flat, CURVES):
     for label, runs in sorted(groups.items()):
-      series = [metrics_lib.series(recs, metric) for recs in runs]
-      n = min(len(v) for _, v in series)
-      if n == 0:
-        continue
-      steps = series[0][0][:n]
-      stack = np.stack([v[:n] for _, v in series])
-      if metric != metrics_lib.EVAL_METRIC and n >= window:  # moving average of noisy batches
-        kernel = np.ones(window) / window
-        stack = np.stack([np.convolve(v, kernel, mode="valid") for v in stack])
-        steps = steps[window - 1:]
-      line, = ax.plot(steps, stack.mean(0), label=f"{label} ({len(runs)} seeds)")
-      ax.fill_between(steps, stack.min(0), stack.max(0), alpha=0.15, color=line.get_color())
+      plot_mean_band(ax, [metrics_lib.series(recs, metric) for recs in runs],
+                     f"{label} ({len(runs)} seeds)", window=window,
+                     smooth=metric != metrics_lib.EVAL_METRIC)
     ax.set_xlabel("RL step")
     ax.set_ylabel(CURVE_LABELS[metric])
     ax.grid(alpha=0.3)
