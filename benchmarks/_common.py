@@ -96,3 +96,47 @@ def time_torch_real(torch, batch, device: str, repeats: int) -> float:
     real(lp, olp, m, r, uid, G)
     sync()
   return median_time(run, repeats)
+
+
+def measure_update_and_sampling(width: int, depth: int, heads: int, *, sequences: int,
+                                response: int, repeats: int, device=None,
+                                prompt: int = 8, vocab: int = 16) -> dict:
+  """Sampler tokens/s with and without the KV cache, and the RL update's time and FLOPs.
+
+  The policy is random (throughput does not depend on what it knows); the
+  update runs on one minibatch of the toy config's shape at this model size.
+  """
+  from flax import nnx  # noqa: PLC0415
+  from real_jax import model as model_lib  # noqa: PLC0415
+  from real_jax import sampling  # noqa: PLC0415
+  from real_jax.training import config as config_lib  # noqa: PLC0415
+  from real_jax.training import step as step_lib  # noqa: PLC0415
+  pcfg = model_lib.PolicyConfig(vocab_size=vocab, max_len=prompt + response, width=width,
+                                depth=depth, heads=heads)
+  graphdef, state = nnx.split(model_lib.Policy(pcfg, rngs=nnx.Rngs(0)))
+  state = jax.device_put(state, device)
+  prompts = jax.device_put(
+      jax.random.randint(jax.random.key(0), (sequences, prompt), 3, vocab), device)
+  rates = {}
+  for cached in (True, False):
+    def run(c=cached):
+      return jax.block_until_ready(sampling.sample(graphdef, state, prompts, jax.random.key(1),
+                                                   max_new=response, use_cache=c))
+    rates[cached] = sequences * response / median_time(run, repeats)
+  rl = config_lib.get_config()
+  rl.model.update(width=width, depth=depth, heads=heads)
+  optimizer = step_lib.make_optimizer(rl)
+  update = step_lib.make_update(rl, graphdef, optimizer, prompt)
+  b, g = rl.prompts_per_step // rl.minibatches, rl.group_size
+  tokens = jax.random.randint(jax.random.key(2), (b, g, prompt + response), 3, vocab)
+  old = jnp.full((b, g, response), -2.0, jnp.float32)
+  mask = jnp.ones((b, g, response), bool)
+  rewards = (jax.random.uniform(jax.random.key(3), (b, g)) < 0.5).astype(jnp.float32)
+  opt_state = step_lib.init_state(optimizer, state, jax.random.key(0), rl.lr).opt_state
+  args = jax.device_put((state, opt_state, tokens, old, mask, rewards, jnp.float32(0.5)), device)
+  compiled = jax.jit(update).lower(*args).compile()
+  seconds = median_time(lambda: jax.block_until_ready(compiled(*args)), repeats)
+  return {"cached_tokens_per_s": rates[True], "recompute_tokens_per_s": rates[False],
+          "cache_speedup": rates[True] / rates[False], "update_s": seconds,
+          "update_flops": compiled_flops(compiled),
+          "update_batch": f"{b} groups x {g} rollouts x {prompt + response} tokens"}

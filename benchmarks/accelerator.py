@@ -220,46 +220,16 @@ def training_section(device, sizes) -> dict:
 
 
 def update_and_sampling_section(device, sizes, repeats, matmul_flops) -> dict:
-  import jax  # noqa: PLC0415
-  import jax.numpy as jnp  # noqa: PLC0415
-  from flax import nnx  # noqa: PLC0415
-  from _common import compiled_flops, median_time  # noqa: PLC0415
-  from real_jax import model as model_lib  # noqa: PLC0415
-  from real_jax import sampling  # noqa: PLC0415
-  from real_jax.training import step as step_lib  # noqa: PLC0415
+  from _common import measure_update_and_sampling  # noqa: PLC0415
   width, depth, heads = sizes["update_policy"]
-  prompt, response, vocab = 8, sizes["sample_len"], 16
-  pcfg = model_lib.PolicyConfig(vocab_size=vocab, max_len=prompt + response, width=width,
-                                depth=depth, heads=heads)
-  graphdef, state = nnx.split(model_lib.Policy(pcfg, rngs=nnx.Rngs(0)))
-  state = jax.device_put(state, device)
-  n = sizes["sample_sequences"]
-  prompts = jax.device_put(jax.random.randint(jax.random.key(0), (n, prompt), 3, vocab), device)
-  rates = {}
-  for cached in (True, False):
-    def run(c=cached):
-      return jax.block_until_ready(sampling.sample(graphdef, state, prompts, jax.random.key(1),
-                                                   max_new=response, use_cache=c))
-    rates[cached] = n * response / median_time(run, repeats)
-  rl = _policy_config(width, depth, heads)
-  optimizer = step_lib.make_optimizer(rl)
-  update = step_lib.make_update(rl, graphdef, optimizer, prompt)
-  b, g = rl.prompts_per_step // rl.minibatches, rl.group_size
-  tokens = jax.random.randint(jax.random.key(2), (b, g, prompt + response), 3, vocab)
-  old = jnp.full((b, g, response), -2.0, jnp.float32)
-  mask = jnp.ones((b, g, response), bool)
-  rewards = (jax.random.uniform(jax.random.key(3), (b, g)) < 0.5).astype(jnp.float32)
-  opt_state = step_lib.init_state(optimizer, state, jax.random.key(0), rl.lr).opt_state
-  args = jax.device_put((state, opt_state, tokens, old, mask, rewards, jnp.float32(0.5)), device)
-  compiled = jax.jit(update).lower(*args).compile()
-  seconds = median_time(lambda: jax.block_until_ready(compiled(*args)), repeats)
-  flops = compiled_flops(compiled)
-  return {"policy": f"{width} wide, {depth} layers", "sequences": n, "response_len": response,
-          "cached_tokens_per_s": rates[True], "recompute_tokens_per_s": rates[False],
-          "cache_speedup": rates[True] / rates[False], "update_s": seconds,
-          "update_TFLOPs": flops / seconds / 1e12,
-          "update_fraction_of_matmul": flops / seconds / matmul_flops if flops else None,
-          "update_batch": f"{b} groups x {g} rollouts x {prompt + response} tokens"}
+  out = measure_update_and_sampling(width, depth, heads, sequences=sizes["sample_sequences"],
+                                    response=sizes["sample_len"], repeats=repeats,
+                                    device=device)
+  flops = out.pop("update_flops")
+  out.update(policy=f"{width} wide, {depth} layers", sequences=sizes["sample_sequences"],
+             response_len=sizes["sample_len"], update_TFLOPs=flops / out["update_s"] / 1e12,
+             update_fraction_of_matmul=flops / out["update_s"] / matmul_flops if flops else None)
+  return out
 
 
 def _targets(report: dict) -> list[str]:
