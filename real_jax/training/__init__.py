@@ -8,6 +8,8 @@
 - `loop`: `train(cfg, workdir)`, the resumable host loop over jitted chunks
   with evaluation, `metrics.jsonl`, TensorBoard and orbax checkpoints.
 - `sweep`: the sweep runner, its `summary.csv` and plots.
+- `study`: a sweep's report with learning rates chosen on validation data,
+  bootstrap intervals over seeds and paired differences.
 - `metrics`: the schema (`METRICS`) and its computation.
 - `data`: the seeded training stream and the held-out set.
 - `base_model`: the supervised warm start every RL run begins from.
@@ -21,6 +23,7 @@ from real_jax.training import loop
 from real_jax.training import metrics
 from real_jax.training import scan
 from real_jax.training import step
+from real_jax.training import study
 from real_jax.training import sweep
 
 __all__ = [
@@ -31,5 +34,6 @@ __all__ = [
     "metrics",
     "scan",
     "step",
+    "study",
     "sweep",
 ]
