@@ -1,8 +1,10 @@
-"""Independent NumPy float64 references, written from ../shared/paper.md.
+"""Independent NumPy float64 references, written from docs/derivations.md.
 
 Loops over groups and rollouts, reading only unmasked positions; no JAX and no
-code shared with `real_jax`. The product-style loss uses its double-sum form
-(paper.md section 4), not the softplus/logsumexp form of the implementation.
+code shared with `real_jax`. The product-style loss uses its double-sum form,
+not the softplus/logsumexp form of the implementation; RLOO's advantage is
+computed as the leave-one-out mean it is defined as, not the scaled
+deviation the implementation uses.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def label_loss(name, logp, old_logp, mask, rewards, tau=0.5):
   return total / max(count, 1)
 
 
-def advantages(mask, rewards, scale_rewards=True, eps=1e-6):
+def advantages(mask, rewards, estimator="grpo", eps=1e-6):
   mask = np.asarray(mask).astype(bool)
   rewards = np.asarray(rewards, np.float64)
   adv = np.zeros(rewards.shape)
@@ -72,9 +74,14 @@ def advantages(mask, rewards, scale_rewards=True, eps=1e-6):
     r = rewards[b, present]
     if len(present) < 2 or r.max() == r.min():
       continue
-    a = r - r.mean()
-    if scale_rewards:
-      a = a / (r.std(ddof=1) + eps)
+    if estimator == "rloo":
+      a = np.array([r[i] - np.mean(np.delete(r, i)) for i in range(len(r))])
+    elif estimator == "drgrpo":
+      a = r - r.mean()
+    elif estimator == "grpo":
+      a = (r - r.mean()) / (r.std(ddof=1) + eps)
+    else:
+      raise ValueError(estimator)
     adv[b, present] = a
   return adv
 
@@ -89,26 +96,63 @@ def kl(logp, ref_logp, kl_type):
 
 
 CLIPPED = {
-    "grpo": dict(epsilon_low=0.2, epsilon_high=0.2, scale_rewards=True,
-                 loss_agg_mode="seq-mean-token-mean", sequence_level=False),
-    "dapo": dict(epsilon_low=0.2, epsilon_high=0.28, scale_rewards=True,
-                 loss_agg_mode="token-mean", sequence_level=False),
-    "dr_grpo": dict(epsilon_low=0.2, epsilon_high=0.2, scale_rewards=False,
-                    loss_agg_mode="seq-mean-token-sum-norm", sequence_level=False),
-    "gspo": dict(epsilon_low=3e-4, epsilon_high=4e-4, scale_rewards=True,
-                 loss_agg_mode="seq-mean-token-mean", sequence_level=True),
+    "grpo": dict(epsilon_low=0.2, epsilon_high=0.2, advantage="grpo", clip_ratio_c=None,
+                 loss_agg_mode="seq-mean-token-mean"),
+    "dapo": dict(epsilon_low=0.2, epsilon_high=0.28, advantage="grpo", clip_ratio_c=None,
+                 loss_agg_mode="token-mean"),
+    "dr_grpo": dict(epsilon_low=0.2, epsilon_high=0.2, advantage="drgrpo", clip_ratio_c=None,
+                    loss_agg_mode="seq-mean-token-sum-norm"),
+    "gspo": dict(epsilon_low=3e-4, epsilon_high=4e-4, advantage="grpo",
+                 loss_agg_mode="seq-mean-token-mean"),
+    "cispo": dict(epsilon_low=None, epsilon_high=4.0, advantage="grpo",
+                  loss_agg_mode="token-mean"),
+    "sapo": dict(tau_pos=1.0, tau_neg=1.05, advantage="grpo", loss_agg_mode="seq-mean-token-mean"),
+    "gmpo": dict(epsilon_low=0.4, epsilon_high=0.4, advantage="grpo"),
+    "gpg": dict(advantage="drgrpo", loss_agg_mode="token-mean"),
 }
+
+
+def _token_losses(name, cfg, s, logp, a, s_weight):
+  """One rollout's token losses, `s` its log-ratios and `logp` its log-probs.
+
+  CISPO's importance weight is read from `s_weight`: the log-ratios at which it
+  is frozen (`s` itself for the loss value; fixed for finite differences,
+  which is what its stop-gradient means).
+  """
+  if name in ("grpo", "dapo", "dr_grpo", "gspo"):
+    el, eh = cfg["epsilon_low"], cfg["epsilon_high"]
+    rho = np.full(s.shape, np.exp(s.mean())) if name == "gspo" else np.exp(s)
+    tok = np.maximum(-a * rho, -a * np.clip(rho, 1 - el, 1 + eh))
+    if cfg.get("clip_ratio_c") is not None and a < 0:
+      tok = np.minimum(tok, -a * cfg["clip_ratio_c"])
+    return tok
+  if name == "cispo":
+    w = np.minimum(np.exp(s_weight), 1 + cfg["epsilon_high"])
+    if cfg["epsilon_low"] is not None:
+      w = np.maximum(w, 1 - cfg["epsilon_low"])
+    return -w * a * logp
+  if name == "sapo":
+    tau = cfg["tau_pos"] if a > 0 else cfg["tau_neg"]
+    return -(4.0 / tau) / (1.0 + np.exp(-tau * (np.exp(s) - 1.0))) * a
+  if name == "gmpo":
+    clipped = np.clip(s, -cfg["epsilon_low"], cfg["epsilon_high"])
+    # A > 0: the smaller of s and its clip; A < 0: the larger.
+    kept = np.minimum(s, clipped) if a > 0 else np.maximum(s, clipped) if a < 0 else 0 * s
+    return np.full(s.shape, -a * np.exp(kept.mean()))
+  if name == "gpg":
+    return -a * logp
+  raise ValueError(name)
 
 
 def clipped_loss(name, logp, old_logp, mask, rewards, *, beta=0.0,
                  ref_logp=None, kl_type="low_var_kl", norm_length=None,
-                 **overrides):
+                 frozen_logp=None, **overrides):
   cfg = dict(CLIPPED[name], **overrides)
+  frozen = np.asarray(logp if frozen_logp is None else frozen_logp, np.float64)
   mask = np.asarray(mask).astype(bool)
   logp = np.asarray(logp, np.float64)
   old_logp = np.asarray(old_logp, np.float64)
-  adv = advantages(mask, rewards, cfg["scale_rewards"])
-  el, eh = cfg["epsilon_low"], cfg["epsilon_high"]
+  adv = advantages(mask, rewards, cfg["advantage"])
   per_seq = []  # (token losses of one rollout)
   for b in range(mask.shape[0]):
     for k in range(mask.shape[1]):
@@ -116,15 +160,14 @@ def clipped_loss(name, logp, old_logp, mask, rewards, *, beta=0.0,
       if not m.any():
         continue
       s = logp[b, k][m] - old_logp[b, k][m]
-      rho = np.full(s.shape, np.exp(s.mean())) if cfg["sequence_level"] else np.exp(s)
-      a = adv[b, k]
-      tok = np.maximum(-a * rho, -a * np.clip(rho, 1 - el, 1 + eh))
+      s_weight = frozen[b, k][m] - old_logp[b, k][m]
+      tok = _token_losses(name, cfg, s, logp[b, k][m], adv[b, k], s_weight)
       if beta:
         tok = tok + beta * kl(logp[b, k][m], np.asarray(ref_logp, np.float64)[b, k][m], kl_type)
       per_seq.append(tok)
   if not per_seq:
     return 0.0
-  mode = cfg["loss_agg_mode"]
+  mode = "seq-mean-token-mean" if name == "gmpo" else cfg["loss_agg_mode"]
   if mode == "token-mean":
     return np.concatenate(per_seq).sum() / sum(len(t) for t in per_seq)
   if mode == "seq-mean-token-mean":

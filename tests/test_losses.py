@@ -18,6 +18,8 @@ import reference
 ALL = tuple(losses.LOSSES)
 LABEL = losses.LABEL_LOSSES
 CLIPPED = losses.CLIPPED_LOSSES
+ADVANTAGE = losses.ADVANTAGE_LOSSES
+AGGREGATED = tuple(n for n in ADVANTAGE if "loss_agg_mode" in losses.hyperparameters(n))
 
 
 def jitted(name, **kwargs):
@@ -59,7 +61,7 @@ class TestAgainstNumpyReference:
     got, _ = jitted(name, tau=tau)(*map(jnp.asarray, batch))
     np.testing.assert_allclose(float(got), reference.loss(name, *batch, tau=tau), rtol=1e-11)
 
-  @pytest.mark.parametrize("name", CLIPPED)
+  @pytest.mark.parametrize("name", AGGREGATED)
   @pytest.mark.parametrize("mode", losses.AGG_MODES)
   def test_every_aggregation_mode(self, name, mode):
     batch = batches.random_batch(5, score_scale=0.3)
@@ -83,13 +85,45 @@ class TestAgainstNumpyReference:
     got = jax.jit(losses.sequence_scores)(logp, old, mask)
     np.testing.assert_allclose(got, reference.scores(logp, old, mask), rtol=1e-13, atol=1e-15)
 
-  def test_advantages_ddof1_and_dr_grpo(self):
+  @pytest.mark.parametrize("estimator", losses.ADVANTAGE_ESTIMATORS)
+  def test_advantage_estimators_on_ragged_groups(self, estimator):
+    # random_batch has groups with absent rollouts, one-sided and empty groups.
     _, _, mask, rewards = batches.random_batch(8)
     present = jnp.asarray(mask).any(-1)
-    for scale in (True, False):
-      got = jax.vmap(functools.partial(losses.group_advantages, scale_rewards=scale))(
-          jnp.asarray(rewards), present)
-      np.testing.assert_allclose(got, reference.advantages(mask, rewards, scale), atol=1e-12)
+    got = jax.vmap(functools.partial(losses.group_advantages, estimator=estimator))(
+        jnp.asarray(rewards), present)
+    np.testing.assert_allclose(got, reference.advantages(mask, rewards, estimator), atol=1e-12)
+
+  def test_rloo_by_hand_with_an_absent_rollout(self):
+    # Present rewards (1, 0, 0), the fourth rollout absent and "correct":
+    # A = 1 - (0 + 0)/2 = 1, and 0 - (1 + 0)/2 = -1/2 for each wrong one.
+    got = losses.group_advantages(jnp.array([1.0, 0.0, 0.0, 1.0]),
+                                  jnp.array([True, True, True, False]), estimator="rloo")
+    np.testing.assert_allclose(got, [1.0, -0.5, -0.5, 0.0], rtol=1e-15)
+
+  @pytest.mark.parametrize("name", ADVANTAGE)
+  @pytest.mark.parametrize("estimator", ["rloo", "drgrpo"])
+  def test_every_objective_with_every_estimator(self, name, estimator):
+    batch = batches.random_batch(22)
+    got, aux = jitted(name, advantage=estimator)(*map(jnp.asarray, batch))
+    want = reference.loss(name, *batch, advantage=estimator)
+    np.testing.assert_allclose(float(got), want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(aux.advantages, reference.advantages(batch[2], batch[3], estimator),
+                               atol=1e-12)
+
+  @pytest.mark.parametrize("name", ["grpo", "dapo", "dr_grpo"])
+  def test_dual_clip(self, name):
+    batch = batches.random_batch(23, score_scale=1.5)  # ratios well past c = 1.5
+    got, _ = jitted(name, clip_ratio_c=1.5)(*map(jnp.asarray, batch))
+    want = reference.loss(name, *batch, clip_ratio_c=1.5)
+    np.testing.assert_allclose(float(got), want, rtol=1e-12, atol=1e-14)
+    assert abs(want - reference.loss(name, *batch)) > 1e-3  # the cap is active here
+
+  def test_cispo_band_as_verl(self):
+    batch = batches.random_batch(24, score_scale=0.5)
+    got, _ = jitted("cispo", epsilon_low=0.2, epsilon_high=0.28)(*map(jnp.asarray, batch))
+    want = reference.loss("cispo", *batch, epsilon_low=0.2, epsilon_high=0.28)
+    np.testing.assert_allclose(float(got), want, rtol=1e-12, atol=1e-14)
 
   def test_real_by_hand(self):
     # One group, positive score 0.5, negative score -0.5, tau = 0.5:
@@ -108,8 +142,11 @@ class TestGradientsAgainstFiniteDifferences:
     logp, old, mask, rewards = batches.random_batch(9, B=5, G=4, T=3)
     _, g = loss_and_grad(name, *map(jnp.asarray, (logp, old, mask, rewards)))
     clean = np.where(mask, logp, 0.0)
+    # CISPO's stop-gradient: its importance weight stays frozen at `logp`.
+    frozen = {"frozen_logp": logp} if name == "cispo" else {}
     num = reference.numeric_grad(
-        lambda x: reference.loss(name, np.where(mask, x, np.nan), old, mask, rewards), clean)
+        lambda x: reference.loss(name, np.where(mask, x, np.nan), old, mask, rewards, **frozen),
+        clean)
     np.testing.assert_allclose(np.where(mask, g, 0.0), num, atol=1e-7)
     assert np.all(np.asarray(g)[~mask] == 0.0)
 
@@ -318,6 +355,79 @@ class TestClipRegions:
     np.testing.assert_allclose(g2 / g1, np.exp(2.0), rtol=1e-12)
 
 
+class TestObjectivesSinceThePaper:
+  """Where each new objective's gradient is zero, capped or smooth, for both signs of A.
+
+  `_one_group_grad` probes a one-token rollout in a group of two, so the
+  aggregation factor is 1/2 for every mode but `seq-mean-token-sum-norm`.
+  """
+
+  A = 0.5 / (np.sqrt(0.5) + 1e-6)  # |A| of a {1, 0} group, grpo estimator
+
+  @pytest.mark.parametrize("s", [-3.0, -0.5, 0.0, 0.3, 1.0, 2.5])
+  @pytest.mark.parametrize("r", [1.0, 0.0])
+  def test_cispo_is_never_zero_and_capped(self, s, r):
+    sign = 1.0 if r else -1.0
+    w = min(np.exp(s), 5.0)  # default: cap only, at 1 + 4
+    np.testing.assert_allclose(_one_group_grad("cispo", s, r), -sign * self.A * w / 2, rtol=1e-12)
+    w_band = min(max(np.exp(s), 0.8), 1.28)  # verl's band
+    np.testing.assert_allclose(
+        _one_group_grad("cispo", s, r, epsilon_low=0.2, epsilon_high=0.28),
+        -sign * self.A * w_band / 2, rtol=1e-12)
+
+  @pytest.mark.parametrize("s", [-2.0, 0.0, 0.2, 1.5])
+  @pytest.mark.parametrize("r", [1.0, 0.0])
+  def test_sapo_gate_derivative(self, s, r):
+    sign, tau = (1.0, 1.0) if r else (-1.0, 1.05)
+    sigma = 1 / (1 + np.exp(-tau * (np.exp(s) - 1)))
+    want = -sign * self.A * 4 * sigma * (1 - sigma) * np.exp(s) / 2
+    np.testing.assert_allclose(_one_group_grad("sapo", s, r), want, rtol=1e-12)
+
+  def test_sapo_is_exactly_minus_a_on_policy(self):
+    np.testing.assert_allclose(_one_group_grad("sapo", 0.0, 1.0), -self.A / 2, rtol=1e-13)
+
+  def test_gmpo_clip_regions(self):
+    # A > 0: cut above +0.4, alive below -0.4; A < 0: cut below -0.4, alive above +0.4.
+    assert _one_group_grad("gmpo", 0.5, 1.0) == 0.0
+    np.testing.assert_allclose(_one_group_grad("gmpo", -0.6, 1.0), -self.A * np.exp(-0.6) / 2,
+                               rtol=1e-12)
+    assert _one_group_grad("gmpo", -0.5, 0.0) == 0.0
+    np.testing.assert_allclose(_one_group_grad("gmpo", 0.9, 0.0), self.A * np.exp(0.9) / 2,
+                               rtol=1e-12)
+
+  def test_gmpo_clipped_token_still_moves_its_rollouts_ratio(self):
+    # Two tokens: one clipped (0 gradient), one alive, whose weight is the
+    # geometric-mean ratio over both, clipped value included.
+    logp = jnp.array([[[1.0, 0.1], [0.0, 0.0]]])
+    _, g = loss_and_grad("gmpo", logp, jnp.zeros_like(logp), jnp.ones_like(logp),
+                         jnp.array([[1.0, 0.0]]))
+    assert float(g[0, 0, 0]) == 0.0
+    np.testing.assert_allclose(float(g[0, 0, 1]), -self.A * np.exp((0.4 + 0.1) / 2) / 2 / 2,
+                               rtol=1e-12)
+
+  @pytest.mark.parametrize("s", [-4.0, 0.0, 4.0])
+  def test_gpg_weight_is_constant(self, s):
+    np.testing.assert_allclose(_one_group_grad("gpg", s, 1.0), -0.5 / 2, rtol=1e-14)
+    np.testing.assert_allclose(_one_group_grad("gpg", s, 0.0), 0.5 / 2, rtol=1e-14)
+
+  def test_dual_clip_bounds_negatives_only(self):
+    c = 3.0
+    # A < 0: alive above 1 + eps up to c, cut beyond c (and below 1 - eps, as GRPO).
+    np.testing.assert_allclose(_one_group_grad("grpo", np.log(2.5), 0.0, clip_ratio_c=c),
+                               self.A * 2.5 / 2, rtol=1e-12)
+    assert _one_group_grad("grpo", np.log(3.5), 0.0, clip_ratio_c=c) == 0.0
+    assert _one_group_grad("grpo", np.log(0.7), 0.0, clip_ratio_c=c) == 0.0
+    # A > 0 is untouched by c.
+    assert _one_group_grad("grpo", np.log(0.5), 1.0, clip_ratio_c=c) == \
+        _one_group_grad("grpo", np.log(0.5), 1.0)
+
+  def test_dual_clip_counts_in_clip_fraction(self):
+    logp = jnp.array([[[np.log(4.0)], [0.0]]])
+    _, aux = jitted("dapo", clip_ratio_c=3.0)(logp, jnp.zeros_like(logp), jnp.ones_like(logp),
+                                               jnp.array([[0.0, 1.0]]))
+    np.testing.assert_array_equal(aux.clipped_fraction, [[1.0, 0.0]])
+
+
 # ------------------------------------------------------- extreme inputs ----
 
 
@@ -394,7 +504,22 @@ class TestBadInput:
     with pytest.raises(ValueError, match=f"`{kwarg}` must be >= 0"):
       losses.get(name)(**self.args(), **{kwarg: -0.1})
 
-  @pytest.mark.parametrize("name", CLIPPED)
+  @pytest.mark.parametrize("name, kwarg, value, match", [
+      ("sapo", "tau_pos", 0.0, "`tau_pos` must be > 0"),
+      ("sapo", "tau_neg", -1.0, "`tau_neg` must be > 0"),
+      ("cispo", "epsilon_low", -0.1, "`epsilon_low` must be >= 0"),
+      ("cispo", "epsilon_high", -0.1, "`epsilon_high` must be >= 0"),
+      ("gmpo", "epsilon_high", -0.1, "`epsilon_high` must be >= 0"),
+      ("grpo", "clip_ratio_c", 1.0, "`clip_ratio_c` must be a number > 1"),
+      ("dapo", "clip_ratio_c", float("nan"), "`clip_ratio_c` must be a number > 1"),
+      ("gpg", "advantage", "ppo", "`advantage` must be one of grpo, rloo, drgrpo"),
+      ("grpo", "advantage", "gae", "`advantage` must be one of grpo, rloo, drgrpo"),
+  ])
+  def test_bad_hyperparameters_of_the_new_objectives(self, name, kwarg, value, match):
+    with pytest.raises(ValueError, match=match):
+      losses.get(name)(**self.args(), **{kwarg: value})
+
+  @pytest.mark.parametrize("name", AGGREGATED)
   def test_unknown_aggregation(self, name):
     with pytest.raises(ValueError, match="`loss_agg_mode` must be one of token-mean"):
       losses.get(name)(**self.args(), loss_agg_mode="token-sum")
@@ -408,7 +533,8 @@ class TestBadInput:
       losses.grpo(**self.args(), kl_type="k4")
 
   def test_unknown_loss_lists_known(self):
-    with pytest.raises(ValueError, match="known losses: bce, dapo, dr_grpo, grad, grpo, gspo, real, real_product"):
+    with pytest.raises(ValueError, match="known losses: bce, cispo, dapo, dr_grpo, gmpo, gpg, grad, "
+                       "grpo, gspo, real, real_product, sapo"):
       losses.get("ppo")
 
   def test_traced_hyperparameters_are_accepted(self):

@@ -1,13 +1,18 @@
-"""Pure-functional RLVR losses: REAL, GRAD, BCE, product-style, GRPO, DAPO, Dr.GRPO, GSPO.
+"""Pure-functional RLVR losses.
+
+The paper's seven (REAL, GRAD, BCE, product-style, GRPO, DAPO, GSPO), Dr.GRPO,
+and the objectives since: CISPO, SAPO, GMPO, GPG, dual-clip PPO
+(`clip_ratio_c`) and RLOO advantages (`advantage="rloo"`).
 
 Every batched loss takes `logp, old_logp, mask: [B, G, T]` and `rewards: [B, G]`
 and returns `(loss, aux)`. Each is built from a function of one rollout group
-(`*_group`) that is `jax.vmap`-ed over groups. See `../shared/paper.md` for the
+(`*_group`) that is `jax.vmap`-ed over groups. docs/derivations.md gives the
 formulas and conventions. `LOSSES` names every objective; `defaults(name)`
 gives its default hyperparameters, read from its signature.
 """
 
 from real_jax.losses._clipped import AGG_MODES
+from real_jax.losses._clipped import advantage_objective
 from real_jax.losses._clipped import ClippedLossAux
 from real_jax.losses._clipped import KL_TYPES
 from real_jax.losses._clipped import aggregate
@@ -17,6 +22,7 @@ from real_jax.losses._clipped import dr_grpo
 from real_jax.losses._clipped import grpo
 from real_jax.losses._clipped import gspo
 from real_jax.losses._clipped import kl_penalty
+from real_jax.losses._common import ADVANTAGE_ESTIMATORS
 from real_jax.losses._common import group_advantages
 from real_jax.losses._common import sequence_scores
 from real_jax.losses._label import LabelLossAux
@@ -28,15 +34,27 @@ from real_jax.losses._label import real
 from real_jax.losses._label import real_group
 from real_jax.losses._label import real_product
 from real_jax.losses._label import real_product_group
+from real_jax.losses._policy_gradient import cispo
+from real_jax.losses._policy_gradient import cispo_group
+from real_jax.losses._policy_gradient import gmpo
+from real_jax.losses._policy_gradient import gmpo_group
+from real_jax.losses._policy_gradient import gpg
+from real_jax.losses._policy_gradient import gpg_group
+from real_jax.losses._policy_gradient import sapo
+from real_jax.losses._policy_gradient import sapo_group
+from real_jax.losses._registry import ADVANTAGE_LOSSES
 from real_jax.losses._registry import CLIPPED_LOSSES
 from real_jax.losses._registry import LABEL_LOSSES
 from real_jax.losses._registry import LOSSES
 from real_jax.losses._registry import LossSpec
 from real_jax.losses._registry import defaults
 from real_jax.losses._registry import get
+from real_jax.losses._registry import hyperparameters
 from real_jax.losses._registry import spec
 
 __all__ = [
+    "ADVANTAGE_ESTIMATORS",
+    "ADVANTAGE_LOSSES",
     "AGG_MODES",
     "CLIPPED_LOSSES",
     "ClippedLossAux",
@@ -45,24 +63,34 @@ __all__ = [
     "LOSSES",
     "LabelLossAux",
     "LossSpec",
+    "advantage_objective",
     "aggregate",
     "bce",
     "bce_group",
+    "cispo",
+    "cispo_group",
     "clipped_surrogate_group",
     "dapo",
     "defaults",
     "dr_grpo",
     "get",
+    "gmpo",
+    "gmpo_group",
+    "gpg",
+    "gpg_group",
     "grad",
     "grad_group",
     "group_advantages",
     "grpo",
     "gspo",
+    "hyperparameters",
     "kl_penalty",
     "real",
     "real_group",
     "real_product",
     "real_product_group",
+    "sapo",
+    "sapo_group",
     "sequence_scores",
     "spec",
 ]

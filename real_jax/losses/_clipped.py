@@ -1,10 +1,13 @@
-"""GRPO-family objectives: clipped importance-ratio surrogates (paper.md section 2).
+"""GRPO-family objectives: clipped importance-ratio surrogates.
 
-GRPO, DAPO, Dr.GRPO (token ratio) and GSPO (sequence ratio). One group's
-per-token loss matrix `[G, T]` is built by `clipped_surrogate_group`, which is
-`jax.vmap`-ed over the `B` groups; `aggregate` then reduces the `[B, G, T]`
-matrix with one of verl's aggregation modes, counting tokens and rollouts over
-the whole batch.
+GRPO, DAPO, Dr.GRPO (token ratio, optionally dual-clipped) and GSPO (sequence
+ratio); docs/derivations.md, "The clipped family". One group's per-token loss
+matrix `[G, T]` is built by `clipped_surrogate_group`, which is `jax.vmap`-ed
+over the `B` groups; `aggregate` then reduces the `[B, G, T]` matrix with one
+of verl's aggregation modes, counting tokens and rollouts over the whole batch.
+`advantage_objective` is that scaffolding (checks, advantages, aggregation,
+KL, diagnostics) for any per-group token loss; the objectives of
+`real_jax.losses._policy_gradient` reuse it.
 
 Shape letters: see `real_jax.losses._common`.
 """
@@ -16,6 +19,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from real_jax.losses import _common
 
@@ -42,7 +46,8 @@ class ClippedLossAux(NamedTuple):
     advantages: `[B, G]` group-normalised advantages (0 for absent rollouts and
       for groups whose rewards are all equal).
     clipped_fraction: `[B, G]` fraction of each rollout's tokens whose clip is
-      active (its gradient is cut); 0 or 1 for GSPO.
+      active (for the clipped family and GMPO its gradient is cut; for CISPO
+      its importance weight is clipped but its gradient kept); 0 or 1 for GSPO.
     clip_fraction: scalar, fraction of all response tokens of the batch clipped.
     kl: scalar, the KL penalty aggregated as the loss (0 without `ref_logp`).
   """
@@ -106,7 +111,8 @@ def kl_penalty(logp: Array, ref_logp: Array, kl_type: str) -> Array:
 
 def clipped_surrogate_group(logp: Array, old_logp: Array, mask: Array,
                             rewards: Array, *, epsilon_low: float,
-                            epsilon_high: float, scale_rewards: bool = True,
+                            epsilon_high: float, advantage: str = "grpo",
+                            clip_ratio_c: float | None = None,
                             sequence_level: bool = False,
                             max_log_ratio: float = DEFAULT_MAX_LOG_RATIO
                             ) -> tuple[Array, Array, Array]:
@@ -117,7 +123,10 @@ def clipped_surrogate_group(logp: Array, old_logp: Array, mask: Array,
                   -A_k\,\mathrm{clip}(\rho_{k,t}, 1-\epsilon_{low}, 1+\epsilon_{high})\big)
 
   with `rho = exp(s_{k,t})` (token level) or `rho_k = exp(sbar_k)` broadcast
-  over the rollout's tokens (`sequence_level=True`, GSPO).
+  over the rollout's tokens (`sequence_level=True`, GSPO). With
+  `clip_ratio_c = c` (dual clip), a token with `A < 0` has its loss capped at
+  `-c A`: :math:`\ell = \min(\ell, -cA)`, so its gradient is 0 once
+  `rho > c`.
 
   Args:
     logp, old_logp, mask: `[G, T]`.
@@ -129,9 +138,7 @@ def clipped_surrogate_group(logp: Array, old_logp: Array, mask: Array,
   """
   m = _common.as_bool_mask(mask)
   dtype = logp.dtype
-  present = jnp.any(m, axis=-1)
-  adv = _common.group_advantages(rewards, present, scale_rewards=scale_rewards)
-  adv = adv.astype(dtype)
+  adv = group_advantage_of(rewards, m, advantage, dtype)
   if sequence_level:
     log_ratio = _common.sequence_scores(logp, old_logp, m)[:, None]
   else:
@@ -140,18 +147,29 @@ def clipped_surrogate_group(logp: Array, old_logp: Array, mask: Array,
   a = adv[:, None]
   unclipped = -a * ratio
   clipped = -a * jnp.clip(ratio, 1.0 - epsilon_low, 1.0 + epsilon_high)
-  token_loss = jnp.broadcast_to(jnp.maximum(unclipped, clipped), m.shape)
-  is_clipped = jnp.broadcast_to(clipped > unclipped, m.shape)
+  token_loss = jnp.maximum(unclipped, clipped)
+  is_clipped = clipped > unclipped
+  if clip_ratio_c is not None:
+    cap = -a * clip_ratio_c
+    dual = (a < 0) & (token_loss > cap)
+    token_loss = jnp.where(dual, cap, token_loss)
+    is_clipped = is_clipped | dual
+  token_loss = jnp.broadcast_to(token_loss, m.shape)
+  is_clipped = jnp.broadcast_to(is_clipped, m.shape)
   return (jnp.where(m, token_loss, jnp.zeros((), dtype)), adv, is_clipped & m)
 
 
-def _clipped_objective(logp, old_logp, mask, rewards, *, epsilon_low,
-                       epsilon_high, scale_rewards, loss_agg_mode, beta,
-                       ref_logp, kl_type, sequence_level, max_log_ratio,
-                       norm_length) -> tuple[Array, ClippedLossAux]:
+def group_advantage_of(rewards: Array, mask: Array, advantage: str, dtype) -> Array:
+  """The advantages `[G]` of one group `mask [G, T]`, in the loss's dtype."""
+  present = jnp.any(mask, axis=-1)
+  return _common.group_advantages(rewards, present, estimator=advantage).astype(dtype)
+
+
+def check_common(logp, old_logp, mask, rewards, *, advantage, loss_agg_mode, beta,
+                 ref_logp, kl_type, max_log_ratio, norm_length) -> None:
+  """The input checks every advantage-based objective shares."""
   _common.check_batch(logp, old_logp, mask, rewards)
-  _common.check_positive("epsilon_low", epsilon_low, allow_zero=True)
-  _common.check_positive("epsilon_high", epsilon_high, allow_zero=True)
+  _common.check_estimator(advantage)
   _common.check_positive("beta", beta, allow_zero=True)
   _common.check_positive("max_log_ratio", max_log_ratio)
   if norm_length is not None:
@@ -168,12 +186,21 @@ def _clipped_objective(logp, old_logp, mask, rewards, *, epsilon_low,
         f"`ref_logp` must have the shape of `logp` {tuple(logp.shape)}, got "
         f"{tuple(getattr(ref_logp, 'shape', ()))}.")
 
+
+def advantage_objective(group_fn, logp, old_logp, mask, rewards, *, advantage,
+                        loss_agg_mode, beta, ref_logp, kl_type, max_log_ratio,
+                        norm_length) -> tuple[Array, ClippedLossAux]:
+  """Any per-group token loss as a batched objective.
+
+  `group_fn(logp, old_logp, mask, rewards) -> (token_loss [G, T], advantages
+  [G], clipped [G, T])` is vmapped over the groups; the token losses are
+  aggregated with `loss_agg_mode`, plus `beta` times the KL to `ref_logp`.
+  """
+  check_common(logp, old_logp, mask, rewards, advantage=advantage,
+               loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp,
+               kl_type=kl_type, max_log_ratio=max_log_ratio, norm_length=norm_length)
   m = _common.as_bool_mask(mask)
   dtype = logp.dtype
-  group_fn = functools.partial(
-      clipped_surrogate_group, epsilon_low=epsilon_low,
-      epsilon_high=epsilon_high, scale_rewards=scale_rewards,
-      sequence_level=sequence_level, max_log_ratio=max_log_ratio)
   token_loss, adv, is_clipped = jax.vmap(group_fn)(logp, old_logp, m, rewards)
   loss = aggregate(token_loss, m, loss_agg_mode, norm_length=norm_length)
   if ref_logp is None:
@@ -195,9 +222,30 @@ def _clipped_objective(logp, old_logp, mask, rewards, *, epsilon_low,
   return loss, aux
 
 
+def _clipped_objective(logp, old_logp, mask, rewards, *, epsilon_low,
+                       epsilon_high, advantage, clip_ratio_c, loss_agg_mode, beta,
+                       ref_logp, kl_type, sequence_level, max_log_ratio,
+                       norm_length) -> tuple[Array, ClippedLossAux]:
+  _common.check_positive("epsilon_low", epsilon_low, allow_zero=True)
+  _common.check_positive("epsilon_high", epsilon_high, allow_zero=True)
+  if clip_ratio_c is not None:
+    c = _common.concrete_value(clip_ratio_c)
+    if c is not None and not (c.shape == () and np.isfinite(c) and c > 1):
+      raise ValueError(f"`clip_ratio_c` must be a number > 1 (or None for no dual clip), "
+                       f"got {clip_ratio_c!r}.")
+  group_fn = functools.partial(
+      clipped_surrogate_group, epsilon_low=epsilon_low,
+      epsilon_high=epsilon_high, advantage=advantage, clip_ratio_c=clip_ratio_c,
+      sequence_level=sequence_level, max_log_ratio=max_log_ratio)
+  return advantage_objective(
+      group_fn, logp, old_logp, mask, rewards, advantage=advantage,
+      loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
+      max_log_ratio=max_log_ratio, norm_length=norm_length)
+
+
 def grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          epsilon_low: float = 0.2, epsilon_high: float = 0.2,
-         scale_rewards: bool = True,
+         advantage: str = "grpo", clip_ratio_c: float | None = None,
          loss_agg_mode: str = "seq-mean-token-mean", beta: float = 0.0,
          ref_logp: Array | None = None, kl_type: str = "low_var_kl",
          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
@@ -216,7 +264,13 @@ def grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
     logp, old_logp, mask: `[B, G, T]`; an all-zero mask row is a padding rollout.
     rewards: `[B, G]` (any real values; all-equal groups get A = 0).
     epsilon_low, epsilon_high: clip range of the ratio, >= 0.
-    scale_rewards: divide by the group std (False: Dr.GRPO's `r - mean`).
+    advantage: the advantage estimator, one of `ADVANTAGE_ESTIMATORS`:
+      `grpo` (std-normalised), `rloo` (leave-one-out) or `drgrpo` (mean only).
+    clip_ratio_c: dual clip (verl's name): cap the loss of a token with
+      `A < 0` at `-clip_ratio_c * A`, so that its gradient is 0 once
+      `rho > clip_ratio_c` (> 1). None (the default here, as in the paper's
+      GRPO) turns it off; verl's `vanilla` loss turns it on at 3.0
+      (`verl/trainer/ppo/core_algos.py`, `compute_policy_loss_vanilla`).
     loss_agg_mode: one of `AGG_MODES` (verl's names).
     beta: KL coefficient, >= 0; needs `ref_logp` when not 0.
     ref_logp: `[B, G, T]` reference-policy log-probabilities, or None.
@@ -232,7 +286,7 @@ def grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   """
   return _clipped_objective(
       logp, old_logp, mask, rewards, epsilon_low=epsilon_low,
-      epsilon_high=epsilon_high, scale_rewards=scale_rewards,
+      epsilon_high=epsilon_high, advantage=advantage, clip_ratio_c=clip_ratio_c,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp,
       kl_type=kl_type, sequence_level=False, max_log_ratio=max_log_ratio,
       norm_length=norm_length)
@@ -240,7 +294,8 @@ def grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
 
 def dapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          epsilon_low: float = 0.2, epsilon_high: float = 0.28,
-         scale_rewards: bool = True, loss_agg_mode: str = "token-mean",
+         advantage: str = "grpo", clip_ratio_c: float | None = None,
+         loss_agg_mode: str = "token-mean",
          beta: float = 0.0, ref_logp: Array | None = None,
          kl_type: str = "low_var_kl",
          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
@@ -248,14 +303,14 @@ def dapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   """DAPO: GRPO with clip-higher (`epsilon_high=0.28`) and `token-mean`.
 
   Dynamic sampling (dropping all-equal groups) belongs to the sampler, not
-  here. Arguments as `grpo`.
+  here. Arguments as `grpo`, dual clip included.
 
   References:
     Yu et al., "DAPO", arXiv 2503.14476 (2025).
   """
   return _clipped_objective(
       logp, old_logp, mask, rewards, epsilon_low=epsilon_low,
-      epsilon_high=epsilon_high, scale_rewards=scale_rewards,
+      epsilon_high=epsilon_high, advantage=advantage, clip_ratio_c=clip_ratio_c,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp,
       kl_type=kl_type, sequence_level=False, max_log_ratio=max_log_ratio,
       norm_length=norm_length)
@@ -263,22 +318,23 @@ def dapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
 
 def dr_grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
             epsilon_low: float = 0.2, epsilon_high: float = 0.2,
-            scale_rewards: bool = False,
+            advantage: str = "drgrpo", clip_ratio_c: float | None = None,
             loss_agg_mode: str = "seq-mean-token-sum-norm", beta: float = 0.0,
             ref_logp: Array | None = None, kl_type: str = "low_var_kl",
             max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
             norm_length: float | None = None) -> tuple[Array, ClippedLossAux]:
-  """Dr.GRPO: GRPO without std scaling and with a fixed-horizon token sum.
+  """Dr.GRPO: GRPO without std scaling (`advantage="drgrpo"`) and with a fixed-horizon token sum.
 
   Pass `norm_length` (the maximum response length) to keep the divisor fixed
-  across batches of different padded length. Arguments as `grpo`.
+  across batches of different padded length. Arguments as `grpo`, dual clip
+  included.
 
   References:
     Liu et al., "Understanding R1-Zero-Like Training", arXiv 2503.20783 (2025).
   """
   return _clipped_objective(
       logp, old_logp, mask, rewards, epsilon_low=epsilon_low,
-      epsilon_high=epsilon_high, scale_rewards=scale_rewards,
+      epsilon_high=epsilon_high, advantage=advantage, clip_ratio_c=clip_ratio_c,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp,
       kl_type=kl_type, sequence_level=False, max_log_ratio=max_log_ratio,
       norm_length=norm_length)
@@ -286,7 +342,7 @@ def dr_grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
 
 def gspo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          epsilon_low: float = 3e-4, epsilon_high: float = 4e-4,
-         scale_rewards: bool = True,
+         advantage: str = "grpo",
          loss_agg_mode: str = "seq-mean-token-mean", beta: float = 0.0,
          ref_logp: Array | None = None, kl_type: str = "low_var_kl",
          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
@@ -298,14 +354,15 @@ def gspo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
      \ell_k = \max\big(-A_k\rho_k, -A_k\,\mathrm{clip}(\rho_k, 1-\epsilon_{low}, 1+\epsilon_{high})\big)
 
   `l_k` is spread over the rollout's tokens, so the default
-  `seq-mean-token-mean` is the mean over rollouts. Arguments as `grpo`.
+  `seq-mean-token-mean` is the mean over rollouts. Arguments as `grpo`
+  (no dual clip: verl's GSPO has none).
 
   References:
     Zheng et al., "Group Sequence Policy Optimization", arXiv 2507.18071 (2025).
   """
   return _clipped_objective(
       logp, old_logp, mask, rewards, epsilon_low=epsilon_low,
-      epsilon_high=epsilon_high, scale_rewards=scale_rewards,
+      epsilon_high=epsilon_high, advantage=advantage, clip_ratio_c=None,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp,
       kl_type=kl_type, sequence_level=True, max_log_ratio=max_log_ratio,
       norm_length=norm_length)

@@ -125,26 +125,43 @@ def sequence_scores(logp: Array, old_logp: Array, mask: Array) -> Array:
   return jnp.sum(diff, axis=-1) / jnp.maximum(length, 1)
 
 
-def group_advantages(rewards: Array, present: Array, *, scale_rewards: bool = True,
+# The names Tunix gives its outcome-advantage estimators (tunix/rl/algo_core.py).
+ADVANTAGE_ESTIMATORS = ("grpo", "rloo", "drgrpo")
+
+
+def check_estimator(advantage: str) -> None:
+  if advantage not in ADVANTAGE_ESTIMATORS:
+    raise ValueError(f"`advantage` must be one of {', '.join(ADVANTAGE_ESTIMATORS)}; "
+                     f"got {advantage!r}.")
+
+
+def group_advantages(rewards: Array, present: Array, *, estimator: str = "grpo",
                      eps: float = 1e-6) -> Array:
-  r"""GRPO advantages of one group, `[G] -> [G]`.
+  r"""Outcome advantages of one group, `[G] -> [G]`, over its present rollouts.
 
-  .. math:: A_k = \frac{r_k - \mathrm{mean}(r)}{\mathrm{std}(r) + \epsilon}
+  - `grpo`: :math:`A_k = (r_k - \mathrm{mean}(r)) / (\mathrm{std}(r) + \epsilon)`,
+    with the unbiased (ddof=1) standard deviation and :math:`\epsilon = 10^{-6}`;
+  - `drgrpo`: :math:`A_k = r_k - \mathrm{mean}(r)` (Dr.GRPO, no std scaling);
+  - `rloo`: :math:`A_k = r_k - \frac{1}{n-1}\sum_{j \ne k} r_j`, the
+    leave-one-out baseline over the `n` present rollouts, which equals
+    :math:`\frac{n}{n-1}(r_k - \mathrm{mean}(r))` (verl's and Tunix's `rloo`).
 
-  with the unbiased (ddof=1) standard deviation, over the present rollouts only
-  (paper.md section 2). `scale_rewards=False` gives Dr.GRPO's `r - mean(r)`.
   A group whose present rewards are all equal, or that has fewer than two
-  present rollouts, gets A = 0 exactly; absent rollouts get A = 0.
+  present rollouts, gets A = 0 exactly; absent rollouts get A = 0
+  (docs/derivations.md, "Advantages").
   """
+  check_estimator(estimator)
   dtype = rewards.dtype if jnp.issubdtype(rewards.dtype, jnp.floating) else jnp.float32
   r = rewards.astype(dtype)
   zero = jnp.zeros((), dtype)
   n = jnp.sum(present).astype(dtype)
   mean = jnp.sum(jnp.where(present, r, zero)) / jnp.maximum(n, 1)
   centered = jnp.where(present, r - mean, zero)
-  if scale_rewards:
+  if estimator == "grpo":
     var = jnp.sum(centered**2) / jnp.maximum(n - 1, 1)
     centered = centered / (jnp.sqrt(var) + eps)
+  elif estimator == "rloo":
+    centered = centered * n / jnp.maximum(n - 1, 1)
   r_max = jnp.max(jnp.where(present, r, -jnp.inf))
   r_min = jnp.min(jnp.where(present, r, jnp.inf))
   informative = (n >= 2) & (r_max > r_min)

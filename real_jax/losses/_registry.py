@@ -13,7 +13,9 @@ import dataclasses
 import inspect
 from typing import Any, Callable
 
-from real_jax.losses import _clipped, _label
+from real_jax.losses import _clipped
+from real_jax.losses import _label
+from real_jax.losses import _policy_gradient
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,9 +24,11 @@ class LossSpec:
 
   Attributes:
     fn: the batched loss, `fn(logp, old_logp, mask, rewards, **hparams)`.
-    family: `"label"` (rewards as class labels, temperature `tau`) or
-      `"clipped"` (PPO-style clipped surrogate on group advantages).
-    sequence_level: the clipped ratio is taken per rollout (GSPO), not per token.
+    family: `"label"` (rewards as class labels, temperature `tau`),
+      `"clipped"` (PPO-style clipped surrogate on group advantages) or
+      `"policy_gradient"` (the other advantage-weighted objectives: CISPO,
+      SAPO, GMPO, GPG).
+    sequence_level: the ratio is taken per rollout (GSPO, GMPO), not per token.
   """
   fn: Callable
   family: str
@@ -40,11 +44,17 @@ _SPECS: dict[str, LossSpec] = {
     "dapo": LossSpec(_clipped.dapo, "clipped"),
     "dr_grpo": LossSpec(_clipped.dr_grpo, "clipped"),
     "gspo": LossSpec(_clipped.gspo, "clipped", sequence_level=True),
+    "cispo": LossSpec(_policy_gradient.cispo, "policy_gradient"),
+    "sapo": LossSpec(_policy_gradient.sapo, "policy_gradient"),
+    "gmpo": LossSpec(_policy_gradient.gmpo, "policy_gradient", sequence_level=True),
+    "gpg": LossSpec(_policy_gradient.gpg, "policy_gradient"),
 }
 
 LOSSES: dict[str, Callable] = {name: spec.fn for name, spec in _SPECS.items()}
 LABEL_LOSSES: tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.family == "label")
 CLIPPED_LOSSES: tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.family == "clipped")
+# Every objective weighted by group advantages (the clipped family and the rest).
+ADVANTAGE_LOSSES: tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.family != "label")
 
 
 def _check_name(name: str) -> None:
@@ -66,6 +76,17 @@ def spec(name: str) -> LossSpec:
   """The registry entry of `name` (function, family, sequence level)."""
   _check_name(name)
   return _SPECS[name]
+
+
+def hyperparameters(name: str) -> tuple[str, ...]:
+  """The names of every keyword-only hyperparameter loss `name` accepts.
+
+  >>> hyperparameters("real")
+  ('tau',)
+  """
+  _check_name(name)
+  return tuple(p.name for p in inspect.signature(_SPECS[name].fn).parameters.values()
+               if p.kind is p.KEYWORD_ONLY)
 
 
 def defaults(name: str) -> dict[str, Any]:

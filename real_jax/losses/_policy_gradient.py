@@ -1,0 +1,287 @@
+r"""Objectives since the paper that reshape the same weights: CISPO, SAPO, GMPO, GPG.
+
+Each reshapes the per-token gradient weight that REAL replaces with a
+bounded, monotonic one (docs/derivations.md, "Objectives since the paper"):
+
+- CISPO clips a stop-gradient importance weight instead of the surrogate, so
+  no token's gradient is ever cut;
+- SAPO replaces the hard clip with a smooth sigmoid gate;
+- GMPO takes a geometric mean of token ratios, clipped token by token in log
+  space;
+- GPG drops the ratio altogether.
+
+Each is written for one group (`*_group`, `[G, T]`), `jax.vmap`-ed over the
+`B` groups by `_clipped.advantage_objective`, which also computes the
+advantages (any of `ADVANTAGE_ESTIMATORS`), aggregates with verl's modes and
+adds the optional KL term, exactly as for GRPO. Defaults and normalisation
+follow verl's `verl/trainer/ppo/core_algos.py` (`compute_policy_loss_cispo`,
+`_sapo`, `_geo_mean`, `_gpg`) unless a docstring says otherwise.
+
+Shape letters: see `real_jax.losses._common`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from real_jax.losses import _clipped
+from real_jax.losses import _common
+
+Array = jax.Array
+ClippedLossAux = _clipped.ClippedLossAux
+DEFAULT_MAX_LOG_RATIO = _clipped.DEFAULT_MAX_LOG_RATIO
+
+
+def _token_log_ratio(logp: Array, old_logp: Array, m: Array) -> Array:
+  return jnp.where(m, logp - old_logp, jnp.zeros((), logp.dtype))
+
+
+# ----------------------------------------------------------------- CISPO ----
+
+
+def cispo_group(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+                epsilon_low: float | None, epsilon_high: float,
+                advantage: str = "grpo",
+                max_log_ratio: float = DEFAULT_MAX_LOG_RATIO
+                ) -> tuple[Array, Array, Array]:
+  r"""CISPO's token losses of one group: :math:`\ell = -\mathrm{sg}(w)\,A\,\log\pi`.
+
+  `w = min(rho, 1 + epsilon_high)`, and also `>= 1 - epsilon_low` unless
+  `epsilon_low` is None. Returns `(token_loss, advantages, clipped)` as
+  `clipped_surrogate_group`; `clipped` marks tokens whose weight was clipped
+  (their gradient is kept).
+  """
+  m = _common.as_bool_mask(mask)
+  dtype = logp.dtype
+  adv = _clipped.group_advantage_of(rewards, m, advantage, dtype)
+  ratio = jnp.exp(jnp.clip(_token_log_ratio(logp, old_logp, m), -max_log_ratio, max_log_ratio))
+  weight = jnp.minimum(ratio, 1.0 + epsilon_high)
+  clipped = ratio > 1.0 + epsilon_high
+  if epsilon_low is not None:
+    weight = jnp.maximum(weight, 1.0 - epsilon_low)
+    clipped = clipped | (ratio < 1.0 - epsilon_low)
+  weight = jax.lax.stop_gradient(weight)
+  token_loss = -weight * adv[:, None] * jnp.where(m, logp, jnp.zeros((), dtype))
+  return jnp.where(m, token_loss, jnp.zeros((), dtype)), adv, clipped & m
+
+
+def cispo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+          epsilon_low: float | None = None, epsilon_high: float = 4.0,
+          advantage: str = "grpo", loss_agg_mode: str = "token-mean",
+          beta: float = 0.0, ref_logp: Array | None = None,
+          kl_type: str = "low_var_kl",
+          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
+          norm_length: float | None = None) -> tuple[Array, ClippedLossAux]:
+  r"""CISPO: a clipped, stop-gradient importance weight on :math:`\log\pi`.
+
+  .. math::
+     \ell_{k,t} = -\,\mathrm{sg}(w_{k,t})\,A_k\,\log\pi_\theta(o_{k,t}),\qquad
+     w = \min\big(\max(\rho, 1-\epsilon_{low}),\ 1+\epsilon_{high}\big)
+
+  so the gradient w.r.t. the log-ratio is :math:`-w A`: never zero, and at
+  most :math:`(1+\epsilon_{high})|A|`.
+
+  The engines disagree on `w`. verl (`compute_policy_loss_cispo` in
+  `verl/trainer/ppo/core_algos.py`) clips it to the band
+  `[1 - epsilon_low, 1 + epsilon_high]` with its actor's clip ratios; TRL
+  (`trl/trainer/grpo_trainer.py`, `loss_type="cispo"`) and ms-swift only cap it,
+  `w = min(rho, epsilon_high)`, recommending `epsilon_high = 5`. Here
+  `epsilon_low=None` means the cap only, and the cap is always
+  `1 + epsilon_high`, as every other clip range in real_jax. The default,
+  `epsilon_low=None, epsilon_high=4.0`, is the cap `w <= 5` of TRL's
+  recommendation and of the MiniMax-M1 paper that introduced CISPO, which
+  sets no lower bound and tunes only the upper one. For verl's band pass
+  e.g. `epsilon_low=0.2, epsilon_high=0.28`.
+
+  Args:
+    logp, old_logp, mask, rewards: as `grpo`.
+    epsilon_low: lower clip of the weight (`w >= 1 - epsilon_low`), >= 0, or
+      None for no lower bound.
+    epsilon_high: upper clip of the weight (`w <= 1 + epsilon_high`), >= 0.
+    advantage, loss_agg_mode, beta, ref_logp, kl_type, max_log_ratio,
+      norm_length: as `grpo`; `token-mean` by default, as verl and TRL.
+
+  Returns:
+    `(loss, aux)`; `aux.clip_fraction` counts the tokens whose weight is clipped.
+
+  References:
+    MiniMax, "MiniMax-M1", arXiv 2506.13585 (2025), eq. 4-5.
+  """
+  if epsilon_low is not None:
+    _common.check_positive("epsilon_low", epsilon_low, allow_zero=True)
+  _common.check_positive("epsilon_high", epsilon_high, allow_zero=True)
+  group_fn = functools.partial(cispo_group, epsilon_low=epsilon_low, epsilon_high=epsilon_high,
+                               advantage=advantage, max_log_ratio=max_log_ratio)
+  return _clipped.advantage_objective(
+      group_fn, logp, old_logp, mask, rewards, advantage=advantage,
+      loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
+      max_log_ratio=max_log_ratio, norm_length=norm_length)
+
+
+# ------------------------------------------------------------------ SAPO ----
+
+
+def _sigmoid(x: Array) -> Array:
+  """`sigmoid(x)` as `exp(-softplus(-x))`: the same value, and a derivative
+  `sigmoid(x) * sigmoid(-x)` that keeps full relative precision where the gate
+  saturates (`sigmoid(x) * (1 - sigmoid(x))` rounds to garbage there)."""
+  return jnp.exp(-jax.nn.softplus(-x))
+
+
+def sapo_group(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+               tau_pos: float, tau_neg: float, advantage: str = "grpo",
+               max_log_ratio: float = DEFAULT_MAX_LOG_RATIO
+               ) -> tuple[Array, Array, Array]:
+  r"""SAPO's token losses of one group: :math:`-\frac{4}{\tau}\sigma(\tau(\rho-1))\,A`."""
+  m = _common.as_bool_mask(mask)
+  dtype = logp.dtype
+  adv = _clipped.group_advantage_of(rewards, m, advantage, dtype)
+  ratio = jnp.exp(jnp.clip(_token_log_ratio(logp, old_logp, m), -max_log_ratio, max_log_ratio))
+  a = adv[:, None]
+  tau = jnp.where(a > 0, jnp.asarray(tau_pos, dtype), jnp.asarray(tau_neg, dtype))
+  gate = _sigmoid(tau * (ratio - 1.0)) * (4.0 / tau)
+  token_loss = jnp.broadcast_to(-gate * a, m.shape)
+  return jnp.where(m, token_loss, jnp.zeros((), dtype)), adv, jnp.zeros(m.shape, bool)
+
+
+def sapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+         tau_pos: float = 1.0, tau_neg: float = 1.05, advantage: str = "grpo",
+         loss_agg_mode: str = "seq-mean-token-mean", beta: float = 0.0,
+         ref_logp: Array | None = None, kl_type: str = "low_var_kl",
+         max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
+         norm_length: float | None = None) -> tuple[Array, ClippedLossAux]:
+  r"""SAPO: a smooth sigmoid gate in place of the hard clip.
+
+  .. math::
+     \ell_{k,t} = -\frac{4}{\tau_g}\,\sigma\big(\tau_g(\rho_{k,t} - 1)\big)\,A_k,
+     \qquad \tau_g = \tau_{pos} \text{ if } A_k > 0 \text{ else } \tau_{neg}
+
+  The gradient w.r.t. the log-ratio is
+  :math:`-4A\,\sigma(1-\sigma)\,\rho`: exactly :math:`-A` on-policy, peaked near
+  :math:`\rho = 1` and decaying smoothly both ways, never exactly zero.
+
+  Defaults as verl's `compute_policy_loss_sapo` (`verl/trainer/ppo/core_algos.py`):
+  `tau_pos = 1.0`, `tau_neg = 1.05`, and `seq-mean-token-mean`, which verl
+  forces; here `loss_agg_mode` may be changed.
+
+  Args:
+    tau_pos, tau_neg: gate temperatures for positive and non-positive
+      advantages, > 0.
+    Others: as `grpo`.
+
+  References:
+    Gao et al., "Soft Adaptive Policy Optimization", arXiv 2511.20347 (2025).
+  """
+  _common.check_positive("tau_pos", tau_pos)
+  _common.check_positive("tau_neg", tau_neg)
+  group_fn = functools.partial(sapo_group, tau_pos=tau_pos, tau_neg=tau_neg,
+                               advantage=advantage, max_log_ratio=max_log_ratio)
+  return _clipped.advantage_objective(
+      group_fn, logp, old_logp, mask, rewards, advantage=advantage,
+      loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
+      max_log_ratio=max_log_ratio, norm_length=norm_length)
+
+
+# ------------------------------------------------------------------ GMPO ----
+
+
+def gmpo_group(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+               epsilon_low: float, epsilon_high: float, advantage: str = "grpo",
+               max_log_ratio: float = DEFAULT_MAX_LOG_RATIO
+               ) -> tuple[Array, Array, Array]:
+  r"""GMPO's loss of each rollout, :math:`-A_k\rho_k`, spread over its tokens."""
+  m = _common.as_bool_mask(mask)
+  dtype = logp.dtype
+  zero = jnp.zeros((), dtype)
+  adv = _clipped.group_advantage_of(rewards, m, advantage, dtype)
+  s = _token_log_ratio(logp, old_logp, m)
+  sign = jnp.sign(adv)[:, None]
+  s_clipped = jnp.clip(s, -epsilon_low, epsilon_high)
+  # Sign-aware: a positive token is capped above, a negative one below.
+  log_ratio = sign * jnp.minimum(sign * s, sign * s_clipped)
+  length = jnp.maximum(jnp.sum(m, axis=-1), 1).astype(dtype)
+  mean_log_ratio = jnp.sum(jnp.where(m, log_ratio, zero), axis=-1) / length
+  rho = jnp.exp(jnp.clip(mean_log_ratio, -max_log_ratio, max_log_ratio))
+  token_loss = jnp.broadcast_to((-adv * rho)[:, None], m.shape)
+  clipped = m & (sign * s_clipped < sign * s)
+  return jnp.where(m, token_loss, zero), adv, clipped
+
+
+def gmpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+         epsilon_low: float = 0.4, epsilon_high: float = 0.4,
+         advantage: str = "grpo", beta: float = 0.0,
+         ref_logp: Array | None = None, kl_type: str = "low_var_kl",
+         max_log_ratio: float = DEFAULT_MAX_LOG_RATIO) -> tuple[Array, ClippedLossAux]:
+  r"""GMPO: the geometric mean of token ratios, clipped token by token in log space.
+
+  .. math::
+     \ell'_{k,t} = \mathrm{sgn}(A_k)\min\big(\mathrm{sgn}(A_k)\,s_{k,t},\;
+       \mathrm{sgn}(A_k)\,\mathrm{clip}(s_{k,t}, -\epsilon_{low}, \epsilon_{high})\big),\quad
+     \rho_k = \exp\Big(\frac{1}{|o_k|}\sum_t \ell'_{k,t}\Big),\quad
+     L = \mathrm{mean}_k\,(-A_k\,\rho_k)
+
+  The mean is over the batch's present rollouts; there is no aggregation
+  mode (verl's `compute_policy_loss_geo_mean` ignores its `loss_agg_mode`).
+  Token t of rollout k has gradient :math:`-A_k\rho_k/|o_k|` (before the
+  mean over rollouts) where its log-ratio is not clipped, 0 where it is.
+
+  `epsilon_low = epsilon_high = 0.4` are the GMPO paper's log-space clip
+  range :math:`(e^{-0.4}, e^{0.4})`, also verl's GMPO recipe. verl applies no
+  ±20 clamp here; real_jax clamps the mean log-ratio at `max_log_ratio`, as
+  for every other ratio, so that a stale score cannot overflow (identical
+  inside the clamp; the gradient is 0 beyond it).
+
+  References:
+    Zhao et al., "Geometric-Mean Policy Optimization", arXiv 2507.20673 (2025).
+  """
+  _common.check_positive("epsilon_low", epsilon_low, allow_zero=True)
+  _common.check_positive("epsilon_high", epsilon_high, allow_zero=True)
+  group_fn = functools.partial(gmpo_group, epsilon_low=epsilon_low, epsilon_high=epsilon_high,
+                               advantage=advantage, max_log_ratio=max_log_ratio)
+  return _clipped.advantage_objective(
+      group_fn, logp, old_logp, mask, rewards, advantage=advantage,
+      loss_agg_mode="seq-mean-token-mean", beta=beta, ref_logp=ref_logp, kl_type=kl_type,
+      max_log_ratio=max_log_ratio, norm_length=None)
+
+
+# ------------------------------------------------------------------- GPG ----
+
+
+def gpg_group(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+              advantage: str = "drgrpo") -> tuple[Array, Array, Array]:
+  r"""GPG's token losses of one group: :math:`-A\log\pi`."""
+  del old_logp  # GPG has no ratio; the sampling policy enters only through A
+  m = _common.as_bool_mask(mask)
+  dtype = logp.dtype
+  adv = _clipped.group_advantage_of(rewards, m, advantage, dtype)
+  token_loss = -adv[:, None] * jnp.where(m, logp, jnp.zeros((), dtype))
+  return jnp.where(m, token_loss, jnp.zeros((), dtype)), adv, jnp.zeros(m.shape, bool)
+
+
+def gpg(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+        advantage: str = "drgrpo", loss_agg_mode: str = "token-mean",
+        beta: float = 0.0, ref_logp: Array | None = None,
+        kl_type: str = "low_var_kl",
+        norm_length: float | None = None) -> tuple[Array, ClippedLossAux]:
+  r"""GPG: the plain policy gradient :math:`\ell_{k,t} = -A_k\log\pi_\theta(o_{k,t})`.
+
+  No ratio and no clip: the gradient w.r.t. the log-ratio is :math:`-A`,
+  whatever the policy has drifted to. As verl's `compute_policy_loss_gpg`
+  (`verl/trainer/ppo/core_algos.py`), aggregated by `loss_agg_mode`
+  (`token-mean` by default, the GPG paper's normalisation by the batch's
+  token count). The paper's advantage is `r - mean(r)`, hence
+  `advantage="drgrpo"`; its batch factor `alpha = B / B_valid`, a constant
+  scale of the step, is left to the learning rate.
+
+  References:
+    Chu et al., "GPG: A Simple and Strong Reinforcement Learning Baseline",
+    arXiv 2504.02546 (2025).
+  """
+  group_fn = functools.partial(gpg_group, advantage=advantage)
+  return _clipped.advantage_objective(
+      group_fn, logp, old_logp, mask, rewards, advantage=advantage,
+      loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
+      max_log_ratio=DEFAULT_MAX_LOG_RATIO, norm_length=norm_length)
