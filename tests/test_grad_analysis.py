@@ -25,6 +25,9 @@ import batches
 
 LABEL = losses.LABEL_LOSSES
 CLIPPED = losses.CLIPPED_LOSSES
+ADVANTAGE = tuple(cf.CONFIGURATIONS)
+AGGREGATED = tuple(n for n in ADVANTAGE
+                   if "loss_agg_mode" in losses.hyperparameters(cf.configuration(n)[0]))
 
 
 def _max_rel(a, b, floor=1e-300):
@@ -50,16 +53,35 @@ class TestClosedFormsAgainstAutodiff:
     per_token = closed.weights[..., None] * mask / jnp.maximum(mask.sum(-1, keepdims=True), 1)
     np.testing.assert_allclose(g, per_token, rtol=1e-12, atol=1e-300)
 
-  @pytest.mark.parametrize("name", CLIPPED)
+  @pytest.mark.parametrize("name", AGGREGATED)
   @pytest.mark.parametrize("mode", losses.AGG_MODES)
-  def test_clipped_token_weights_in_every_aggregation_mode(self, name, mode):
-    # Log-ratios up to +-0.6 put tokens on both sides of every clip edge.
+  def test_token_weights_in_every_aggregation_mode(self, name, mode):
+    # Log-ratios up to +-0.6 (x3 for CISPO's and the dual clip's wider edges)
+    # put tokens on both sides of every clip edge.
+    scale = 1.8 if name in ("cispo", "grpo_dual_clip") else 0.6
     logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(31, B=5, G=6, T=6,
-                                                                     score_scale=0.6))
-    auto = ga.token_gradients(name, logp, old, mask, rewards, loss_agg_mode=mode)
-    closed = cf.clipped_weights(name, logp, old, mask, rewards, loss_agg_mode=mode)
+                                                                     score_scale=scale))
+    loss, kwargs = cf.configuration(name)[0], cf.loss_kwargs(name, loss_agg_mode=mode)
+    auto = ga.token_gradients(loss, logp, old, mask, rewards, **kwargs)
+    closed = cf.advantage_weights(name, logp, old, mask, rewards, loss_agg_mode=mode)
     assert _max_rel(auto, closed.token_weights) < 1e-12
-    assert 0 < int(closed.clipped.sum()) < int(mask.sum())  # both regimes exercised
+    if name not in ("sapo", "gpg"):  # both regimes exercised
+      assert 0 < int(closed.clipped.sum()) < int(mask.sum())
+
+  def test_gmpo_token_weights(self):
+    logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(33, B=5, G=6, T=6,
+                                                                     score_scale=0.6))
+    auto = ga.token_gradients("gmpo", logp, old, mask, rewards)
+    closed = cf.advantage_weights("gmpo", logp, old, mask, rewards)
+    assert _max_rel(auto, closed.token_weights) < 1e-12
+    assert 0 < int(closed.clipped.sum()) < int(mask.sum())
+
+  @pytest.mark.parametrize("tau_g", [0.5, 1.0, 1.05, 4.0])
+  def test_sapo_gate_bound_is_the_supremum(self, tau_g):
+    rho = np.linspace(1e-6, 1 + 60 / tau_g, 2_000_001)
+    x = tau_g * (rho - 1)
+    brute = np.max(4 * rho / (2 + np.exp(x) + np.exp(-x)))
+    np.testing.assert_allclose(cf.sapo_gate_bound(tau_g), brute, rtol=1e-9)
 
   def test_aggregation_scales(self):
     # One token per rollout, one group {1, 0}: each mode's factor by hand.
@@ -73,15 +95,15 @@ class TestClosedFormsAgainstAutodiff:
   def test_dr_grpo_fixed_horizon(self):
     logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(32, B=3, G=4, T=5))
     auto = ga.token_gradients("dr_grpo", logp, old, mask, rewards, norm_length=16.0)
-    closed = cf.clipped_weights("dr_grpo", logp, old, mask, rewards, norm_length=16.0)
+    closed = cf.advantage_weights("dr_grpo", logp, old, mask, rewards, norm_length=16.0)
     assert _max_rel(auto, closed.token_weights) < 1e-12
 
-  @pytest.mark.parametrize("name", CLIPPED)
+  @pytest.mark.parametrize("name", CLIPPED + ("sapo",))
   def test_beyond_log_ratio_clamp_weight_is_zero(self, name):
     logp = jnp.array([[[25.0], [0.0]]])  # A < 0 for rollout 0, s beyond 20
     ones = jnp.ones_like(logp)
     auto = ga.token_gradients(name, logp, jnp.zeros_like(logp), ones, jnp.array([[0.0, 1.0]]))
-    closed = cf.clipped_weights(name, logp, jnp.zeros_like(logp), ones, jnp.array([[0.0, 1.0]]))
+    closed = cf.advantage_weights(name, logp, jnp.zeros_like(logp), ones, jnp.array([[0.0, 1.0]]))
     assert float(auto[0, 0, 0]) == 0.0 and float(closed.token_weights[0, 0, 0]) == 0.0
 
   def test_real_on_policy_weights_and_constants(self):
@@ -134,7 +156,7 @@ class TestChainRuleToParameters:
     rewards = jnp.array([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
     return params, logp_fn, old, mask, rewards
 
-  @pytest.mark.parametrize("name", ["real", "grpo"])
+  @pytest.mark.parametrize("name", ["real", "grpo", "cispo"])
   def test_parameter_gradient(self, name):
     params, logp_fn, old, mask, rewards = self.setup_policy()
     loss = losses.get(name)
@@ -145,7 +167,7 @@ class TestChainRuleToParameters:
       w = cf.label_weights("real", logp, old, mask, rewards).weights
       token_w = w[..., None] * mask / mask.sum(-1, keepdims=True)
     else:
-      token_w = cf.clipped_weights("grpo", logp, old, mask, rewards).token_weights
+      token_w = cf.advantage_weights(name, logp, old, mask, rewards).token_weights
     # grad_theta log pi(o_{k,t}) for every token separately: the Jacobian.
     per_token = jax.jit(jax.jacrev(logp_fn))(params)
     built = jax.tree.map(
@@ -232,9 +254,21 @@ class TestSweep:
   def test_monotonic_verdict_can_fail(self):
     grid = np.linspace(0, 1, 50)[None]
     decreasing, increasing = np.exp(-grid), np.exp(grid)
-    ok = ga.monotonic_verdict("real", "positive", decreasing, decreasing, jnp.float64)
-    bad = ga.monotonic_verdict("real", "positive", increasing, decreasing, jnp.float64)
+    ok = _sweep.monotonic_verdict("real", "positive", decreasing, decreasing, jnp.float64)
+    bad = _sweep.monotonic_verdict("real", "positive", increasing, decreasing, jnp.float64)
     assert ok["monotonic"] and not bad["monotonic"]
+    # SAPO is peaked: a monotonic curve, or one with two bumps, is not.
+    peak = np.exp(-(grid - 0.5) ** 2 * 20)
+    two = peak + np.exp(-(grid - 0.9) ** 2 * 200)
+    assert _sweep.monotonic_verdict("sapo", "positive", peak, peak, jnp.float64)["monotonic"]
+    assert not _sweep.monotonic_verdict("sapo", "positive", increasing, increasing,
+                                        jnp.float64)["monotonic"]
+    assert not _sweep.monotonic_verdict("sapo", "positive", two, peak, jnp.float64)["monotonic"]
+    # GPG is constant.
+    flat = np.ones_like(grid)
+    assert _sweep.monotonic_verdict("gpg", "negative", flat, flat, jnp.float64)["monotonic"]
+    assert not _sweep.monotonic_verdict("gpg", "negative", increasing, flat,
+                                        jnp.float64)["monotonic"]
 
   def test_a_wrong_closed_form_fails_the_sweep(self, monkeypatch):
     right = cf.LABEL_CLOSED_FORMS["real"]
@@ -253,7 +287,8 @@ class TestSweep:
     np.testing.assert_allclose(row["max_rel_err"], 1e-6, rtol=1e-3)
 
   def test_small_sweep_passes_with_properties(self):
-    result = ga.run_sweep(512, ("float64",), chunk=64, objectives=("real", "grpo"),
+    result = ga.run_sweep(512, ("float64",), chunk=64,
+                          objectives=("real", "grpo", "cispo", "grpo_dual_clip"),
                           progress=lambda _: None)
     real = result.table["real"]
     assert real["positive"]["float64"]["passed"] and real["negative"]["float64"]["passed"]
@@ -264,6 +299,11 @@ class TestSweep:
     assert result.properties["grpo"]["positive"]["float64"]["bounded"]
     assert not result.properties["grpo"]["negative"]["float64"]["bounded"]
     assert result.properties["grpo"]["negative"]["float64"]["max_weight"] > 1e8
+    # The dual clip bounds GRPO's negatives by c; CISPO never zeroes a token.
+    dual = result.properties["grpo_dual_clip"]["negative"]["float64"]
+    assert dual["bounded"] and 2.5 < dual["max_unit_weight"] <= 3.0
+    assert result.table["cispo"]["negative"]["float64"]["zero_fraction"] == 0.0
+    assert result.table["grpo"]["negative"]["float64"]["zero_fraction"] > 0.05
     s, auto, closed = result.figure_curves["real"]["positive"]
     assert auto.shape == s.shape == closed.shape
     on_policy = np.argmin(np.abs(s))
@@ -297,7 +337,8 @@ class TestCommand:
     assert "PASS" in proc.stdout and "float64" in proc.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["passed"] and report["platform"] == "cpu"
-    for name in ("real", "grad", "bce", "real_product", "grpo", "dapo", "gspo"):
+    assert set(report["table"]) == set(ga.OBJECTIVES)
+    for name in ga.OBJECTIVES:
       for sign in ("positive", "negative"):
         for dtype in ("float32", "float64"):
           row = report["table"][name][sign][dtype]
@@ -306,3 +347,82 @@ class TestCommand:
           assert row["monotonic"]
     assert (tmp_path / "figure1.png").stat().st_size > 10_000
     assert (tmp_path / "figure_variants.png").stat().st_size > 10_000
+    assert (tmp_path / "figure_atlas.png").stat().st_size > 10_000
+    assert "Zero where:" in proc.stdout and "gate peak" in proc.stdout
+
+
+# ----------------------------------------------------- your own objective ----
+
+
+def _advantages(mask, rewards):
+  return jax.vmap(losses.group_advantages)(rewards, jnp.any(mask, -1))[..., None]
+
+
+def _cispo_weights(logp, old_logp, mask, rewards):
+  """The correct closed form of a capped CISPO, token-mean: -min(rho, 5) A / N."""
+  a = _advantages(mask, rewards)
+  w = jnp.minimum(jnp.exp(jnp.where(mask, logp - old_logp, 0.0)), 5.0)
+  return jnp.where(mask, -w * a, 0.0) / jnp.maximum(jnp.sum(mask), 1)
+
+
+def _cispo_without_stop_gradient(logp, old_logp, mask, rewards):
+  """The mistake: the importance weight is left in the graph."""
+  a = _advantages(mask, rewards)
+  w = jnp.minimum(jnp.exp(jnp.where(mask, logp - old_logp, 0.0)), 5.0)
+  tok = jnp.where(mask, -w * a * jnp.where(mask, logp, 0.0), 0.0)
+  return jnp.sum(tok) / jnp.maximum(jnp.sum(mask), 1)
+
+
+def _grpo_inverted_for_negatives(logp, old_logp, mask, rewards):
+  """The mistake: for A < 0 the pessimistic max is taken as a min."""
+  a = _advantages(mask, rewards)
+  rho = jnp.exp(jnp.where(mask, logp - old_logp, 0.0))
+  unclipped, clipped = -a * rho, -a * jnp.clip(rho, 0.8, 1.2)
+  tok = jnp.where(a < 0, jnp.minimum(unclipped, clipped), jnp.maximum(unclipped, clipped))
+  tok = jnp.where(mask, tok, 0.0)
+  length = jnp.maximum(jnp.sum(mask, -1), 1)
+  return jnp.sum(jnp.sum(tok, -1) / length) / jnp.maximum(jnp.sum(jnp.any(mask, -1)), 1)
+
+
+def _grpo_weights(logp, old_logp, mask, rewards):
+  return cf.advantage_weights("grpo", logp, old_logp, mask, rewards).token_weights
+
+
+class TestCheckYourOwnObjective:
+
+  def check(self, loss, weights, edges=()):
+    return ga.check_objective(ga.Objective("mine", loss, weights, edges), cases=512,
+                              dtypes=("float64",), chunk=64, progress=None)
+
+  def test_a_correct_objective_passes(self):
+    def cispo(logp, old_logp, mask, rewards):  # with the stop-gradient
+      return losses.cispo(logp, old_logp, mask, rewards)
+    report = self.check(cispo, _cispo_weights)
+    assert report.passed
+    assert report.table["negative"]["float64"]["cases"] > 1000
+    s, auto, closed = report.curves["positive"]
+    np.testing.assert_allclose(auto, closed, rtol=1e-9)
+    assert "mine" in ga.format_report(report)
+
+  def test_catches_a_missing_stop_gradient(self):
+    report = self.check(_cispo_without_stop_gradient, _cispo_weights)
+    assert not report.passed
+    for sign in ("positive", "negative"):
+      assert report.table[sign]["float64"]["max_rel_err"] > 0.1
+
+  def test_catches_a_trust_region_inverted_for_negatives(self):
+    report = self.check(_grpo_inverted_for_negatives, _grpo_weights, edges=(0.8, 1.2))
+    assert not report.passed
+    assert report.table["positive"]["float64"]["passed"]
+    assert report.table["negative"]["float64"]["max_rel_err"] >= 0.99  # 0 where it should not be
+
+  def test_bad_arguments(self):
+    with pytest.raises(TypeError, match="`objective` must be a grad_analysis.Objective"):
+      ga.check_objective(_grpo_weights)
+    with pytest.raises(ValueError, match="`cases` must be an integer >= 1"):
+      ga.check_objective(ga.Objective("x", _grpo_inverted_for_negatives, _grpo_weights), cases=0)
+
+  def test_plot(self, tmp_path):
+    report = self.check(_grpo_inverted_for_negatives, _grpo_weights, edges=(0.8, 1.2))
+    ga.plot_objective(str(tmp_path / "mine.png"), report)
+    assert (tmp_path / "mine.png").stat().st_size > 10_000

@@ -4,11 +4,13 @@ r"""Autodiff gradients of every objective against the paper's closed forms.
       [--cases N] [--x64/--nox64] [--seed S]
 
 Prints a table (objective x sign x dtype: cases, max abs error, max relative
-error, bound holds, monotonic holds), writes `DIR/report.json`,
-`DIR/figure1.png` (GRPO against REAL, the paper's Figure 1) and
-`DIR/figure_variants.png` (GRAD, BCE, product-style), and exits 1 when any
-relative error exceeds its tolerance (1e-9 in float64, 1e-4 in float32, on
-weights larger than 1e-30).
+error, bound holds, shape holds, share of exact zeros) and each objective's
+properties (its bound, its shape in s, where it is zero), writes
+`DIR/report.json`, `DIR/figure1.png` (GRPO against REAL, the paper's
+Figure 1), `DIR/figure_variants.png` (GRAD, BCE, product-style) and
+`DIR/figure_atlas.png` (every objective in Figure 1's layout), and exits 1
+when any relative error exceeds its tolerance (1e-9 in float64, 1e-4 in
+float32, on weights larger than 1e-30).
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ _PLATFORM = flags.DEFINE_enum("platform", "cpu", ["cpu", "gpu", "tpu"], "Where J
 _CASES = flags.DEFINE_integer("cases", 100_000, "Random groups per dtype (>= 1).")
 _X64 = flags.DEFINE_bool("x64", True, "Also run the sweep in float64 (enables jax_enable_x64).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random sweep.")
-_CHUNK = flags.DEFINE_integer("chunk", 2048, "Sweep cases (of 4 groups) per compiled call.")
+_CHUNK = flags.DEFINE_integer("chunk", 256, "Sweep cases (of 4 groups) per compiled call.")
 _OBJECTIVES = flags.DEFINE_list(
-    "objectives", "real,grad,bce,real_product,grpo,dapo,gspo",
-    "Objectives to check (any of real_jax.grad_analysis.OBJECTIVES; add dr_grpo for Dr.GRPO).")
+    "objectives", None,
+    "Objectives to check (any of real_jax.grad_analysis.OBJECTIVES); default: all of them.")
 _CACHE = flags.DEFINE_string(
     "compilation_cache", os.path.join(os.path.expanduser("~"), ".cache", "real_jax", "jax"),
     "JAX persistent compilation cache ('' to disable). Compilation is most of a cold "
@@ -52,17 +54,38 @@ def _select_device(platform: str):
 
 
 def format_table(table: dict, dtypes) -> str:
-  header = (f"{'objective':<13} {'sign':<9} {'dtype':<8} {'cases':>10} {'max abs err':>12} "
-            f"{'max rel err':>12} {'tol':>7} {'bounded':>8} {'monotonic':>10}  status")
+  header = (f"{'objective':<15} {'sign':<9} {'dtype':<8} {'cases':>10} {'max abs err':>12} "
+            f"{'max rel err':>12} {'tol':>7} {'bounded':>8} {'shape':>6} {'zeros':>6}  status")
   lines = [header, "-" * len(header)]
   for name, by_sign in table.items():
     for sign, by_dtype in by_sign.items():
       for dtype in dtypes:
         r = by_dtype[dtype]
         lines.append(
-            f"{name:<13} {sign:<9} {dtype:<8} {int(r['cases']):>10,d} {r['max_abs_err']:>12.3e} "
+            f"{name:<15} {sign:<9} {dtype:<8} {int(r['cases']):>10,d} {r['max_abs_err']:>12.3e} "
             f"{r['max_rel_err']:>12.3e} {r['tolerance']:>7.0e} {str(r['bounded']):>8} "
-            f"{str(r['monotonic']):>10}  {'ok' if r['passed'] else 'FAIL'}")
+            f"{str(r['monotonic']):>6} {r['zero_fraction']:>6.3f}  "
+            f"{'ok' if r['passed'] else 'FAIL'}")
+  return "\n".join(lines)
+
+
+def format_properties(properties: dict, dtype: str) -> str:
+  """Each objective's closed-form properties per sign, as measured in `dtype`."""
+  lines = [f"{'objective':<15} {'sign':<9} {'bound per unit |A| (label: per group)':<44} "
+           f"{'measured max':>12}  shape in s"]
+  for name, by_sign in properties.items():
+    for sign, by_dtype in by_sign.items():
+      p = by_dtype[dtype]
+      measured = p.get("max_unit_weight", p["max_weight"])
+      lines.append(f"{name:<15} {sign:<9} {p['bound']:<44} {measured:>12.4g}  {p['direction']}")
+  lines.append("Zero where:")
+  seen = set()
+  for name, by_sign in properties.items():
+    where = by_sign["positive"][dtype]["zero_where"]
+    if where not in seen:
+      seen.add(where)
+      names = [n for n, b in properties.items() if b["positive"][dtype]["zero_where"] == where]
+      lines.append(f"  {', '.join(names)}: {where}")
   return "\n".join(lines)
 
 
@@ -71,7 +94,8 @@ def main(argv):
   if _CASES.value < 1:
     raise app.UsageError("--cases must be >= 1.")
   from real_jax.grad_analysis import _sweep  # noqa: PLC0415
-  unknown = sorted(set(_OBJECTIVES.value) - set(_sweep.OBJECTIVES))
+  objectives = tuple(_OBJECTIVES.value or _sweep.OBJECTIVES)
+  unknown = sorted(set(objectives) - set(_sweep.OBJECTIVES))
   if unknown:
     raise app.UsageError(f"--objectives: unknown {unknown}; known: {', '.join(_sweep.OBJECTIVES)}.")
   logging.set_verbosity(logging.WARNING)  # JAX's backend probing is noise here
@@ -92,21 +116,25 @@ def main(argv):
   start = time.perf_counter()
   with jax.default_device(device):
     result = ga.run_sweep(_CASES.value, dtypes, seed=_SEED.value, chunk=_CHUNK.value,
-                          objectives=tuple(_OBJECTIVES.value),
+                          objectives=objectives,
                           progress=lambda line: print(line, flush=True))
   identities = result.identities
   fig1 = os.path.join(_OUT.value, "figure1.png")
   fig2 = os.path.join(_OUT.value, "figure_variants.png")
+  fig3 = os.path.join(_OUT.value, "figure_atlas.png")
   curves = result.figure_curves
   with jax.default_device(device):
     ga.plot_figure1(fig1, curves if all(n in curves for n in ga.FIGURE1) else None)
     ga.plot_variants(fig2, curves if all(n in curves for n in ga.VARIANTS) else None)
+  ga.plot_atlas(fig3, curves)
   seconds = time.perf_counter() - start
 
   passed = all(r["passed"] for by_sign in result.table.values()
                for by_dtype in by_sign.values() for r in by_dtype.values())
   print()
   print(format_table(result.table, dtypes))
+  print()
+  print(format_properties(result.properties, dtypes[-1]))
   print()
   print("Largest negative's share of a group's negative gradient mass "
         "(groups with >= 2 negatives, first dtype):")
@@ -120,7 +148,7 @@ def main(argv):
           + (" (per unit |A|: unbounded, e^s)" if name == "grpo" else " (at most 1/tau <= 20)"))
   print("Identities: " + ", ".join(f"{k} (max rel err {v:.1e})" for k, v in identities.items()))
   print(f"\n{'PASS' if passed else 'FAIL'} in {seconds:.1f}s. Report: "
-        f"{os.path.join(_OUT.value, 'report.json')}  Figures: {fig1} {fig2}")
+        f"{os.path.join(_OUT.value, 'report.json')}  Figures: {fig1} {fig2} {fig3}")
 
   report = {
       "passed": passed,
@@ -129,7 +157,7 @@ def main(argv):
       "jax_version": jax.__version__,
       "python": platform_lib.python_version(),
       "cases_per_dtype": _CASES.value,
-      "objectives": list(_OBJECTIVES.value),
+      "objectives": list(objectives),
       "seed": _SEED.value,
       "seconds": seconds,
       "tolerance": {k: v for k, v in ga.TOLERANCE.items() if k in dtypes},
@@ -137,7 +165,9 @@ def main(argv):
       "properties": result.properties,
       "domination": result.domination,
       "identities": identities,
-      "figures": {"figure1": fig1, "variants": fig2},
+      "configurations": {n: ga.ADVANTAGE_DEFAULTS[n] for n in objectives
+                         if n in ga.ADVANTAGE_DEFAULTS},
+      "figures": {"figure1": fig1, "variants": fig2, "atlas": fig3},
   }
   with open(os.path.join(_OUT.value, "report.json"), "w") as f:
     json.dump(report, f, indent=1)

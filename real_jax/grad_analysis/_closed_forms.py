@@ -1,4 +1,4 @@
-"""Closed-form gradient weights of every objective (paper.md sections 2-4).
+"""Closed-form gradient weights of every objective (docs/derivations.md, "Closed forms").
 
 Written from the formulas, with no `jax.grad` anywhere: these are what the
 autodiff gradients of `real_jax.losses` are checked against. The inputs of the
@@ -14,6 +14,7 @@ Shape letters: `B` groups, `G` rollouts per group, `T` tokens.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -79,7 +80,7 @@ def anchored_weight(scores: Array, log_c: Array, tau, positive: Array) -> Array:
 
 
 def real_group_weights(scores: Array, positive: Array, negative: Array, tau) -> LabelWeights:
-  """REAL: `dL_g/dsbar_k` through the constants `C+` and `C-` (paper.md section 3)."""
+  """REAL: `dL_g/dsbar_k` through the constants `C+` and `C-` (docs/derivations.md, "REAL")."""
   log_c_plus = _log_sum_others(-scores / tau, positive)
   log_c_minus = _log_sum_others(scores / tau, negative)
   log_c = jnp.where(positive, log_c_plus, log_c_minus)
@@ -184,21 +185,22 @@ def label_weights(name: str, logp: Array, old_logp: Array, mask: Array,
                            group.c_plus, group.c_minus, normaliser, positive, negative)
 
 
-class ClippedWeights(NamedTuple):
-  """Closed-form per-token weights `dL/ds_{k,t}` of a clipped objective.
+class AdvantageWeights(NamedTuple):
+  """Closed-form per-token weights `dL/ds_{k,t}` of an advantage-weighted objective.
 
   Attributes:
     token_weights: `[B, G, T]` derivative of the batch loss w.r.t. each token's
-      log-ratio `s_{k,t}`: `agg_factor * (-A_k rho) * (not clipped)`, spread
-      as `1/|o_k|` over the tokens for the sequence-level ratio.
-    unit_weights: `[B, G, T]` `rho (not clipped)`: the weight per unit `|A|`
-      without the aggregation factor, the paper's Figure 1 quantity `e^s`.
-    clipped: `[B, G, T]` bool, the clip is active (A > 0 and rho > 1 + eps_high,
-      or A < 0 and rho < 1 - eps_low).
+      log-ratio `s_{k,t}`: `agg_factor * (-A_k) * unit_weights`.
+    unit_weights: `[B, G, T]` the weight per unit `|A|` without the
+      aggregation factor: the paper's Figure 1 quantity (`e^s` where GRPO's
+      clip is open, CISPO's `w`, SAPO's gate derivative, ...).
+    clipped: `[B, G, T]` bool, the objective's clip is active on the token.
     advantages: `[B, G]`.
     agg_factor: `[B, G, T]` derivative of the aggregated loss w.r.t. each
-      token's loss.
-    ratio: `[B, G, T]` the importance ratio seen by each token.
+      token's loss (for GSPO and GMPO, the rollout's factor spread as
+      `1/|o_k|` over its tokens).
+    ratio: `[B, G, T]` the token's importance ratio `e^{s_{k,t}}` (GSPO: the
+      sequence ratio `e^{sbar_k}`).
   """
   token_weights: Array
   unit_weights: Array
@@ -208,13 +210,93 @@ class ClippedWeights(NamedTuple):
   ratio: Array
 
 
-# Read from the losses' registry (their signatures), never restated here.
-CLIPPED_DEFAULTS = {
-    name: {**{k: losses.defaults(name)[k]
-              for k in ("epsilon_low", "epsilon_high", "scale_rewards", "loss_agg_mode")},
-           "sequence_level": losses.spec(name).sequence_level}
-    for name in losses.CLIPPED_LOSSES
+# Checked configurations beyond the registered names: (loss, overrides).
+CONFIGURATIONS = {
+    **{name: (name, {}) for name in losses.ADVANTAGE_LOSSES},
+    "grpo_dual_clip": ("grpo", {"clip_ratio_c": 3.0}),
+    "grpo_rloo": ("grpo", {"advantage": "rloo"}),
 }
+
+
+def configuration(name: str, **overrides) -> tuple[str, dict]:
+  """`(loss name, hyperparameters)` of a checked configuration: the loss's own
+  defaults (read from its signature), then the configuration's, then `overrides`."""
+  if name not in CONFIGURATIONS:
+    raise ValueError(f"`name` must be one of {sorted(CONFIGURATIONS)}; got {name!r}.")
+  loss, extra = CONFIGURATIONS[name]
+  cfg = {"epsilon_low": None, "clip_ratio_c": None, **losses.defaults(loss), **extra}
+  unknown = set(overrides) - set(losses.hyperparameters(loss))
+  if unknown:
+    raise ValueError(f"{name!r} takes no {sorted(unknown)}; it takes "
+                     f"{', '.join(losses.hyperparameters(loss))}.")
+  cfg.update(overrides)
+  return loss, cfg
+
+
+def loss_kwargs(name: str, **overrides) -> dict:
+  """The keyword arguments that make `real_jax.losses.<loss>` the configuration `name`."""
+  loss, cfg = configuration(name, **overrides)
+  accepted = losses.hyperparameters(loss)
+  return {k: v for k, v in cfg.items() if k in accepted}
+
+
+# Each configuration's hyperparameters, for the report and the figure labels.
+ADVANTAGE_DEFAULTS = {name: configuration(name)[1] for name in CONFIGURATIONS}
+
+
+def clip_edges(name: str, **overrides) -> tuple[float, ...]:
+  """The importance ratios at which the weight of `name` jumps (derivative undefined)."""
+  loss, cfg = configuration(name, **overrides)
+  if loss in losses.CLIPPED_LOSSES:
+    edges = (1 + cfg["epsilon_high"], 1 - cfg["epsilon_low"])
+    return edges + ((cfg["clip_ratio_c"],) if cfg["clip_ratio_c"] is not None else ())
+  if loss == "gmpo":
+    return (math.exp(cfg["epsilon_high"]), math.exp(-cfg["epsilon_low"]))
+  return ()  # CISPO's weight is continuous in rho; SAPO and GPG are smooth
+
+
+def sapo_gate_bound(tau_g: float) -> float:
+  r"""`sup_{rho > 0} 4 sigma (1 - sigma) rho` with `sigma = sigmoid(tau_g (rho - 1))`.
+
+  The supremum of SAPO's weight per unit `|A|`, found on a fine grid and then
+  refined by golden-section search; the function is unimodal in `rho`.
+  """
+  f = lambda r: 4.0 * r / (2.0 + math.exp(tau_g * (r - 1)) + math.exp(-tau_g * (r - 1)))  # noqa: E731
+  lo, hi = 0.0, 1.0 + 60.0 / tau_g
+  grid = [lo + (hi - lo) * i / 4000 for i in range(4001)]
+  best = max(range(len(grid)), key=lambda i: f(grid[i]))
+  a, b = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+  golden = (math.sqrt(5) - 1) / 2
+  for _ in range(80):
+    c, d = b - golden * (b - a), a + golden * (b - a)
+    a, b = (a, d) if f(c) > f(d) else (c, b)
+  return f((a + b) / 2)
+
+
+def unit_bound(name: str, sign: str, **overrides) -> tuple[float | None, str]:
+  """The closed-form bound on `|dL/ds| / (|A| * agg)` for `sign`, and how it reads.
+
+  None means unbounded: the weight grows like `e^s` without limit.
+  """
+  loss, cfg = configuration(name, **overrides)
+  positive = sign == "positive"
+  if loss in losses.CLIPPED_LOSSES:
+    if positive:
+      return 1 + cfg["epsilon_high"], f"<= 1 + eps_high = {1 + cfg['epsilon_high']:g}"
+    if cfg["clip_ratio_c"] is not None:
+      return cfg["clip_ratio_c"], f"<= c = {cfg['clip_ratio_c']:g} (dual clip)"
+    return None, "unbounded (e^s)"
+  if loss == "cispo":
+    return 1 + cfg["epsilon_high"], f"<= 1 + eps_high = {1 + cfg['epsilon_high']:g}"
+  if loss == "sapo":
+    tau_g = cfg["tau_pos"] if positive else cfg["tau_neg"]
+    bound = sapo_gate_bound(tau_g)
+    return bound, f"<= {bound:.4f} (gate peak, tau = {tau_g:g})"
+  if loss == "gmpo":
+    if positive:
+      return math.exp(cfg["epsilon_high"]), f"<= e^eps_high = {math.exp(cfg['epsilon_high']):.4f}"
+    return None, "unbounded (e^mean s)"
+  return 1.0, "= 1 (constant)"  # GPG
 
 
 def aggregation_factor(mask: Array, loss_agg_mode: str, dtype, norm_length=None) -> Array:
@@ -237,39 +319,85 @@ def aggregation_factor(mask: Array, loss_agg_mode: str, dtype, norm_length=None)
   return jnp.where(m, factor, 0.0).astype(dtype)
 
 
-def clipped_weights(name: str, logp: Array, old_logp: Array, mask: Array,
-                    rewards: Array, *, max_log_ratio: float = 20.0,
-                    norm_length=None, **overrides) -> ClippedWeights:
-  r"""Closed-form per-token weights of `real_jax.losses.<name>` (paper.md Fig. 1).
+def advantage_weights(name: str, logp: Array, old_logp: Array, mask: Array,
+                      rewards: Array, *, norm_length=None, **overrides) -> AdvantageWeights:
+  r"""Closed-form per-token weights of an advantage-weighted objective, no autodiff.
 
-  .. math:: \frac{\partial L}{\partial s_{k,t}} = \alpha_{k,t}\,(-A_k\,\rho)\,
-            [\text{not clipped}]\,[\,|\log\rho| < \text{max\_log\_ratio}\,]
+  `name` is a loss of `real_jax.losses.ADVANTAGE_LOSSES` or another entry of
+  `CONFIGURATIONS` (e.g. `grpo_dual_clip`); `overrides` change its
+  hyperparameters. With `alpha` the aggregation factor and `rho = e^s`
+  (docs/derivations.md, "Closed forms"):
 
-  with `alpha` the aggregation factor; for GSPO `rho = e^{sbar_k}` and the
-  rollout's summed factor is spread as `1/|o_k|` over its tokens.
+  .. math::
+     rac{\partial L}{\partial s_{k,t}} = lpha_{k,t}\,(-A_k)\,u_{k,t},\qquad
+     u = egin{cases}
+       
+ho\,[	ext{clip open}]\,[
+ho \le c 	ext{ if } A<0] & 	ext{GRPO, DAPO, Dr.GRPO, GSPO}\
+       \min(\max(
+ho, 1-\epsilon_{low}), 1+\epsilon_{high}) & 	ext{CISPO}\
+       4\sigma(x)\sigma(-x)
+ho,\ x = 	au_g(
+ho-1) & 	ext{SAPO}\
+       
+ho_k^{geo}\,[	ext{token's clip open}] & 	ext{GMPO}\
+       1 & 	ext{GPG}
+     \end{cases}
+
+  and 0 where the log-ratio passes the ±`max_log_ratio` clamp (for GSPO the
+  sequence score, for GMPO its clipped mean).
   """
-  if name not in CLIPPED_DEFAULTS:
-    raise ValueError(f"`name` must be one of {sorted(CLIPPED_DEFAULTS)}; got {name!r}.")
-  cfg = dict(CLIPPED_DEFAULTS[name], **overrides)
+  loss, cfg = configuration(name, **overrides)
   m = mask != 0
   dtype = logp.dtype
   zero = jnp.zeros((), dtype)
   present = jnp.any(m, axis=-1)
-  adv = jax.vmap(lambda r, p: losses.group_advantages(
-      r, p, scale_rewards=cfg["scale_rewards"]))(rewards, present).astype(dtype)
-  agg = aggregation_factor(m, cfg["loss_agg_mode"], dtype, norm_length)
-  if cfg["sequence_level"]:
-    log_ratio = jnp.broadcast_to(losses.sequence_scores(logp, old_logp, m)[..., None], m.shape)
+  adv = jax.vmap(lambda r, p: losses.group_advantages(r, p, estimator=cfg["advantage"]))(
+      rewards, present).astype(dtype)
+  a = jnp.broadcast_to(adv[..., None], m.shape)
+  mode = "seq-mean-token-mean" if loss == "gmpo" else cfg["loss_agg_mode"]
+  agg = aggregation_factor(m, mode, dtype, norm_length)
+  max_log_ratio = cfg.get("max_log_ratio", 20.0)  # GPG has no ratio to clamp
+  s = jnp.where(m, logp - old_logp, zero)
+  ratio = jnp.exp(s)
+  clipped = jnp.zeros(m.shape, bool)
+  in_clamp = jnp.abs(s) < max_log_ratio
+  if loss == "gspo":
+    sbar = losses.sequence_scores(logp, old_logp, m)[..., None]
+    ratio = jnp.broadcast_to(jnp.exp(sbar), m.shape)
+    in_clamp = jnp.broadcast_to(jnp.abs(sbar) < max_log_ratio, m.shape)
     seq_len = jnp.maximum(jnp.sum(m, -1, keepdims=True), 1).astype(dtype)
     # d sbar / d s_{k,t} = 1/|o_k|; every token of the rollout carries l_k.
     agg = jnp.where(m, jnp.sum(agg, -1, keepdims=True) / seq_len, zero)
-  else:
-    log_ratio = jnp.where(m, logp - old_logp, zero)
-  ratio = jnp.exp(log_ratio)
-  a = jnp.broadcast_to(adv[..., None], m.shape)
-  clipped = (((a > 0) & (ratio > 1 + cfg["epsilon_high"]))
-             | ((a < 0) & (ratio < 1 - cfg["epsilon_low"])))
-  alive = m & ~clipped & (jnp.abs(log_ratio) < max_log_ratio)
-  unit = jnp.where(alive, ratio, zero)
-  token = jnp.where(alive, -a * ratio * agg, zero)
-  return ClippedWeights(token, unit, clipped & m, adv, agg, jnp.where(m, ratio, zero))
+  if loss in losses.CLIPPED_LOSSES:
+    clipped = (((a > 0) & (ratio > 1 + cfg["epsilon_high"]))
+               | ((a < 0) & (ratio < 1 - cfg["epsilon_low"])))
+    if cfg["clip_ratio_c"] is not None:
+      clipped = clipped | ((a < 0) & (ratio > cfg["clip_ratio_c"]))
+    unit = jnp.where(~clipped & in_clamp, ratio, zero)
+  elif loss == "cispo":
+    w = jnp.minimum(jnp.exp(jnp.clip(s, -max_log_ratio, max_log_ratio)), 1 + cfg["epsilon_high"])
+    clipped = ratio > 1 + cfg["epsilon_high"]
+    if cfg["epsilon_low"] is not None:
+      w = jnp.maximum(w, 1 - cfg["epsilon_low"])
+      clipped = clipped | (ratio < 1 - cfg["epsilon_low"])
+    unit = w
+  elif loss == "sapo":
+    tau_g = jnp.where(a > 0, cfg["tau_pos"], cfg["tau_neg"]).astype(dtype)
+    x = tau_g * (ratio - 1)
+    unit = jnp.where(in_clamp, 4 * jax.nn.sigmoid(x) * jax.nn.sigmoid(-x) * ratio, zero)
+  elif loss == "gmpo":
+    # A token's clip is open below +eps_high for A > 0, above -eps_low for A < 0.
+    clipped = (((a > 0) & (s > cfg["epsilon_high"]))
+               | ((a < 0) & (s < -cfg["epsilon_low"])))
+    kept = jnp.where(clipped, jnp.clip(s, -cfg["epsilon_low"], cfg["epsilon_high"]), s)
+    seq_len = jnp.maximum(jnp.sum(m, -1, keepdims=True), 1).astype(dtype)
+    mean_kept = jnp.sum(jnp.where(m, kept, zero), -1, keepdims=True) / seq_len
+    rho_geo = jnp.broadcast_to(jnp.exp(mean_kept), m.shape)
+    alive = ~clipped & jnp.broadcast_to(jnp.abs(mean_kept) < max_log_ratio, m.shape)
+    unit = jnp.where(alive, rho_geo, zero)
+  else:  # gpg
+    unit = jnp.ones(m.shape, dtype)
+  unit = jnp.where(m & (a != 0), unit, zero)
+  token = jnp.where(m, -a * unit * agg, zero)
+  return AdvantageWeights(token, unit, clipped & m, adv, agg, jnp.where(m, ratio, zero))

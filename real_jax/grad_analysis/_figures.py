@@ -1,9 +1,11 @@
-"""The paper's Figure 1 (and its sibling for GRAD, BCE, product-style), from autodiff.
+"""The paper's Figure 1, its sibling for GRAD, BCE, product-style, and the atlas.
 
 Each curve is the autodiff gradient of the batched loss of `real_jax.losses`
 for one probe rollout whose relative log-probability `s` moves while the rest
-of its group stays on-policy (paper.md: tau = 0.5, a group of 8 split 4/4, so
-C+ = C- = 4; GRPO with |A| = 1, eps = 0.2); the closed forms are overlaid dashed.
+of its group stays on-policy (docs/derivations.md, "Figure 1": tau = 0.5, a
+group of 8 split 4/4, so C+ = C- = 4; the advantage-weighted objectives per
+unit |A|, without the aggregation factor); the closed forms are overlaid
+dashed. The atlas draws every objective in that layout.
 """
 
 from __future__ import annotations
@@ -17,14 +19,48 @@ import matplotlib.pyplot as plt
 from real_jax.grad_analysis import _closed_forms as cf  # noqa: E402
 from real_jax.grad_analysis import _sweep  # noqa: E402
 
-STYLE = {"grpo": ("tab:red", "GRPO (|A| = 1, $\\epsilon$ = 0.2)"),
-         "dapo": ("tab:brown", "DAPO (|A| = 1, $\\epsilon$ = 0.2/0.28)"),
-         "real": ("tab:blue", "REAL ($\\tau$ = 0.5, $C^\\pm$ = 4)"),
-         "grad": ("tab:green", "GRAD ($\\tau$ = 0.5; = REAL on positives, 0 on negatives)"),
-         "bce": ("tab:purple", "BCE ($\\tau$ = 0.5, $C^\\pm$ = 1)"),
-         "real_product": ("tab:orange", "product-style ($\\tau$ = 0.5)")}
+def _eps(name: str) -> str:
+  cfg = cf.ADVANTAGE_DEFAULTS[name]
+  low = "none" if cfg.get("epsilon_low") is None else f"{cfg['epsilon_low']:g}"
+  return f"$\\epsilon$ = {low}/{cfg['epsilon_high']:g}"
+
+
+def _label(name: str) -> str:
+  """A curve's legend, its defaults read from the losses' signatures."""
+  if name in ("real", "grad", "bce", "real_product"):
+    return {"real": "REAL ($\\tau$ = 0.5, $C^\\pm$ = 4)",
+            "grad": "GRAD ($\\tau$ = 0.5; = REAL on positives, 0 on negatives)",
+            "bce": "BCE ($\\tau$ = 0.5, $C^\\pm$ = 1)",
+            "real_product": "product-style ($\\tau$ = 0.5)"}[name]
+  cfg = cf.ADVANTAGE_DEFAULTS[name]
+  if name == "grpo_dual_clip":
+    return f"dual-clip GRPO ({_eps('grpo')}, c = {cfg['clip_ratio_c']:g})"
+  if name == "cispo":
+    cap = 1 + cfg["epsilon_high"]
+    low = "" if cfg["epsilon_low"] is None else f", w >= {1 - cfg['epsilon_low']:g}"
+    return f"CISPO (w = sg(min($\\rho$, {cap:g})){low})"
+  if name == "sapo":
+    return f"SAPO ($\\tau_{{pos}}$ = {cfg['tau_pos']:g}, $\\tau_{{neg}}$ = {cfg['tau_neg']:g})"
+  if name == "gmpo":
+    return f"GMPO (log-ratio clip $-${cfg['epsilon_low']:g}/+{cfg['epsilon_high']:g})"
+  if name == "gpg":
+    return "GPG ($-A \\log\\pi$)"
+  title = {"grpo": "GRPO", "dapo": "DAPO", "dr_grpo": "Dr.GRPO", "gspo": "GSPO"}[name]
+  return f"{title} ({_eps(name)})"
+
+
+COLORS = {"grpo": "tab:red", "dapo": "tab:brown", "gspo": "tab:pink", "dr_grpo": "tab:olive",
+          "grpo_dual_clip": "tab:gray", "real": "tab:blue", "grad": "tab:green",
+          "bce": "tab:purple", "real_product": "tab:orange", "cispo": "tab:cyan",
+          "sapo": "tab:olive", "gmpo": "tab:pink", "gpg": "black"}
 FIGURE1 = ("grpo", "real")
 VARIANTS = ("real", "grad", "bce", "real_product")
+# The atlas's columns: the label-based objectives, the PPO-clip family, the
+# objectives since the paper (Dr.GRPO and GRPO with RLOO advantages draw
+# GRPO's curve per unit |A|, so they are left out of the picture).
+ATLAS = (("label-based", ("real", "grad", "bce", "real_product")),
+         ("PPO clip", ("grpo", "dapo", "gspo", "grpo_dual_clip")),
+         ("since the paper", ("cispo", "sapo", "gmpo", "gpg")))
 
 
 def figure1_curves(names=FIGURE1, dtype=jnp.float64) -> dict:
@@ -39,19 +75,20 @@ def figure1_curves(names=FIGURE1, dtype=jnp.float64) -> dict:
 
 def _panel(ax, curves, names, sign, title):
   for name in names:
-    color, label = STYLE[name]
     s, auto, closed = curves[name][sign]
-    ax.plot(s, auto, color=color, lw=3.0 if name == "grad" else 2.2, label=f"{label}: autodiff",
-            zorder=1 if name == "grad" else 2)
+    wide = name in ("grad", "grpo_dual_clip")  # drawn under the curve they coincide with
+    ax.plot(s, auto, color=COLORS[name], lw=3.4 if wide else 2.0,
+            label=f"{_label(name)}: autodiff", zorder=1 if wide else 2)
     ax.plot(s, closed, color="k", lw=1.0, ls="--", alpha=0.8)
   if "grpo" in names:
-    eps = cf.CLIPPED_DEFAULTS["grpo"]["epsilon_high"]
+    eps = cf.ADVANTAGE_DEFAULTS["grpo"]["epsilon_high"]
     for edge, text in ((math.log(1 + eps), "log(1+$\\epsilon$)"),
                        (math.log(1 - eps), "log(1-$\\epsilon$)")):
       ax.axvline(edge, color="tab:red", ls=":", lw=1)
       ax.text(edge, 0.97, text, transform=ax.get_xaxis_transform(), rotation=90,
               va="top", ha="right", fontsize=8, color="tab:red")
-  if any(n in ("real", "grad", "bce", "real_product") for n in names):
+  label_based = any(n in ("real", "grad", "bce", "real_product") for n in names)
+  if label_based:
     ax.axhline(1 / _sweep.FIG1_TAU, color="gray", ls="-.", lw=1)
     ax.text(_sweep.FIG1_S[0], 1 / _sweep.FIG1_TAU, " bound 1/$\\tau$", va="bottom",
             fontsize=8, color="gray")
@@ -59,7 +96,7 @@ def _panel(ax, curves, names, sign, title):
   ax.set_xlabel("relative log-probability $s = \\log\\pi_\\theta - \\log\\pi_{old}$")
   ax.set_ylabel("gradient magnitude $|\\partial L / \\partial s|$")
   ax.set_xlim(*_sweep.FIG1_S)
-  ax.set_ylim(0, 1.12 * max(ax.get_ylim()[1], 1 / _sweep.FIG1_TAU))
+  ax.set_ylim(0, 1.12 * max(ax.get_ylim()[1], 1 / _sweep.FIG1_TAU if label_based else 0))
   ax.grid(alpha=0.3)
 
 
@@ -69,7 +106,7 @@ def plot_figure(curves: dict, names, path: str, suptitle: str) -> None:
   _panel(axes[1], curves, names, "negative", "(b) negative samples (r = 0, A < 0)")
   handles, labels = axes[0].get_legend_handles_labels()
   handles.append(matplotlib.lines.Line2D([], [], color="k", ls="--", lw=1))
-  labels.append("closed form (paper.md)")
+  labels.append("closed form (docs/derivations.md)")
   fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
   fig.suptitle(suptitle)
   fig.tight_layout(rect=(0, 0.1, 1, 1))
@@ -89,3 +126,56 @@ def plot_variants(path: str, curves: dict | None = None) -> None:
   curves = curves or figure1_curves(VARIANTS)
   plot_figure(curves, VARIANTS, path,
               "Label-based objectives: gradient weight per rollout, on-policy group of 8 (4/4)")
+
+
+def plot_atlas(path: str, curves: dict) -> None:
+  """Every objective in Figure 1's layout: rows positives/negatives, a column per family.
+
+  `curves[name][sign] = (s, autodiff |W|, closed-form |W|)`, as
+  `run_sweep(...).figure_curves`. Label-based objectives are drawn per group
+  (`|dL_g/dsbar|`, bound 1/tau), the others per unit |A| without the
+  aggregation factor (GRPO's `e^s` where its clip is open).
+  """
+  fig, axes = plt.subplots(2, len(ATLAS), figsize=(6.0 * len(ATLAS), 9.2), sharex=True)
+  for col, (family, names) in enumerate(ATLAS):
+    names = [n for n in names if n in curves]
+    for row, (sign, what) in enumerate((("positive", "positives (r = 1, A > 0)"),
+                                        ("negative", "negatives (r = 0, A < 0)"))):
+      ax = axes[row, col]
+      if not names:
+        ax.set_visible(False)
+        continue
+      _panel(ax, curves, names, sign, f"{family}: {what}")
+      if family != "label-based":
+        ax.set_ylabel("$|\\partial L / \\partial s|$ per unit $|A|$")
+      ax.legend(fontsize=7.5, loc="upper left" if sign == "negative" else "upper right")
+  handle = matplotlib.lines.Line2D([], [], color="k", ls="--", lw=1)
+  fig.legend([handle], ["closed form (docs/derivations.md), dashed, under every curve"],
+             loc="lower center", frameon=False, fontsize=9)
+  fig.suptitle("The gradient atlas: weight against relative log-probability, every objective "
+               "at its defaults, from autodiff (probe rollout in an on-policy group of 8, 4/4)")
+  fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_custom(path: str, name: str, curves: dict, title: str | None = None) -> None:
+  """Figure 1's two panels for an objective checked by `check_objective`."""
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+  for ax, (sign, what) in zip(axes, (("positive", "(a) positive samples (r = 1)"),
+                                     ("negative", "(b) negative samples (r = 0)"))):
+    s, auto, closed = curves[sign]
+    ax.plot(s, auto, color="tab:blue", lw=2.2, label=f"{name}: autodiff")
+    ax.plot(s, closed, color="k", lw=1.0, ls="--", alpha=0.8, label="your closed form")
+    ax.set_title(what)
+    ax.set_xlabel("relative log-probability $s = \\log\\pi_\\theta - \\log\\pi_{old}$")
+    ax.set_ylabel("$|\\partial L / \\partial s|$ (x 4 groups per batch)")
+    ax.set_xlim(*_sweep.FIG1_S)
+    ax.set_ylim(0, 1.12 * max(ax.get_ylim()[1], 1e-12))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+  fig.suptitle(title or f"{name}: gradient weight against relative log-probability "
+               "(probe in an on-policy group of 8, 4/4)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)

@@ -1,0 +1,228 @@
+"""Check your own objective: its autodiff gradient against the closed form you derived.
+
+A researcher writes two functions for the same `[B, G, T]` batch as
+`real_jax.losses`:
+
+- `loss(logp, old_logp, mask, rewards)`: the batched loss, a scalar (or a
+  `(scalar, aux)` pair);
+- `weights(logp, old_logp, mask, rewards)`: the closed form of
+  `d loss / d logp` per token, `[B, G, T]`, written without autodiff.
+
+`check_objective` runs them through the randomized sweep of the shipped
+objectives (the same random groups: ragged, padded with NaN, one-sided,
+scores up to ±20; the same relative-error measure and tolerances), and
+through the Figure 1 probe (one rollout's log-ratio moving in an on-policy
+group of 8 split 4/4); `plot_objective` draws that probe in Figure 1's layout.
+
+Example, for TOPR-style tapered REINFORCE (not shipped by real_jax: plain
+`-A log pi` for positives, a truncated importance weight `min(rho, 1)` for
+negatives), with GRPO advantages and `token-mean`:
+
+>>> import jax, jax.numpy as jnp
+>>> from real_jax import losses, grad_analysis as ga
+>>> def advantages(mask, rewards):
+...   present = jnp.any(mask, -1)
+...   return jax.vmap(losses.group_advantages)(rewards, present)[..., None]
+>>> def topr(logp, old_logp, mask, rewards):
+...   a = advantages(mask, rewards)
+...   w = jnp.where(a > 0, 1.0, jnp.minimum(jnp.exp(logp - old_logp), 1.0))
+...   tok = -jax.lax.stop_gradient(w) * a * jnp.where(mask, logp, 0.0)
+...   return jnp.sum(jnp.where(mask, tok, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
+>>> def topr_weights(logp, old_logp, mask, rewards):
+...   a = advantages(mask, rewards)
+...   w = jnp.where(a > 0, 1.0, jnp.minimum(jnp.exp(logp - old_logp), 1.0))
+...   return jnp.where(mask, -w * a, 0.0) / jnp.maximum(jnp.sum(mask), 1)
+>>> report = ga.check_objective(ga.Objective("topr", topr, topr_weights),
+...                             cases=256, dtypes=("float32",), progress=None)
+>>> report.passed
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from real_jax.grad_analysis import _sweep
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """An objective to check.
+
+  Attributes:
+    name: how the report and the figure call it.
+    loss: `loss(logp, old_logp, mask, rewards) -> scalar or (scalar, aux)`,
+      with `logp, old_logp, mask: [B, G, T]` and `rewards: [B, G]` (0/1).
+      Masked positions of `logp` hold NaN in the sweep, as a trainer's
+      padding may: read them through `jnp.where`.
+    weights: `weights(logp, old_logp, mask, rewards) -> [B, G, T]`, the
+      closed form of `d loss / d logp`, written without `jax.grad`.
+    edges: importance ratios at which the weight jumps (clip edges); tokens
+      within a relative 1e-5 (float32) or 1e-12 (float64) of one are left out,
+      since the derivative is undefined there.
+  """
+  name: str
+  loss: Callable
+  weights: Callable
+  edges: tuple[float, ...] = ()
+
+
+@dataclasses.dataclass
+class ObjectiveReport:
+  """What `check_objective` measured.
+
+  Attributes:
+    name: the objective's name.
+    table: `table[sign][dtype]` with `cases` (tokens compared), `max_abs_err`,
+      `max_rel_err`, `tolerance`, `passed`, `zero_fraction` (share of the
+      tokens whose autodiff gradient is exactly 0), `max_weight` and
+      `edge_excluded`. Positive tokens belong to rollouts with reward 1.
+    curves: `curves[sign] = (s, autodiff |W|, closed-form |W|)`: the Figure 1
+      probe, `|d loss / d s|` of the probe token times the 4 groups of its
+      batch, in the last dtype.
+    passed: every relative error within its tolerance.
+    seconds: wall time.
+  """
+  name: str
+  table: dict
+  curves: dict
+  passed: bool
+  seconds: float
+
+
+def _scalar(out):
+  return out[0] if isinstance(out, tuple) else out
+
+
+def _compare(objective: Objective, logp, old_logp, mask, rewards) -> dict:
+  band = _sweep.EDGE_BAND[jnp.dtype(logp.dtype).name]
+
+  def one(lp, olp, m, r):
+    auto = jax.grad(lambda x: _scalar(objective.loss(x, olp, m, r)))(lp)
+    return auto, objective.weights(lp, olp, m, r)
+  auto, closed = jax.vmap(one)(logp, old_logp, mask, rewards)
+  if tuple(closed.shape) != tuple(auto.shape):
+    raise ValueError(f"`{objective.name}.weights` must return the shape of `logp` "
+                     f"{tuple(auto.shape[1:])}, got {tuple(closed.shape[1:])}.")
+  ratio = jnp.exp(jnp.where(mask, logp - old_logp, 0.0))
+  edge = jnp.zeros(mask.shape, bool)
+  for e in objective.edges:
+    edge = edge | (jnp.abs(ratio - e) <= band * e)
+  positive = (rewards > 0.5)[..., None] & mask
+  out = {}
+  for sign, side in (("positive", positive), ("negative", mask & ~positive)):
+    members = side & ~edge
+    stats = _sweep._error_stats(auto, closed, members)
+    stats["zero"] = jnp.sum(members & (auto == 0))
+    stats["max_weight"] = jnp.max(jnp.where(members, jnp.abs(auto), 0.0))
+    stats["edge_excluded"] = jnp.sum(edge & side)
+    out[sign] = stats
+  scale = _sweep.GROUPS_PER_CASE
+  out["probe_auto"] = jnp.abs(auto[:, :, 0, 0]) * scale
+  out["probe_closed"] = jnp.abs(closed[:, :, 0, 0]) * scale
+  return out
+
+
+_compare_jit = jax.jit(_compare, static_argnums=0)
+
+
+def check_objective(objective: Objective, *, cases: int = 20_000,
+                    dtypes: tuple[str, ...] = ("float32", "float64"), seed: int = 0,
+                    chunk: int = 512,
+                    progress: Callable[[str], None] | None = print) -> ObjectiveReport:
+  """Autodiff of `objective.loss` against `objective.weights` on random groups.
+
+  Args:
+    objective: the `Objective`.
+    cases: random groups per dtype (>= 1), in batches of 4 groups.
+    dtypes: `float32` and/or `float64` (float64 needs `jax_enable_x64`).
+    seed: seed of the random groups.
+    chunk: batches per compiled call; the Figure 1 probe rides in one more
+      chunk of the same shape, so each dtype compiles one program.
+    progress: called with a progress line per chunk (None: quiet).
+
+  Returns:
+    An `ObjectiveReport`; `passed` is False when any relative error exceeds
+    `TOLERANCE` (1e-4 in float32, 1e-9 in float64).
+
+  Raises:
+    ValueError: for a bad argument, or weights of the wrong shape.
+    TypeError: if `objective` is not an `Objective`.
+  """
+  if not isinstance(objective, Objective):
+    raise TypeError(f"`objective` must be a grad_analysis.Objective, got "
+                    f"{type(objective).__name__}.")
+  if not isinstance(cases, int) or cases < 1:
+    raise ValueError(f"`cases` must be an integer >= 1, got {cases!r}.")
+  for dtype in dtypes:
+    if dtype not in _sweep.TOLERANCE:
+      raise ValueError(f"`dtypes` must hold 'float32' and/or 'float64', got {dtype!r}.")
+    if dtype == "float64" and not jax.config.jax_enable_x64:
+      raise ValueError("`dtypes` asks for float64 but jax_enable_x64 is off: "
+                       "`jax.config.update('jax_enable_x64', True)` first.")
+  start = time.perf_counter()
+  fig = _sweep.figure1_curves()
+  probes = [fig["positive"], fig["negative"]]
+  n_cases = max(1, math.ceil(cases / _sweep.GROUPS_PER_CASE))
+  chunk = max(min(chunk, n_cases), 1)
+  width = max(chunk, _sweep.cases_needed(probes))
+  n_chunks = math.ceil(n_cases / width)
+  key = jax.random.key(seed)
+  table = {"positive": {}, "negative": {}}
+  curves = {}
+  for dtype in dtypes:
+    acc = {}
+    for c in range(n_chunks + 1):
+      if c < n_chunks:
+        batch = _sweep.make_cases(jax.random.fold_in(key, c), width, dtype)
+        batch.pop("tau")
+        out = jax.device_get(_compare_jit(objective, **batch))
+      else:
+        batch, spans = _sweep.curves_batch(probes, width, dtype)
+        batch.pop("tau")
+        out = jax.device_get(_compare_jit(objective, **batch))
+        auto = np.asarray(out["probe_auto"], np.float64).reshape(-1)
+        closed = np.asarray(out["probe_closed"], np.float64).reshape(-1)
+        curves = {sign: (np.asarray(p.grid), auto[g:g + n], closed[g:g + n])
+                  for sign, p, (g, n) in zip(_sweep.SIGNS, probes, spans)}
+      for sign in _sweep.SIGNS:
+        acc[sign] = _sweep._merge(acc.get(sign), {k: v for k, v in out[sign].items()})
+      if progress:
+        progress(f"  {objective.name} [{dtype}] chunk {c + 1}/{n_chunks + 1}  "
+                 f"{time.perf_counter() - start:5.1f}s")
+    for sign in _sweep.SIGNS:
+      stats = acc[sign]
+      stats["tolerance"] = _sweep.TOLERANCE[dtype]
+      stats["passed"] = bool(stats["max_rel_err"] <= stats["tolerance"])
+      stats["zero_fraction"] = stats["zero"] / max(stats["cases"], 1)
+      table[sign][dtype] = stats
+  passed = all(r["passed"] for by_dtype in table.values() for r in by_dtype.values())
+  return ObjectiveReport(objective.name, table, curves, passed, time.perf_counter() - start)
+
+
+def format_report(report: ObjectiveReport) -> str:
+  """The report as the command's table: sign x dtype, errors, zero share, status."""
+  header = (f"{'objective':<14} {'sign':<9} {'dtype':<8} {'tokens':>10} {'max abs err':>12} "
+            f"{'max rel err':>12} {'tol':>7} {'zero':>7}  status")
+  lines = [header, "-" * len(header)]
+  for sign, by_dtype in report.table.items():
+    for dtype, r in by_dtype.items():
+      lines.append(f"{report.name:<14} {sign:<9} {dtype:<8} {int(r['cases']):>10,d} "
+                   f"{r['max_abs_err']:>12.3e} {r['max_rel_err']:>12.3e} {r['tolerance']:>7.0e} "
+                   f"{r['zero_fraction']:>7.3f}  {'ok' if r['passed'] else 'FAIL'}")
+  return "\n".join(lines)
+
+
+def plot_objective(path: str, report: ObjectiveReport, *, title: str | None = None) -> None:
+  """The Figure 1 panel pair (positives, negatives) of a checked objective."""
+  from real_jax.grad_analysis import _figures  # noqa: PLC0415  (matplotlib only when plotting)
+  _figures.plot_custom(path, report.name, report.curves, title)
