@@ -19,6 +19,7 @@ if os.environ.get("CI", "").lower() != "true":
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
+import ml_collections
 import jax.numpy as jnp
 import optax
 from flax import nnx
@@ -205,7 +206,7 @@ def test_adapter_loss_equals_real_jax_on_the_same_logprobs(objective):
       jnp.asarray(grouped(logp), jnp.float32), jnp.asarray(grouped(old), jnp.float32),
       jnp.asarray(grouped(mask)), jnp.asarray(grouped(rewards)), tau=0.3)
   np.testing.assert_allclose(float(loss), float(direct), rtol=2e-6)
-  # An independent float64 NumPy reference, written from paper.md.
+  # An independent float64 NumPy reference, written from docs/derivations.md.
   ref = reference.label_loss(objective, grouped(logp), grouped(old),
                              grouped(mask), grouped(rewards), tau=0.3)
   np.testing.assert_allclose(float(loss), ref, rtol=2e-5)
@@ -242,6 +243,62 @@ def test_adapter_gradient_equals_real_jax_gradient():
   for a, d in zip(leaves_a, leaves_d):
     np.testing.assert_allclose(np.asarray(a), np.asarray(d), rtol=1e-5, atol=1e-7)
   assert max(float(jnp.abs(a).max()) for a in leaves_a) > 0
+
+
+@pytest.mark.parametrize("objective", losses.ADVANTAGE_LOSSES)
+def test_every_advantage_objective_through_the_adapter(objective):
+  """Loss and gradient of `real_jax_<name>` equal real_jax.losses.<name> on the same logps."""
+  rng = np.random.default_rng(3)
+  model = tiny_qwen3()
+  rewards = np.array([1, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0], np.float32)
+  example, mask = make_example(rng, 3, rewards)
+  example = example.replace(advantages=jnp.asarray(rj_tunix.raw_rewards(rewards, G)))
+  old = np.asarray(tunix_logps(model, example, 1.0)) + rng.normal(0, 0.3, mask.shape)
+  example = example.replace(old_per_token_logps=jnp.asarray(old, jnp.float32))
+  kwargs = {"advantage": "rloo"} if objective == "grpo" else {}
+  if objective == "dapo":
+    kwargs = {"clip_ratio_c": 1.5, "loss_agg_mode": "sequence-mean-token-mean"}
+  config = rj_tunix.RealJaxGRPOConfig(policy_loss_fn=rj_tunix.PREFIX + objective,
+                                      num_generations=G, loss_kwargs=kwargs)
+  config.temperature = 1.0
+  loss_fn = function_registry.get_policy_loss_fn(rj_tunix.PREFIX + objective)
+  grouped = lambda x: jnp.reshape(jnp.asarray(x), (3, G, *np.shape(x)[1:]))  # noqa: E731
+  direct_kwargs = dict(kwargs)
+  if objective == "dapo":
+    direct_kwargs["loss_agg_mode"] = "seq-mean-token-mean"
+
+  def via_adapter(m):
+    return loss_fn(m, example, algo_config=config, pad_id=tasks.PAD, eos_id=tasks.EOS)
+
+  def direct(m):
+    logp = tunix_logps(m, example, 1.0).astype(jnp.float32)
+    return losses.get(objective)(grouped(logp), grouped(old).astype(jnp.float32),
+                                 grouped(mask), grouped(rewards), **direct_kwargs)
+
+  (loss, aux), g_adapter = nnx.value_and_grad(via_adapter, has_aux=True)(model)
+  (want, want_aux), g_direct = nnx.value_and_grad(direct, has_aux=True)(model)
+  np.testing.assert_allclose(float(loss), float(want), rtol=1e-6, atol=1e-8)
+  np.testing.assert_allclose(float(aux["pg_clipfrac"]), float(want_aux.clip_fraction))
+  np.testing.assert_allclose(float(aux["real_jax/mixed_group_fraction"]), 2 / 3)
+  leaves_a, leaves_d = jax.tree.leaves(g_adapter), jax.tree.leaves(g_direct)
+  assert len(leaves_a) == len(leaves_d) > 0
+  for a, d in zip(leaves_a, leaves_d):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(d), rtol=1e-5, atol=1e-7)
+  assert max(float(jnp.abs(a).max()) for a in leaves_a) > 0
+
+
+def test_real_jax_config_validation():
+  config = rj_tunix.RealJaxGRPOConfig(num_generations=G)
+  assert (config.policy_loss_fn, config.advantage_estimator) == ("real_jax_grpo", "real_jax_rewards")
+  assert function_registry.get_policy_loss_fn("grpo") is tunix_algo_core.grpo_loss_fn
+  with pytest.raises(ValueError, match="policy_loss_fn"):
+    rj_tunix.RealJaxGRPOConfig(policy_loss_fn="grpo", num_generations=G)
+  with pytest.raises(ValueError, match="advantage_estimator"):
+    rj_tunix.RealJaxGRPOConfig(advantage_estimator="grpo", num_generations=G)
+  with pytest.raises(ValueError, match="loss_kwargs"):
+    rj_tunix.RealJaxGRPOConfig(loss_kwargs={"tau": 0.5}, num_generations=G)
+  with pytest.raises(ValueError, match="finite"):
+    rj_tunix.raw_rewards(np.array([1.0, np.nan]), 2)
 
 
 def test_adapter_refuses_split_groups_and_packing():
@@ -409,6 +466,11 @@ def test_recipe_config_errors(tmp_path):
     tunix_train.run(c, str(tmp_path / "run"))
   assert not os.path.exists(tmp_path / "run")
   c = recipe.get_config()
+  c.loss = "real_jax_dapo"
+  c.loss_kwargs = ml_collections.ConfigDict({"clip_ratio_c": 3.0})
+  algo = tunix_train.algo_config(c)
+  assert isinstance(algo, rj_tunix.RealJaxGRPOConfig)
+  assert (algo.policy_loss_fn, algo.loss_kwargs) == ("real_jax_dapo", {"clip_ratio_c": 3.0})
   c.loss = "ppo"
   with pytest.raises(ValueError, match="`loss` must be one of"):
     tunix_train.check_config(c)

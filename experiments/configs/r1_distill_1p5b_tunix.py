@@ -1,6 +1,6 @@
 r"""The paper's 1.5B recipe through Tunix: REAL on DeepSeek-R1-Distill-Qwen-1.5B.
 
-paper.md section 5: DeepScaleR-Preview problems, 8 rollouts per prompt, 128
+The paper's setting (docs/derivations.md, "The paper's results"): DeepScaleR-Preview problems, 8 rollouts per prompt, 128
 prompts per step, 4 updates per step, lr 2e-6, temperature 0.6, responses up
 to 8192 tokens, tau = 0.5, no KL. The paper ran verl on GPUs; this is the same
 setting on Tunix (JAX, TPU-first). Commands for a Cloud TPU VM are in the
@@ -11,8 +11,11 @@ README's "From the toy to the 1.5B run".
       --config.model.path=/data/DeepSeek-R1-Distill-Qwen-1.5B \
       --config.data.train=/data/deepscaler.json --workdir=/data/runs/real_1p5b
 
-Other objectives: `--config.loss=grad|bce|real_product`, or `grpo` (Tunix's
-own clipped loss) for the baseline.
+Other objectives: `--config.loss=grad|bce|real_product`; `grpo` (Tunix's own
+clipped loss) for the baseline; or any real_jax objective under its prefixed
+name, `real_jax_grpo`, `real_jax_dapo`, `real_jax_gspo`, `real_jax_cispo`, ...,
+the verified implementations of `real_jax.losses`, their hyperparameters in
+`c.loss_kwargs` (e.g. `ml_collections.ConfigDict({"clip_ratio_c": 3.0})`).
 
 `:toy` (`--config=experiments/configs/r1_distill_1p5b_tunix.py:toy`) keeps
 every code path but swaps in a one-layer random Qwen2, a character tokenizer,
@@ -33,6 +36,8 @@ def get_config(variant: str = "paper") -> ml_collections.ConfigDict:
   # Used only by loss=grpo (Tunix's GRPO), for a baseline run.
   c.epsilon = 0.2
   c.loss_agg_mode = "sequence-mean-token-mean"
+  # Hyperparameters of a real_jax_<name> loss (its own defaults otherwise).
+  c.loss_kwargs = ml_collections.ConfigDict()
   c.beta = 0.0
 
   c.group_size = 8

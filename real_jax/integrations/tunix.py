@@ -1,12 +1,20 @@
-"""real_jax's label-based objectives as Tunix policy losses.
+"""Every real_jax objective as a Tunix policy loss.
 
 Importing this module registers, in Tunix's function registry:
 
-* the policy losses `real`, `grad`, `bce` and `real_product`, so that
+* every objective of `real_jax.losses` as `real_jax_<name>`
+  (`real_jax_real`, `real_jax_grpo`, `real_jax_cispo`, ...), a prefix no Tunix
+  loss uses, so that real_jax's verified GRPO, DAPO or GSPO can run next to
+  Tunix's own `grpo`; the label-based ones also keep their bare names
+  (`real`, `grad`, `bce`, `real_product`), so that
   `GRPOConfig(policy_loss_fn="real", ...)` trains with REAL through Tunix's
   `GRPOLearner` (sharded models, fast rollouts, multi-host TPU);
 * the advantage estimator `binary_labels`, which passes 0/1 rewards through
-  unchanged after checking on the host that they are 0/1.
+  unchanged after checking on the host that they are 0/1, and
+  `real_jax_rewards`, which passes any rewards through unchanged: the
+  advantage-weighted objectives compute their group advantages themselves
+  (`grpo`, `rloo` or `drgrpo`, see `RealJaxGRPOConfig`), exactly as
+  `real_jax.losses` does.
 
 The loss computes per-token log-probabilities exactly as Tunix's own GRPO loss
 does (`tunix.rl.common.compute_per_token_logps`, with the rollout
@@ -62,7 +70,15 @@ from real_jax import tasks as _tasks
 from real_jax.training import metrics as _metrics
 
 OBJECTIVES = rj_losses.LABEL_LOSSES
+PREFIX = "real_jax_"
+# Every objective under its prefixed name: name in Tunix's registry -> loss.
+REGISTERED = {PREFIX + name: name for name in rj_losses.LOSSES}
 LABEL_ESTIMATOR = "binary_labels"
+REWARD_ESTIMATOR = "real_jax_rewards"
+# Tunix spells verl's "seq-" aggregation modes "sequence-".
+_AGG_MODES = {"sequence-mean-token-mean": "seq-mean-token-mean",
+              "sequence-mean-token-sum": "seq-mean-token-sum",
+              "sequence-mean-token-sum-norm": "seq-mean-token-sum-norm"}
 # The paper's temperature; used when the config has no `tau` field.
 DEFAULT_TAU = 0.5
 # Named as the trainer's metrics schema where the quantity is the same one.
@@ -83,7 +99,7 @@ class LabelGRPOConfig(_tunix_grpo.GRPOConfig):
     tau: the objectives' temperature (> 0). Default 0.5, as in the paper.
 
   `loss_agg_mode`, `epsilon` and `epsilon_high` do not enter the label-based
-  objectives, which are normalised per group as paper.md fixes; they still
+  objectives, which are normalised per group (docs/derivations.md); they still
   govern the KL term when `beta > 0`.
   """
 
@@ -101,6 +117,48 @@ class LabelGRPOConfig(_tunix_grpo.GRPOConfig):
     if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau) \
         or self.tau <= 0:
       raise ValueError(f"`tau` must be a finite number > 0; got {self.tau!r}.")
+
+
+@dataclasses.dataclass(kw_only=True)
+class RealJaxGRPOConfig(_tunix_grpo.GRPOConfig):
+  """`GRPOConfig` for real_jax's advantage-weighted objectives through Tunix.
+
+  Attributes:
+    policy_loss_fn: `real_jax_<name>` for any of
+      `real_jax.losses.ADVANTAGE_LOSSES` (e.g. `real_jax_grpo`,
+      `real_jax_dapo`, `real_jax_gspo`, `real_jax_cispo`). Default
+      `real_jax_grpo`.
+    advantage_estimator: `real_jax_rewards`: the rewards reach the loss
+      unchanged and the loss computes its group advantages itself.
+    beta: KL coefficient (Tunix's KL term). Default 0.
+    loss_kwargs: hyperparameters of the real_jax loss (e.g.
+      `{"clip_ratio_c": 3.0}` or `{"advantage": "rloo"}`); the loss's own
+      defaults otherwise. Tunix's `epsilon`, `epsilon_high` and
+      `loss_agg_mode` fields do not reach it (DAPO keeps its 0.28 and
+      `token-mean`); pass them here to change them, in real_jax's names.
+  """
+
+  policy_loss_fn: str = PREFIX + "grpo"
+  advantage_estimator: str = REWARD_ESTIMATOR
+  beta: float = 0.0
+  loss_kwargs: dict = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    super().__post_init__()
+    names = [PREFIX + n for n in rj_losses.ADVANTAGE_LOSSES]
+    if self.policy_loss_fn not in names:
+      raise ValueError(f"`policy_loss_fn` must be one of {names} for RealJaxGRPOConfig; got "
+                       f"{self.policy_loss_fn!r}. Use LabelGRPOConfig for the label-based ones.")
+    if self.advantage_estimator != REWARD_ESTIMATOR:
+      raise ValueError(
+          f"`advantage_estimator` must be {REWARD_ESTIMATOR!r}: real_jax's losses compute "
+          "their group advantages from the rewards (choose the estimator with "
+          f"loss_kwargs={{'advantage': 'rloo'}}); got {self.advantage_estimator!r}.")
+    name = REGISTERED[self.policy_loss_fn]
+    unknown = set(self.loss_kwargs) - set(rj_losses.hyperparameters(name))
+    if unknown:
+      raise ValueError(f"`loss_kwargs` has {sorted(unknown)}, which {name!r} does not take; "
+                       f"it takes {', '.join(rj_losses.hyperparameters(name))}.")
 
 
 def binary_labels(rewards: Any, num_generations: int) -> np.ndarray:
@@ -122,6 +180,18 @@ def binary_labels(rewards: Any, num_generations: int) -> np.ndarray:
         "Use a 0/1 verifier (e.g. real_jax.tasks.math.reward_fn), a single "
         "reward function (Tunix sums several), or Tunix's 'grpo' advantage "
         "estimator to label rollouts by the sign of their advantage.")
+  return r
+
+
+def raw_rewards(rewards: Any, num_generations: int) -> np.ndarray:
+  """Advantage estimator that passes the rewards through unchanged (any real values)."""
+  r = np.asarray(rewards, dtype=np.float32)
+  if r.ndim != 1 or num_generations < 1 or r.shape[0] % num_generations:
+    raise ValueError(
+        f"`rewards` must be a flat array of whole groups of num_generations="
+        f"{num_generations} rollouts; got shape {r.shape}.")
+  if not np.all(np.isfinite(r)):
+    raise ValueError("`rewards` must be finite; got NaN or inf.")
   return r
 
 
@@ -178,6 +248,45 @@ def label_loss(objective: str, per_token_logps: jax.Array,
       group(completion_mask), group(labels), tau=tau)
 
 
+def advantage_loss(objective: str, per_token_logps: jax.Array,
+                   old_per_token_logps: jax.Array, completion_mask: jax.Array,
+                   rewards: jax.Array, *, num_generations: int,
+                   loss_kwargs: dict | None = None
+                   ) -> tuple[jax.Array, rj_losses.ClippedLossAux]:
+  """An advantage-weighted real_jax objective on Tunix's flat rows `[B*G, T]`.
+
+  `rewards` `[B*G]` are the raw rewards (`real_jax_rewards` estimator); the
+  loss computes the group advantages itself. Returns what
+  `real_jax.losses.<objective>` returns on the `[B, G, T]` groups.
+  """
+  if objective not in rj_losses.ADVANTAGE_LOSSES:
+    raise ValueError(f"`objective` must be one of {rj_losses.ADVANTAGE_LOSSES}; "
+                     f"got {objective!r}.")
+  if rewards.ndim == 2:
+    rewards = rewards[:, 0]
+  kwargs = dict(loss_kwargs or {})
+  if "loss_agg_mode" in kwargs:
+    kwargs["loss_agg_mode"] = _AGG_MODES.get(kwargs["loss_agg_mode"], kwargs["loss_agg_mode"])
+  group = functools.partial(group_rows, num_generations=num_generations, name=objective)
+  return rj_losses.get(objective)(
+      group(per_token_logps), group(old_per_token_logps), group(completion_mask),
+      group(rewards), **kwargs)
+
+
+def advantage_diagnostics(aux: rj_losses.ClippedLossAux) -> dict[str, jax.Array]:
+  """The label diagnostics' counterparts, read off the signs of the advantages."""
+  positive, negative = aux.advantages > 0, aux.advantages < 0
+  present = jnp.ones(aux.advantages.shape[0], bool)
+  mixed = jnp.any(positive, -1) & jnp.any(negative, -1)
+  return {
+      _MIXED: _masked_mean(mixed.astype(jnp.float32), present),
+      _SCORE_POS: _masked_mean(aux.scores, positive),
+      _SCORE_NEG: _masked_mean(aux.scores, negative),
+      "real_jax/positive_fraction": _masked_mean(positive.astype(jnp.float32),
+                                                 positive | negative),
+  }
+
+
 def _masked_mean(x: jax.Array, where: jax.Array) -> jax.Array:
   where = where.astype(x.dtype)
   return jnp.sum(x * where) / jnp.maximum(jnp.sum(where), 1)
@@ -225,19 +334,28 @@ def policy_loss(model: nnx.Module, train_example: Any, algo_config: Any,
   else:
     old_per_token_logps = train_example.old_per_token_logps.astype(jnp.float32)
 
-  loss, label_aux = label_loss(
-      objective, per_token_logps, old_per_token_logps, completion_mask,
-      jnp.asarray(train_example.advantages, jnp.float32),
-      num_generations=algo_config.num_generations,
-      tau=getattr(algo_config, "tau", DEFAULT_TAU))
+  if objective in OBJECTIVES:
+    loss, label_aux = label_loss(
+        objective, per_token_logps, old_per_token_logps, completion_mask,
+        jnp.asarray(train_example.advantages, jnp.float32),
+        num_generations=algo_config.num_generations,
+        tau=getattr(algo_config, "tau", DEFAULT_TAU))
+    # Label-based objectives have no ratio clipping.
+    clipfrac, extra = jnp.float32(0.0), diagnostics(label_aux)
+  else:
+    loss, adv_aux = advantage_loss(
+        objective, per_token_logps, old_per_token_logps, completion_mask,
+        jnp.asarray(train_example.advantages, jnp.float32),
+        num_generations=algo_config.num_generations,
+        loss_kwargs=getattr(algo_config, "loss_kwargs", None))
+    clipfrac, extra = adv_aux.clip_fraction.astype(jnp.float32), advantage_diagnostics(adv_aux)
 
   aux: dict[str, Any] = {
       "kl": jnp.float32(0.0),
       "kl_loss": jnp.float32(0.0),
       "pg_loss": loss,
-      # Label-based objectives have no ratio clipping.
-      "pg_clipfrac": jnp.float32(0.0),
-      **diagnostics(label_aux),
+      "pg_clipfrac": clipfrac,
+      **extra,
   }
   if train_example.ref_per_token_logps is not None:
     kl = _tunix_common.compute_kl_divergence(
@@ -264,14 +382,14 @@ def log_diagnostics(learner: Any) -> None:
 
 
 def register() -> None:
-  """Register the objectives and the `binary_labels` estimator (idempotent)."""
-  for name in OBJECTIVES:
-    if not _is_ours(_registered("policy_loss_fn", name)):
-      _tunix_registry.register_policy_loss_fn(name)(
+  """Register the objectives and the two estimators (idempotent)."""
+  for registered, name in [(n, n) for n in OBJECTIVES] + list(REGISTERED.items()):
+    if not _is_ours(_registered("policy_loss_fn", registered)):
+      _tunix_registry.register_policy_loss_fn(registered)(
           functools.partial(policy_loss, objective=name))
-  if _registered("advantage_estimator", LABEL_ESTIMATOR) is not binary_labels:
-    _tunix_registry.register_advantage_estimator(LABEL_ESTIMATOR)(
-        binary_labels)
+  for estimator, fn in ((LABEL_ESTIMATOR, binary_labels), (REWARD_ESTIMATOR, raw_rewards)):
+    if _registered("advantage_estimator", estimator) is not fn:
+      _tunix_registry.register_advantage_estimator(estimator)(fn)
 
 
 def _registered(category: str, name: str) -> Any:

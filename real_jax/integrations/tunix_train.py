@@ -207,20 +207,30 @@ def load_model(model_cfg: ml_collections.ConfigDict, mesh: Mesh,
 # ------------------------------------------------------------------ train ----
 
 
+# The label-based objectives by name, Tunix's own GRPO as "grpo", and every
+# real_jax objective under its prefixed name (real_jax_grpo, real_jax_dapo, ...).
+LOSSES = rj_tunix.OBJECTIVES + ("grpo",) + tuple(rj_tunix.REGISTERED)
+
+
 def algo_config(cfg: ml_collections.ConfigDict) -> grpo_learner.GRPOConfig:
-  """REAL & co. through `LabelGRPOConfig`; 'grpo' is Tunix's own, for baselines."""
+  """REAL & co. through `LabelGRPOConfig`, real_jax's advantage-weighted objectives
+  through `RealJaxGRPOConfig`; 'grpo' is Tunix's own, for baselines."""
   common = dict(num_generations=cfg.group_size, num_iterations=cfg.num_iterations,
                 beta=cfg.beta)
   if cfg.loss == "grpo":
     return grpo_learner.GRPOConfig(policy_loss_fn="grpo", epsilon=cfg.epsilon,
                                    loss_agg_mode=cfg.loss_agg_mode, **common)
-  return rj_tunix.LabelGRPOConfig(policy_loss_fn=cfg.loss, tau=cfg.tau, **common)
+  name = rj_tunix.REGISTERED.get(cfg.loss, cfg.loss)
+  if name in rj_tunix.OBJECTIVES:
+    return rj_tunix.LabelGRPOConfig(policy_loss_fn=name, tau=cfg.tau, **common)
+  return rj_tunix.RealJaxGRPOConfig(policy_loss_fn=cfg.loss,
+                                    loss_kwargs=dict(cfg.get("loss_kwargs", None) or {}),
+                                    **common)
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
-  if cfg.loss not in rj_tunix.OBJECTIVES + ("grpo",):
-    raise ValueError(f"`loss` must be one of {rj_tunix.OBJECTIVES + ('grpo',)}; "
-                     f"got {cfg.loss!r}.")
+  if cfg.loss not in LOSSES:
+    raise ValueError(f"`loss` must be one of {LOSSES}; got {cfg.loss!r}.")
   if cfg.prompts_per_step % cfg.updates_per_step:
     raise ValueError(
         f"`prompts_per_step` ({cfg.prompts_per_step}) must split into "
