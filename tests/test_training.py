@@ -213,9 +213,12 @@ class StepMetricsVariantsTest(chex.TestCase):
 
 class TestUpdate:
 
-  @pytest.mark.parametrize("loss", ["real", "grpo"])
-  def test_weights_scores_and_kl_are_what_they_say(self, tiny_config, loss):
-    cfg = tiny_config(loss=loss)
+  @pytest.mark.parametrize("loss, extra", [("real", {}), ("grpo", {}),
+                                           ("gmpo", {"advantage": "rloo"}),
+                                           ("dapo", {"clip_ratio_c": 1.5})])
+  def test_weights_scores_and_kl_are_what_they_say(self, tiny_config, loss, extra):
+    cfg = tiny_config(loss=loss, **extra)
+    assert step_lib.loss_kwargs(cfg) == extra  # the config's field reaches the loss
     graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
     task = base_model.make_task(cfg)
     optimizer = step_lib.make_optimizer(cfg)
@@ -234,7 +237,7 @@ class TestUpdate:
     # Independent path: differentiate the loss with respect to logp directly.
     logp, _ = sampling.response_logprobs(graphdef, params, r.tokens, task.prompt_len)
     logp = logp.reshape(b, g, -1)
-    kwargs = {"tau": 0.5} if loss in losses.LABEL_LOSSES else {}
+    kwargs = {"tau": 0.5} if loss in losses.LABEL_LOSSES else extra
     token_grads = jax.grad(lambda lp: losses.get(loss)(lp, old, mask, rewards, **kwargs)[0])(logp)
     want_w = np.asarray(jnp.sum(jnp.where(mask, token_grads, 0), -1)) * b
     np.testing.assert_allclose(out["weights"], want_w, rtol=1e-4, atol=1e-7)

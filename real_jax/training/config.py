@@ -8,7 +8,9 @@ configs start from it and change what they study. Fields:
 - `base`: the supervised warm start (`dir` where base models are kept, its
   own seed, lr, batch, budget and the pass@1 `band` it stops in).
 - `loss` and its hyperparameters: `tau` for the label-based losses;
-  `epsilon_low`, `epsilon_high`, `loss_agg_mode` for the clipped ones (None
+  `epsilon_low`, `epsilon_high`, `loss_agg_mode`, `advantage` (grpo, rloo,
+  drgrpo), `clip_ratio_c` (dual clip), `tau_pos`, `tau_neg` (SAPO) for the
+  advantage-weighted ones, each passed only to a loss that takes it (None
   keeps the loss's own default, see `real_jax.losses.defaults`).
 - the RL step: `prompts_per_step` (B) groups of `group_size` (G) rollouts at
   `temperature` / `top_p`, then `ppo_epochs x minibatches` AdamW updates on
@@ -41,6 +43,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.epsilon_low = ml_collections.config_dict.placeholder(float)
   c.epsilon_high = ml_collections.config_dict.placeholder(float)
   c.loss_agg_mode = ml_collections.config_dict.placeholder(str)
+  c.advantage = ml_collections.config_dict.placeholder(str)
+  c.clip_ratio_c = ml_collections.config_dict.placeholder(float)
+  c.tau_pos = ml_collections.config_dict.placeholder(float)
+  c.tau_neg = ml_collections.config_dict.placeholder(float)
 
   c.prompts_per_step = 16
   c.group_size = 8

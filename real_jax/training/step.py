@@ -87,9 +87,13 @@ def loss_kwargs(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
   """
   if cfg.loss in losses.LABEL_LOSSES:
     return {}
-  accepted = losses.defaults(cfg.loss)
-  return {k: cfg.get(k) for k in ("epsilon_low", "epsilon_high", "loss_agg_mode")
-          if k in accepted and cfg.get(k) is not None}
+  accepted = losses.hyperparameters(cfg.loss)
+  return {k: cfg.get(k) for k in LOSS_FIELDS if k in accepted and cfg.get(k) is not None}
+
+
+# The config fields that carry an advantage-weighted loss's hyperparameters.
+LOSS_FIELDS = ("epsilon_low", "epsilon_high", "loss_agg_mode", "advantage", "clip_ratio_c",
+               "tau_pos", "tau_neg")
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
