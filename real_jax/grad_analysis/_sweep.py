@@ -437,7 +437,7 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
       if dtype_name == dtypes[0] and not probe:
         counted = np.asarray(out["share_counted"])
         shares[name].append(np.asarray(out["share"], np.float64)[counted])
-    if c % 16 == 15 or c == n_chunks - 1 or probe:
+    if c % 16 == 15 or c == n_chunks - 1 or c == n_chunks + n_probe_chunks - 1:
       done = min((c + 1) * chunk, n_cases) * GROUPS_PER_CASE
       what = "probe grids" if probe else f"{done:>8,d}/{n_cases * GROUPS_PER_CASE:,d} groups"
       progress(f"  [{dtype_name}] {what}  {time.perf_counter() - start:6.1f}s")
