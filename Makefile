@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast notebooks reproduce grad-analysis compare study bench accel-report clean
+.PHONY: install install-tunix test test-fast lint doctest docs notebooks reproduce grad-analysis compare study bench accel-report clean
 
 install: $(STAMP)
 
 # The optional Tunix extra (google-tunix and its data/model-loading stack,
-# about 2 minutes to install); `make test` needs it, `make reproduce` does not.
+# about 2 minutes to install) and the docs extra; `make test` needs them,
+# `make reproduce` does not.
 install-tunix: $(TUNIX_STAMP)
 
 # The stamps are rebuilt whenever the declared dependencies change.
@@ -31,13 +32,33 @@ $(STAMP): setup.cfg pyproject.toml
 # One resolution for everything, so a fresh `make test` installs once.
 $(TUNIX_STAMP): setup.cfg pyproject.toml
 	$(make_venv)
-	$(PY) -m pip install --quiet -e '.[test,notebook,tunix]'
+	$(PY) -m pip install --quiet -e '.[test,notebook,tunix,docs]'
 	@touch $(STAMP) $(TUNIX_STAMP)
 
-# The test suite (Tunix integration included) and the three notebooks
-# (executed top to bottom by nbmake).
+# The linter, the docstrings' examples, the test suite (Tunix integration
+# included), the three notebooks (executed top to bottom by nbmake) and the
+# documentation site.
 test: install-tunix
-	$(PY) -m pytest --nbmake tests notebooks
+	$(MAKE) --no-print-directory lint doctest
+	$(PY) -m pytest --nbmake --durations=20 tests notebooks
+	$(MAKE) --no-print-directory docs
+
+lint: install-tunix
+	$(PY) -m ruff check .
+
+# The entry points are scripts whose absl flags would collide in one process;
+# their examples live in the README, which the tests exercise.
+DOCTEST_SKIP := train.py train_scan.py sweep.py study.py grad_analysis/__main__.py \
+                integrations/tunix_train.py
+doctest: install-tunix
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules real_jax \
+	    $(addprefix --ignore=real_jax/,$(DOCTEST_SKIP))
+
+# The site (API reference, derivations, user guide, notebooks as committed) in
+# docs/_build/html, with every Sphinx warning an error.
+docs: install-tunix
+	$(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
 
 test-fast: install
 	$(PY) -m pytest -m 'not slow' tests

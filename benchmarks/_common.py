@@ -107,6 +107,7 @@ def measure_update_and_sampling(width: int, depth: int, heads: int, *, sequences
   update runs on one minibatch of the toy config's shape at this model size.
   """
   from flax import nnx  # noqa: PLC0415
+
   from real_jax import model as model_lib  # noqa: PLC0415
   from real_jax import sampling  # noqa: PLC0415
   from real_jax.training import config as config_lib  # noqa: PLC0415

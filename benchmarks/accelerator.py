@@ -91,8 +91,9 @@ def device_section(device) -> dict:
 
 
 def limits_section(device, sizes, repeats) -> dict:
+  from _common import matmul_rate  # noqa: PLC0415
+  from _common import memory_bandwidth  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
-  from _common import matmul_rate, memory_bandwidth  # noqa: PLC0415
   return {"bandwidth_GBps": memory_bandwidth(repeats, sizes["bandwidth_mib"], device),
           "matmul_float32_TFLOPs": matmul_rate(repeats, sizes["matmul_n"], jnp.float32,
                                                device) / 1e12,
@@ -103,6 +104,7 @@ def limits_section(device, sizes, repeats) -> dict:
 
 def grad_check_section(device, sizes) -> dict:
   import jax  # noqa: PLC0415
+
   from real_jax import grad_analysis as ga  # noqa: PLC0415
   dtypes = ("float32",) if device.platform == "tpu" else ("float32", "float64")
   out = {"dtypes": list(dtypes), "tolerance": {d: ga.TOLERANCE[d] for d in dtypes},
@@ -137,9 +139,12 @@ def _torch_device(platform: str):
 
 
 def losses_section(device, sizes, repeats, bandwidth) -> dict:
+  from _common import make_batch  # noqa: PLC0415
+  from _common import median_time  # noqa: PLC0415
+  from _common import time_torch_real  # noqa: PLC0415
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
-  from _common import make_batch, median_time, time_torch_real  # noqa: PLC0415
+
   from real_jax import losses  # noqa: PLC0415
   torch, torch_dev = _torch_device(device.platform)
   names = sizes["losses"] or tuple(losses.LOSSES)
@@ -159,7 +164,8 @@ def losses_section(device, sizes, repeats, bandwidth) -> dict:
         for name in names:
           fn = losses.get(name)
           step = jax.jit(jax.value_and_grad(lambda lp, o, mk, r, fn=fn: fn(lp, o, mk, r)[0]))
-          seconds = median_time(lambda: jax.block_until_ready(step(*args)), repeats)
+          seconds = median_time(lambda step=step, args=args: jax.block_until_ready(step(*args)),
+                                repeats)
           row = {"shape": shape, "loss": name, "dtype": dtype, "mask": mask_kind,
                  "seconds": seconds, "effective_GBps": read / seconds / 1e9,
                  "fraction_of_bandwidth": read / seconds / 1e9 / bandwidth}
@@ -178,10 +184,12 @@ def _policy_config(width, depth, heads):
 
 
 def training_section(device, sizes) -> dict:
+  from flax import nnx  # noqa: PLC0415
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
-  from flax import nnx  # noqa: PLC0415
-  from real_jax.training import base_model, scan  # noqa: PLC0415
+
+  from real_jax.training import base_model  # noqa: PLC0415
+  from real_jax.training import scan  # noqa: PLC0415
   rows = []
   for label, (width, depth, heads) in sizes["policies"].items():
     cfg = _policy_config(width, depth, heads)
@@ -205,7 +213,7 @@ def training_section(device, sizes) -> dict:
         start = time.perf_counter()
         jax.block_until_ready(run(params, keys, taus, lrs))
         seconds = time.perf_counter() - start
-      except Exception as e:  # noqa: BLE001  out of memory at a large seed count: say so
+      except Exception as e:
         rows.append({"policy": label, "seeds": seeds, "error": f"{type(e).__name__}: "
                      f"{str(e).splitlines()[0][:200]}"})
         continue

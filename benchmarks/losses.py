@@ -19,16 +19,16 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app
-from absl import flags
-import jax
-import jax.numpy as jnp
-
 # Run as a script, the benchmarks folder is on sys.path: its helper imports by name.
 from _common import make_batch
 from _common import median_time
 from _common import memory_bandwidth
 from _common import time_torch_real
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+
 from real_jax import losses
 
 _SHAPES = flags.DEFINE_list("shapes", ["64x8x1024", "256x8x4096"], "B x G x T batches.")
@@ -63,7 +63,7 @@ def main(argv):
     for name in _LOSSES.value:
       fn = losses.get(name)
       step = jax.jit(jax.value_and_grad(lambda lp, o, m, r, fn=fn: fn(lp, o, m, r)[0]))
-      t_jax = median_time(lambda: jax.block_until_ready(step(*args)), repeats)
+      t_jax = median_time(lambda step=step, args=args: jax.block_until_ready(step(*args)), repeats)
       row = {"shape": shape, "loss": name, "jax_s": t_jax, "effective_GBps": read_bytes / t_jax / 1e9,
              "fraction_of_bandwidth": read_bytes / t_jax / 1e9 / bandwidth}
       if torch is not None and name == "real":

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 
+from _common import matmul_rate
+from _common import measure_update_and_sampling
 from absl import app
 from absl import flags
 from absl import logging
@@ -24,8 +26,6 @@ import jax
 
 # Run as a script, the benchmarks folder is on sys.path: its helpers import by name.
 import vmap_seeds
-from _common import matmul_rate
-from _common import measure_update_and_sampling
 
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions (median reported).")
 _JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")

@@ -26,7 +26,6 @@ from real_jax.training import config as config_lib
 from real_jax.training import scan
 
 
-
 def _timed(fn, *args):
   start = time.perf_counter()
   out = jax.block_until_ready(fn(*args))
@@ -93,7 +92,7 @@ def main(argv, flags_):
 
 if __name__ == "__main__":
   # Flags are defined only here, so that benchmarks/training.py can import measure().
-  import functools  # noqa: PLC0415
+  import functools
   _flags = {
       "seeds": flags.DEFINE_integer("seeds", 8, "Number of seeds S."),
       "steps": flags.DEFINE_integer("steps", 20, "RL steps per run."),

@@ -14,9 +14,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
-from flax import nnx
+
+__all__ = [
+    "PolicyConfig",
+    "Policy",
+    "Block",
+    "apply",
+    "token_logprobs",
+]
 
 Array = jax.Array
 
@@ -122,7 +130,7 @@ class Policy(nnx.Module):
     x = self.embed(tokens) + self.pos(positions)[None]
     mask = (jnp.arange(max_len)[None, :] <= positions[:, None])[None, None]
     new_cache = []
-    for block, layer_cache in zip(self.blocks, cache):
+    for block, layer_cache in zip(self.blocks, cache, strict=True):
       x, layer_cache = block(x, mask, layer_cache, start)
       new_cache.append(layer_cache)
     return self._logits(x), new_cache

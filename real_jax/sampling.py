@@ -16,12 +16,19 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from real_jax import model as model_lib
-from real_jax.tasks import EOS, PAD
+from real_jax.tasks import EOS
+from real_jax.tasks import PAD
+
+__all__ = [
+    "Rollout",
+    "sample",
+    "response_logprobs",
+]
 
 Array = jax.Array
 

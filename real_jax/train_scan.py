@@ -13,14 +13,14 @@ every process takes part in the orbax save of the final parameters
 
 import os
 
-import jax
-import numpy as np
-import orbax.checkpoint as ocp
 from absl import app
 from absl import flags
 from absl import logging
 from flax import nnx
+import jax
 from ml_collections import config_flags
+import numpy as np
+import orbax.checkpoint as ocp
 
 from real_jax.training import base_model
 from real_jax.training import metrics

@@ -36,9 +36,10 @@ def test_accelerator_report_tiny(tmp_path):
     assert section in report, section
   assert report["device"]["platform"] == "cpu"
   grad = report["grad_check"]
-  from real_jax import grad_analysis, losses  # noqa: PLC0415
-  assert {r["objective"] for r in grad["rows"]} == set(grad_analysis.OBJECTIVES) == set(
-      losses.LOSSES)
+  from real_jax import grad_analysis  # noqa: PLC0415
+  from real_jax import losses  # noqa: PLC0415
+  assert {r["objective"] for r in grad["rows"]} == set(grad_analysis.OBJECTIVES)
+  assert set(grad_analysis.OBJECTIVES) >= set(losses.LOSSES)
   assert {r["dtype"] for r in grad["rows"]} == {"float32", "float64"}
   for r in grad["rows"]:
     assert r["max_rel_err"] <= grad_analysis.TOLERANCE[r["dtype"]], r

@@ -9,19 +9,19 @@ import os
 import subprocess
 import sys
 
+import batches
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import sympy
-from flax import nnx
 
 from real_jax import grad_analysis as ga
 from real_jax import losses
 from real_jax import model
 from real_jax.grad_analysis import _closed_forms as cf
 from real_jax.grad_analysis import _sweep
-import batches
 
 LABEL = losses.LABEL_LOSSES
 CLIPPED = losses.CLIPPED_LOSSES
@@ -133,7 +133,7 @@ class TestClosedFormsAgainstAutodiff:
 
 
 class TestChainRuleToParameters:
-  """d loss / d theta = sum_k W_k / |o_k| sum_t grad log pi(o_{k,t}) (paper.md section 3)."""
+  """d loss / d theta = sum_k W_k / |o_k| sum_t grad log pi(o_{k,t}) (docs/derivations.md, section 6)."""
 
   B, G, PROMPT, RESPONSE, VOCAB = 2, 4, 3, 5, 7
 

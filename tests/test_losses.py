@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import functools
 
+import batches
 import hypothesis
 import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference
 
 from real_jax import losses
-import batches
-import reference
 
 ALL = tuple(losses.LOSSES)
 LABEL = losses.LABEL_LOSSES
@@ -281,7 +281,7 @@ class TestDegenerateGroups:
 
   @pytest.mark.parametrize("name", LABEL)
   def test_label_normaliser_counts_degenerate_groups(self, name):
-    # REAL, GRAD, product: divide by every non-empty group (paper.md section 3).
+    # REAL, GRAD, product: divide by every non-empty group (docs/derivations.md, section 5).
     # BCE: divide by the rollouts of mixed groups only.
     logp, old, mask, rewards = batches.random_batch(19)
     _, aux = jitted(name)(*map(jnp.asarray, (logp, old, mask, rewards)))
@@ -349,7 +349,7 @@ class TestClipRegions:
     assert float(aux.clip_fraction) == 1.0
 
   def test_no_dual_clip_negatives_unbounded(self):
-    # paper.md: |W_GRPO| grows like e^s for A < 0 (gradient domination).
+    # docs/derivations.md, section 6: |W_GRPO| grows like e^s for A < 0 (gradient domination).
     g1 = _one_group_grad("grpo", 2.0, 0.0)
     g2 = _one_group_grad("grpo", 4.0, 0.0)
     np.testing.assert_allclose(g2 / g1, np.exp(2.0), rtol=1e-12)
@@ -542,5 +542,5 @@ class TestBadInput:
     args = self.args()
     taus = jnp.array([0.25, 0.5, 1.0])
     got = jax.vmap(lambda t: losses.real(**args, tau=t)[0])(taus)
-    for t, v in zip(taus, got):
+    for t, v in zip(taus, got, strict=True):
       np.testing.assert_allclose(float(v), float(losses.real(**args, tau=float(t))[0]), rtol=1e-6)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 from real_jax import model as model_lib
 from real_jax import sampling
@@ -60,7 +60,7 @@ class TestSampler:
   def test_stops_at_eos(self, tiny_policy):
     task, graphdef, state, prompts = tiny_policy
     r = sampling.sample(graphdef, state, prompts, jax.random.key(3), max_new=task.max_response)
-    for tokens, mask in zip(np.asarray(r.response), np.asarray(r.mask)):
+    for tokens, mask in zip(np.asarray(r.response), np.asarray(r.mask), strict=True):
       n = int(mask.sum())
       assert mask[:n].all() and not mask[n:].any()   # a prefix
       if n < len(tokens) or tokens[n - 1] == EOS:

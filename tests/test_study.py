@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from real_jax.training import study
-from real_jax.training import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

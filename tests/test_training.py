@@ -7,11 +7,11 @@ import json
 import os
 
 import chex
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 from real_jax import losses
 from real_jax import sampling
@@ -33,7 +33,7 @@ def _close(a, b, rtol=2e-5, atol=2e-6) -> bool:
 
 def assert_same_records(got: list[dict], want: list[dict]) -> None:
   assert [r["step"] for r in got] == [r["step"] for r in want]
-  for g, w in zip(got, want):
+  for g, w in zip(got, want, strict=True):
     assert list(g) == list(metrics.METRICS)
     bad = {k: (g[k], w[k]) for k in metrics.METRICS if not _close(g[k], w[k])}
     assert not bad, f"step {w['step']}: {bad}"
@@ -196,9 +196,9 @@ class StepMetricsVariantsTest(chex.TestCase):
                 scores=np.array([[0.1, 0.2, -0.3], [0.0, 0.4, 0.5]], np.float32),
                 rewards=rewards, present=np.ones((2, 3), bool),
                 clip_fraction=np.float32(0.0), kl_old=np.float32(0.0))
-    fn = self.variant(lambda r, l: metrics.step_metrics(
+    fn = self.variant(lambda r, loss: metrics.step_metrics(
         rewards=r, response_mask=np.ones((2, 3, 4), bool), losses=np.ones(2, np.float32),
-        grad_norms=np.ones(2, np.float32), entropy=np.float32(0.5), last=l))
+        grad_norms=np.ones(2, np.float32), entropy=np.float32(0.5), last=loss))
     got = fn(rewards, last)
     # Group 0: negatives 1.5, 0.5 -> 0.75; group 1: 1, 1, 2 -> 0.5.
     np.testing.assert_allclose(got["neg_top_share"], (0.75 + 0.5) / 2, rtol=1e-6)

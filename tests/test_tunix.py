@@ -18,12 +18,13 @@ if os.environ.get("CI", "").lower() != "true":
   pytest.importorskip("tunix", reason="the `tunix` extra is not installed")
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax
-import ml_collections
-import jax.numpy as jnp
-import optax
 from flax import nnx
+import jax
+import jax.numpy as jnp
 from jax.sharding import Mesh
+import ml_collections
+import optax
+import reference
 from tunix.models.qwen3 import model as qwen3
 from tunix.rl import algo_core as tunix_algo_core
 from tunix.rl import common as tunix_common
@@ -33,11 +34,10 @@ from tunix.rl.grpo import grpo_learner
 from tunix.rl.rollout import base_rollout
 
 from experiments.configs import r1_distill_1p5b_tunix as recipe
-import reference
 from real_jax import losses
 from real_jax import tasks
-import real_jax.integrations.tunix as rj_tunix
 from real_jax.integrations import tunix_train
+import real_jax.integrations.tunix as rj_tunix
 
 G = 4
 TASK = tasks.Addition(1)
@@ -201,7 +201,8 @@ def test_adapter_loss_equals_real_jax_on_the_same_logprobs(objective):
   loss, aux = loss_fn(model, example, algo_config=config, pad_id=tasks.PAD,
                       eos_id=tasks.EOS)
 
-  grouped = lambda x: np.asarray(x).reshape(3, G, *np.shape(x)[1:])
+  def grouped(x):
+    return np.asarray(x).reshape(3, G, *np.shape(x)[1:])
   direct, _ = losses.get(objective)(
       jnp.asarray(grouped(logp), jnp.float32), jnp.asarray(grouped(old), jnp.float32),
       jnp.asarray(grouped(mask)), jnp.asarray(grouped(rewards)), tau=0.3)
@@ -240,7 +241,7 @@ def test_adapter_gradient_equals_real_jax_gradient():
   g_direct = nnx.grad(direct)(model)
   leaves_a, leaves_d = jax.tree.leaves(g_adapter), jax.tree.leaves(g_direct)
   assert len(leaves_a) == len(leaves_d) > 0
-  for a, d in zip(leaves_a, leaves_d):
+  for a, d in zip(leaves_a, leaves_d, strict=True):
     np.testing.assert_allclose(np.asarray(a), np.asarray(d), rtol=1e-5, atol=1e-7)
   assert max(float(jnp.abs(a).max()) for a in leaves_a) > 0
 
@@ -282,7 +283,7 @@ def test_every_advantage_objective_through_the_adapter(objective):
   np.testing.assert_allclose(float(aux["real_jax/mixed_group_fraction"]), 2 / 3)
   leaves_a, leaves_d = jax.tree.leaves(g_adapter), jax.tree.leaves(g_direct)
   assert len(leaves_a) == len(leaves_d) > 0
-  for a, d in zip(leaves_a, leaves_d):
+  for a, d in zip(leaves_a, leaves_d, strict=True):
     np.testing.assert_allclose(np.asarray(a), np.asarray(d), rtol=1e-5, atol=1e-7)
   assert max(float(jnp.abs(a).max()) for a in leaves_a) > 0
 
@@ -435,7 +436,7 @@ def test_grpo_learner_trains_two_steps_with_real():
       == pytest.approx(mixed.mean())
   trained = nnx.state(cluster.actor_trainer.model, nnx.Param)
   changes = [float(np.max(np.abs(np.asarray(a) - b)))
-             for a, b in zip(jax.tree.leaves(trained), jax.tree.leaves(initial))]
+             for a, b in zip(jax.tree.leaves(trained), jax.tree.leaves(initial), strict=True)]
   assert all(np.isfinite(changes)) and max(changes) > 1e-4
 
 
@@ -509,7 +510,7 @@ def test_prompt_batches_are_seeded_and_reiterable():
                                       seed=3, epochs=2)
   first, again = list(batches), list(batches)
   assert len(first) == 4  # 2 full batches per epoch, the remainder dropped
-  for a, b in zip(first, again):
+  for a, b in zip(first, again, strict=True):
     np.testing.assert_array_equal(a["prompts"], b["prompts"])
   assert all(isinstance(b["prompts"], np.ndarray) for b in first)
   # Answers stay aligned with their prompts.

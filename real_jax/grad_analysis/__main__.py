@@ -80,7 +80,7 @@ def format_properties(properties: dict, dtype: str) -> str:
       lines.append(f"{name:<15} {sign:<9} {p['bound']:<44} {measured:>12.4g}  {p['direction']}")
   lines.append("Zero where:")
   seen = set()
-  for name, by_sign in properties.items():
+  for by_sign in properties.values():
     where = by_sign["positive"][dtype]["zero_where"]
     if where not in seen:
       seen.add(where)

@@ -329,20 +329,16 @@ def advantage_weights(name: str, logp: Array, old_logp: Array, mask: Array,
   (docs/derivations.md, "Closed forms"):
 
   .. math::
-     rac{\partial L}{\partial s_{k,t}} = lpha_{k,t}\,(-A_k)\,u_{k,t},\qquad
-     u = egin{cases}
-       
-ho\,[	ext{clip open}]\,[
-ho \le c 	ext{ if } A<0] & 	ext{GRPO, DAPO, Dr.GRPO, GSPO}\
-       \min(\max(
-ho, 1-\epsilon_{low}), 1+\epsilon_{high}) & 	ext{CISPO}\
-       4\sigma(x)\sigma(-x)
-ho,\ x = 	au_g(
-ho-1) & 	ext{SAPO}\
-       
-ho_k^{geo}\,[	ext{token's clip open}] & 	ext{GMPO}\
-       1 & 	ext{GPG}
-     \end{cases}
+     \frac{\partial L}{\partial s_{k,t}} = \alpha_{k,t}\,(-A_k)\,u_{k,t}
+
+  with the weight per unit `|A|`, `u`:
+
+  - GRPO, DAPO, Dr.GRPO, GSPO: :math:`\rho` where the clip is open (and, with
+    the dual clip, :math:`\rho \le c` for `A < 0`), else 0;
+  - CISPO: :math:`w = \min(\max(\rho, 1-\epsilon_{low}), 1+\epsilon_{high})`;
+  - SAPO: :math:`4\sigma(x)\sigma(-x)\rho` with :math:`x = \tau_g(\rho - 1)`;
+  - GMPO: the rollout's geometric-mean ratio where the token's clip is open, else 0;
+  - GPG: 1;
 
   and 0 where the log-ratio passes the ±`max_log_ratio` clamp (for GSPO the
   sequence score, for GMPO its clipped mean).

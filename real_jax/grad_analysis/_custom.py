@@ -40,10 +40,10 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
 import math
 import time
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -193,7 +193,7 @@ def check_objective(objective: Objective, *, cases: int = 20_000,
         auto = np.asarray(out["probe_auto"], np.float64).reshape(-1)
         closed = np.asarray(out["probe_closed"], np.float64).reshape(-1)
         curves = {sign: (np.asarray(p.grid), auto[g:g + n], closed[g:g + n])
-                  for sign, p, (g, n) in zip(_sweep.SIGNS, probes, spans)}
+                  for sign, p, (g, n) in zip(_sweep.SIGNS, probes, spans, strict=True)}
       for sign in _sweep.SIGNS:
         acc[sign] = _sweep._merge(acc.get(sign), {k: v for k, v in out[sign].items()})
       if progress:

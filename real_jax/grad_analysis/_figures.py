@@ -16,8 +16,9 @@ import jax.numpy as jnp
 import matplotlib
 import matplotlib.pyplot as plt
 
-from real_jax.grad_analysis import _closed_forms as cf  # noqa: E402
-from real_jax.grad_analysis import _sweep  # noqa: E402
+from real_jax.grad_analysis import _closed_forms as cf
+from real_jax.grad_analysis import _sweep
+
 
 def _eps(name: str) -> str:
   cfg = cf.ADVANTAGE_DEFAULTS[name]
@@ -69,7 +70,7 @@ def figure1_curves(names=FIGURE1, dtype=jnp.float64) -> dict:
   out = {}
   for name in names:
     results = _sweep.run_curves(name, [curves["positive"], curves["negative"]], dtype)
-    out[name] = dict(zip(_sweep.SIGNS, results))
+    out[name] = dict(zip(_sweep.SIGNS, results, strict=True))
   return out
 
 
@@ -133,7 +134,7 @@ def plot_atlas(path: str, curves: dict) -> None:
 
   `curves[name][sign] = (s, autodiff |W|, closed-form |W|)`, as
   `run_sweep(...).figure_curves`. Label-based objectives are drawn per group
-  (`|dL_g/dsbar|`, bound 1/tau), the others per unit |A| without the
+  (`|dL_g/dsbar|`, bound 1/tau), the others per unit `|A|` without the
   aggregation factor (GRPO's `e^s` where its clip is open).
   """
   fig, axes = plt.subplots(2, len(ATLAS), figsize=(6.0 * len(ATLAS), 9.2), sharex=True)
@@ -163,7 +164,7 @@ def plot_custom(path: str, name: str, curves: dict, title: str | None = None) ->
   """Figure 1's two panels for an objective checked by `check_objective`."""
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
   for ax, (sign, what) in zip(axes, (("positive", "(a) positive samples (r = 1)"),
-                                     ("negative", "(b) negative samples (r = 0)"))):
+                                     ("negative", "(b) negative samples (r = 0)")), strict=True):
     s, auto, closed = curves[sign]
     ax.plot(s, auto, color="tab:blue", lw=2.2, label=f"{name}: autodiff")
     ax.plot(s, closed, color="k", lw=1.0, ls="--", alpha=0.8, label="your closed form")

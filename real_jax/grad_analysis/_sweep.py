@@ -17,11 +17,11 @@ rest of its group stays fixed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
 import functools
 import math
 import time
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -304,7 +304,7 @@ def run_curves(name: str, curves: list[Curve], dtype, chunk: int = CHUNK) -> lis
     closed.append(np.asarray(out["probe_closed"], np.float64).reshape(-1))
   auto, closed = np.concatenate(auto), np.concatenate(closed)
   return [(np.asarray(c.grid), auto[g:g + size], closed[g:g + size])
-          for c, (g, size) in zip(curves, spans)]
+          for c, (g, size) in zip(curves, spans, strict=True)]
 
 
 GRID_CONFIGS, GRID_POINTS = 16, 201
@@ -362,7 +362,7 @@ def monotonic_verdict(name: str, sign: str, auto: np.ndarray, closed: np.ndarray
     return dict(out, monotonic=bool(ok and live.any()))
   if shape == PEAKED:
     ok, any_change = True, False
-    for a_row, c_row in zip(auto, closed):
+    for a_row, c_row in zip(auto, closed, strict=True):
       peak = int(np.argmax(c_row))
       up_ok, up_any = _moves(a_row[:peak + 1], c_row[:peak + 1], +1, eps)
       down_ok, down_any = _moves(a_row[peak:], c_row[peak:], -1, eps)
@@ -498,7 +498,7 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   domination = {}
   for name in objectives:
     v = np.concatenate(shares[name]) if shares[name] else np.zeros(0)
-    summary = lambda f: float(f(v)) if v.size else None  # noqa: E731
+    summary = lambda f, v=v: float(f(v)) if v.size else None  # noqa: E731
     domination[name] = dict(groups=int(v.size), mean=summary(np.mean), median=summary(np.median),
                             p90=summary(lambda x: np.quantile(x, 0.9)),
                             above_half=summary(lambda x: np.mean(x > 0.5)))

@@ -5,3 +5,5 @@ Each adapter lives in its own module and imports its engine there, so
 
     import real_jax.integrations.tunix  # registers "real", "grad", ... in Tunix
 """
+
+__all__: list[str] = []

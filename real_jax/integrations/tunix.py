@@ -33,11 +33,17 @@ advantage 0 everywhere and contributes nothing, as under its true labels. Use
 thresholded at their group mean.
 
 Example:
-  >>> import real_jax.integrations.tunix as rj_tunix    # doctest: +SKIP
-  >>> config = rj_tunix.LabelGRPOConfig(                  # doctest: +SKIP
-  ...     policy_loss_fn="real", tau=0.5, num_generations=8)
-  >>> learner = GRPOLearner(rl_cluster=cluster, algo_config=config,
-  ...                       reward_fns=[real_jax.tasks.math.reward_fn])
+  >>> import real_jax.integrations.tunix as rj_tunix
+  >>> config = rj_tunix.LabelGRPOConfig(policy_loss_fn="real", tau=0.5, num_generations=8)
+  >>> config.advantage_estimator, config.beta
+  ('binary_labels', 0.0)
+  >>> baseline = rj_tunix.RealJaxGRPOConfig(policy_loss_fn="real_jax_dapo", num_generations=8,
+  ...                                       loss_kwargs={"clip_ratio_c": 3.0})
+  >>> baseline.advantage_estimator
+  'real_jax_rewards'
+
+  Either config then drives Tunix's learner:
+  `GRPOLearner(rl_cluster=cluster, algo_config=config, reward_fns=[real_jax.tasks.math.reward_fn])`.
 
 Requires the `tunix` extra (`pip install -e '.[tunix]'`); written against
 google-tunix 0.1.7.
@@ -68,6 +74,30 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 from real_jax import losses as rj_losses
 from real_jax import tasks as _tasks
 from real_jax.training import metrics as _metrics
+
+__all__ = [
+    "OBJECTIVES",
+    "PREFIX",
+    "REGISTERED",
+    "LABEL_ESTIMATOR",
+    "REWARD_ESTIMATOR",
+    "DEFAULT_TAU",
+    "DIAGNOSTICS",
+    "LabelGRPOConfig",
+    "RealJaxGRPOConfig",
+    "binary_labels",
+    "raw_rewards",
+    "group_rows",
+    "labels_from_advantages",
+    "label_loss",
+    "advantage_loss",
+    "advantage_diagnostics",
+    "diagnostics",
+    "policy_loss",
+    "log_diagnostics",
+    "register",
+    "CharTokenizerAdapter",
+]
 
 OBJECTIVES = rj_losses.LABEL_LOSSES
 PREFIX = "real_jax_"

@@ -28,11 +28,13 @@ parameters and the data position; a rerun resumes from the latest) and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from collections.abc import Sequence
 import dataclasses
 import json
 import os
 import string
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from absl import logging
 import jax
@@ -41,16 +43,31 @@ import ml_collections
 import numpy as np
 import optax
 
-import real_jax.integrations.tunix as rj_tunix  # registers the losses
-from real_jax import tasks
-from real_jax.tasks import math as math_task
-
 # Tunix's modules are imported through the adapter, which fails with the
 # install hint when the extra is missing.
 from tunix.rl import rl_cluster as rl_cluster_lib  # pylint: disable=g-bad-import-order
 from tunix.rl.grpo import grpo_learner
 from tunix.rl.rollout import base_rollout
 from tunix.sft import metrics_logger
+
+from real_jax import tasks
+import real_jax.integrations.tunix as rj_tunix  # registers the losses
+from real_jax.tasks import math as math_task
+
+__all__ = [
+    "LOSSES",
+    "load_records",
+    "make_prompt",
+    "prepare",
+    "PromptBatches",
+    "make_mesh",
+    "load_tokenizer",
+    "load_model",
+    "algo_config",
+    "check_config",
+    "build_learner",
+    "run",
+]
 
 TOY_ALPHABET = string.digits + string.ascii_letters + string.punctuation + " \n"
 
@@ -72,7 +89,7 @@ def load_records(path: str) -> list[dict[str, Any]]:
       raise ValueError(f"{path!r} must hold a JSON list of records.")
     return records
   if path.endswith(".parquet"):
-    import datasets  # pylint: disable=import-outside-toplevel  # a Tunix dependency
+    import datasets  # noqa: PLC0415  # a Tunix dependency
     return list(datasets.Dataset.from_parquet(path))
   raise ValueError(f"`data` file {path!r} must end in .json, .jsonl or .parquet.")
 
@@ -167,7 +184,7 @@ def _dtype(name: str) -> Any:
 def load_tokenizer(model_cfg: ml_collections.ConfigDict) -> Any:
   if model_cfg.family == "toy":
     return rj_tunix.CharTokenizerAdapter(tasks.CharTokenizer(TOY_ALPHABET))
-  import transformers  # pylint: disable=import-outside-toplevel  # a Tunix dependency
+  import transformers  # noqa: PLC0415  # a Tunix dependency
   return transformers.AutoTokenizer.from_pretrained(_local_dir(model_cfg.path))
 
 
@@ -175,18 +192,18 @@ def _local_dir(path: str) -> str:
   if os.path.isdir(path):
     return path
   # A hub id: fetched now, at the user's request, never at import or test time.
-  import huggingface_hub  # pylint: disable=import-outside-toplevel
+  import huggingface_hub  # noqa: PLC0415
   return huggingface_hub.snapshot_download(repo_id=path)
 
 
 def load_model(model_cfg: ml_collections.ConfigDict, mesh: Mesh,
                vocab_size: int) -> Any:
-  from tunix.models.qwen2 import model as qwen2  # pylint: disable=import-outside-toplevel
-  from tunix.models.qwen2 import params as qwen2_params  # pylint: disable=import-outside-toplevel
+  from tunix.models.qwen2 import model as qwen2  # noqa: PLC0415
+  from tunix.models.qwen2 import params as qwen2_params  # noqa: PLC0415
   remat = {"none": qwen2.RematConfig.NONE, "block": qwen2.RematConfig.BLOCK,
            "decoder": qwen2.RematConfig.DECODER}[model_cfg.remat]
   if model_cfg.family == "toy":
-    from flax import nnx  # pylint: disable=import-outside-toplevel
+    from flax import nnx  # noqa: PLC0415
     config = qwen2.ModelConfig(
         num_layers=1, vocab_size=vocab_size, embed_dim=32, hidden_dim=64,
         num_heads=2, head_dim=16, num_kv_heads=1, rope_theta=10_000,

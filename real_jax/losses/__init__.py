@@ -12,9 +12,9 @@ gives its default hyperparameters, read from its signature.
 """
 
 from real_jax.losses._clipped import AGG_MODES
-from real_jax.losses._clipped import advantage_objective
-from real_jax.losses._clipped import ClippedLossAux
 from real_jax.losses._clipped import KL_TYPES
+from real_jax.losses._clipped import ClippedLossAux
+from real_jax.losses._clipped import advantage_objective
 from real_jax.losses._clipped import aggregate
 from real_jax.losses._clipped import clipped_surrogate_group
 from real_jax.losses._clipped import dapo

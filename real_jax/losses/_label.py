@@ -1,6 +1,6 @@
 """Label-based objectives: rewards are class labels, sequence scores are logits.
 
-REAL (paper.md section 3), GRAD, BCE and the product-style loss (section 4).
+REAL, GRAD, BCE and the product-style loss (docs/derivations.md, section 5).
 Each is written for one group of `G` rollouts as a function of the sequence
 scores `sbar: [G]` and the label masks, returning `(loss_sum, count)`; the
 batched function `jax.vmap`s it over `B` groups and divides the summed losses
@@ -11,8 +11,9 @@ Shape letters: see `real_jax.losses._common`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import functools
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -167,7 +168,7 @@ def _label_objective(group_fn: GroupFn, logp: Array, old_logp: Array,
 
 def real(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          tau: float | Array = 0.5) -> tuple[Array, LabelLossAux]:
-  r"""REAL: rewards as labels, with anchor logits at 0 (paper.md section 3).
+  r"""REAL: rewards as labels, with anchor logits at 0 (docs/derivations.md, section 5).
 
   .. math::
      \mathcal L = \frac{1}{B}\sum_{b\ \mathrm{mixed}}

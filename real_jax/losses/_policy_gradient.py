@@ -101,8 +101,8 @@ def cispo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
     epsilon_low: lower clip of the weight (`w >= 1 - epsilon_low`), >= 0, or
       None for no lower bound.
     epsilon_high: upper clip of the weight (`w <= 1 + epsilon_high`), >= 0.
-    advantage, loss_agg_mode, beta, ref_logp, kl_type, max_log_ratio,
-      norm_length: as `grpo`; `token-mean` by default, as verl and TRL.
+    advantage, loss_agg_mode, beta, ref_logp, kl_type, max_log_ratio, norm_length: as
+      `grpo`; `token-mean` by default, as verl and TRL.
 
   Returns:
     `(loss, aux)`; `aux.clip_fraction` counts the tokens whose weight is clipped.

@@ -9,9 +9,10 @@ them from there, so a documented default and the value used cannot drift.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
 import inspect
-from typing import Any, Callable
+from typing import Any
 
 from real_jax.losses import _clipped
 from real_jax.losses import _label

@@ -8,8 +8,8 @@ token, 0 for anything else (wrong, malformed, truncated), never an exception.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 import dataclasses
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -98,7 +98,7 @@ class Task(abc.ABC):
     return float(text == answer)
 
   def rewards(self, responses: np.ndarray, answers: Sequence[str]) -> np.ndarray:
-    return np.array([self.reward(r, a) for r, a in zip(responses, answers)], np.float32)
+    return np.array([self.reward(r, a) for r, a in zip(responses, answers, strict=True)], np.float32)
 
 
 class ArithmeticTask(Task):

@@ -17,9 +17,20 @@ nothing; it comes with the `math`, `tunix` and `test` extras.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import re
 import threading
-from typing import Any, Sequence
+from typing import Any
+
+__all__ = [
+    "MAX_ANSWER_CHARS",
+    "TIMEOUT_SECONDS",
+    "extract_boxed",
+    "extract_answer",
+    "is_equivalent",
+    "math_reward",
+    "reward_fn",
+]
 
 # Longer extracted answers are not mathematical answers but runaway output;
 # handing them to sympy can take seconds each.
@@ -87,7 +98,7 @@ def _in_main_thread() -> bool:
 
 
 def _parse(answer: str, timeout: int | None) -> list[Any]:
-  import math_verify  # pylint: disable=import-outside-toplevel
+  import math_verify  # noqa: PLC0415
   # Wrapping in a box makes math-verify read the whole answer as one LaTeX
   # expression, whether it is written as LaTeX (`\frac{3}{4}`), as plain text
   # (`3/4`, `0.75`) or as an interval (`(1, 2]`).
@@ -116,7 +127,7 @@ def is_equivalent(answer: str, gold: str, *,
       return False
     if answer == gold:
       return True
-    import math_verify  # pylint: disable=import-outside-toplevel
+    import math_verify  # noqa: PLC0415
     # math-verify's timeouts use SIGALRM, which only the main thread may
     # set; a reward function called from a rollout worker thread runs
     # without one rather than failing.
@@ -170,4 +181,4 @@ def reward_fn(prompts: Sequence[str], completions: Sequence[str],
     raise ValueError(
         f"`answer` must hold one gold answer per completion; got "
         f"{len(answer)} answers for {len(completions)} completions.")
-  return [math_reward(c, str(a)) for c, a in zip(completions, answer)]
+  return [math_reward(c, str(a)) for c, a in zip(completions, answer, strict=True)]

@@ -8,25 +8,32 @@ reused by every RL run, loss and seed of that config.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import hashlib
 import json
 import os
 import shutil
 import time
-from typing import Callable
 
+from absl import logging
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
-from absl import logging
-from flax import nnx
 
 from real_jax import model as model_lib
 from real_jax import sampling
 from real_jax import tasks as tasks_lib
+
+__all__ = [
+    "make_task",
+    "make_policy",
+    "base_model_dir",
+    "build_base_model",
+]
 
 
 def make_task(cfg: ml_collections.ConfigDict) -> tasks_lib.Task:
@@ -94,7 +101,7 @@ def build_base_model(cfg: ml_collections.ConfigDict, *, log: Callable[[str], Non
     batch = task.batch(base.seed, step, base.batch_size, "train")
     seqs = np.zeros((base.batch_size, length), np.int32)
     mask = np.zeros((base.batch_size, task.max_response), bool)
-    for i, (ids, answer) in enumerate(zip(batch.prompts, batch.answers)):
+    for i, (ids, answer) in enumerate(zip(batch.prompts, batch.answers, strict=True)):
       answer_ids = task.tokenizer.encode(answer) + [tasks_lib.EOS]
       seqs[i, :p_len] = ids
       seqs[i, p_len:p_len + len(answer_ids)] = answer_ids

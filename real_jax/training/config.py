@@ -27,6 +27,10 @@ from __future__ import annotations
 
 import ml_collections
 
+__all__ = [
+    "get_config",
+]
+
 
 def get_config() -> ml_collections.ConfigDict:
   """The toy setting: 2-digit addition, a 2-layer 64-wide policy, REAL at tau 0.5."""

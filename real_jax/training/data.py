@@ -21,6 +21,13 @@ import jax
 
 from real_jax import tasks as tasks_lib
 
+__all__ = [
+    "check_task",
+    "step_keys",
+    "train_batch",
+    "eval_set",
+]
+
 
 def check_task(task: tasks_lib.Task) -> None:
   if not isinstance(task, tasks_lib.ArithmeticTask):

@@ -19,22 +19,29 @@ what makes the resumption exact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
 import functools
 import os
 import time
-from typing import Callable
 
+from absl import logging
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
-from absl import logging
-from flax import nnx
 
 from real_jax.training import base_model
 from real_jax.training import metrics as metrics_lib
 from real_jax.training import step as step_lib
+
+__all__ = [
+    "Checkpoints",
+    "RunResult",
+    "chunk_ends",
+    "train",
+]
 
 
 class Checkpoints:
@@ -57,7 +64,7 @@ class Checkpoints:
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()))
         return step, restored.state, restored.meta
-      except Exception as e:  # noqa: BLE001  any unreadable checkpoint: fall back
+      except Exception as e:
         logging.warning("checkpoint at step %d is unreadable (%s: %s); trying an earlier one",
                         step, type(e).__name__, str(e).splitlines()[0][:200])
         log(f"WARNING: checkpoint {step} unreadable, falling back to an earlier one")

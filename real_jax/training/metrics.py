@@ -41,14 +41,34 @@ the step's final minibatch update, the most off-policy one):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from collections.abc import Mapping
 import json
 import math
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+__all__ = [
+    "STEP_METRICS",
+    "EVAL_METRIC",
+    "TEST_METRIC",
+    "EVAL_METRICS",
+    "METRICS",
+    "PERCENTILES",
+    "name",
+    "top_share",
+    "step_metrics",
+    "records",
+    "eval_steps",
+    "run_records",
+    "write_jsonl",
+    "read_metrics",
+    "series",
+]
 
 PERCENTILES = (10, 50, 90)
 
@@ -139,7 +159,7 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, losses: jax.Ar
   for sign, members in (("pos", pos), ("neg", neg)):
     spread = jnp.nanpercentile(jnp.where(members, w, jnp.nan).reshape(-1),
                                jnp.asarray(PERCENTILES, w.dtype))
-    for q, value in zip(PERCENTILES, spread):
+    for q, value in zip(PERCENTILES, spread, strict=True):
       out[f"weight_{sign}_p{q}"] = value
   return {k: f32(out[k]) for k in STEP_METRICS}
 
@@ -213,5 +233,5 @@ def series(recs: Iterable[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
   pts = [(r["step"], r[metric]) for r in recs if r.get(metric) is not None]
   if not pts:
     return np.zeros(0, int), np.zeros(0)
-  steps, values = zip(*pts)
+  steps, values = zip(*pts, strict=True)
   return np.asarray(steps), np.asarray(values, float)

@@ -18,20 +18,31 @@ With a `mesh` of axes `("data", "fsdp")`, rollout groups are sharded over
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Sequence
 import functools
 import time
-from typing import Callable, Sequence
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
 import ml_collections
 import numpy as np
-from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from real_jax.training import base_model
 from real_jax.training import metrics as metrics_lib
 from real_jax.training import step as step_lib
+
+__all__ = [
+    "make_mesh",
+    "shard_params",
+    "make_train",
+    "run_points",
+    "point",
+]
 
 
 def make_mesh(data: int | None = None, fsdp: int = 1, devices=None) -> Mesh:

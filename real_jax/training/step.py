@@ -23,18 +23,33 @@ from __future__ import annotations
 import functools
 from typing import Any, NamedTuple
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
 import ml_collections
 import optax
-from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from real_jax import losses
 from real_jax import sampling
 from real_jax.training import base_model
 from real_jax.training import data
 from real_jax.training import metrics as metrics_lib
+
+__all__ = [
+    "TrainState",
+    "LOSS_FIELDS",
+    "validate",
+    "loss_kwargs",
+    "make_optimizer",
+    "init_state",
+    "make_update",
+    "make_step",
+    "scan_steps",
+    "make_evaluate",
+]
 
 
 class TrainState(NamedTuple):
@@ -119,8 +134,7 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
                 optimizer: optax.GradientTransformation, prompt_len: int):
   """The minibatch update, a pure function:
 
-  `update(params, opt_state, tokens, old_logp, mask, rewards, tau)
-     -> (params, opt_state, out)`
+  `update(params, opt_state, tokens, old_logp, mask, rewards, tau) -> (params, opt_state, out)`
 
   with `tokens [b, G, P+R]`, `old_logp, mask [b, G, R]`, `rewards [b, G]`.
   `out` holds the loss, the gradient norm, the mean token entropy, and what

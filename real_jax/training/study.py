@@ -36,6 +36,22 @@ import numpy as np
 from real_jax.training import metrics as metrics_lib
 from real_jax.training import sweep as sweep_lib
 
+__all__ = [
+    "CONFIDENCE",
+    "BOOTSTRAP_SAMPLES",
+    "COLUMNS",
+    "GRID_COLUMNS",
+    "updates_per_step",
+    "per_seed_row",
+    "per_seed_rows",
+    "bootstrap_interval",
+    "select_learning_rates",
+    "summary_rows",
+    "grid_rows",
+    "format_summary",
+    "report",
+]
+
 TAIL = 10
 CONFIDENCE = 0.95
 BOOTSTRAP_SAMPLES = 10_000
@@ -172,7 +188,7 @@ def _plot_grid(grid: list[dict], path: str) -> str:
                      if g["loss"] == loss and g["updates_per_step"] == regime
                      and g[col] is not None)
         if pts:
-          ax.plot(*zip(*pts), marker="o", label=loss)
+          ax.plot(*zip(*pts, strict=True), marker="o", label=loss)
       ax.set_xscale("log")
       ax.set_xlabel("learning rate")
       ax.set_ylabel(label)

@@ -21,6 +21,7 @@ axis.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import csv
 import functools
 import importlib.util
@@ -30,7 +31,6 @@ import os
 import re
 import time
 import traceback
-from typing import Callable
 
 import matplotlib.pyplot as plt
 import ml_collections
@@ -38,6 +38,23 @@ import numpy as np
 
 from real_jax.training import metrics as metrics_lib
 from real_jax.training import scan
+
+__all__ = [
+    "CURVES",
+    "FIGURES",
+    "load_config_module",
+    "load_sweep",
+    "run_config_sweep",
+    "status_line",
+    "product",
+    "point_name",
+    "apply_overrides",
+    "run_sweep",
+    "point_figures",
+    "summarise",
+    "plot_mean_band",
+    "format_summary",
+]
 
 VECTORISED = ("seed", "tau", "lr")  # axes trained together in one program
 TAIL = 10  # final_* figures average the last TAIL steps (noisy per-step batches)
@@ -89,7 +106,7 @@ def status_line(status: dict, seconds: float) -> str:
 def product(**axes) -> list[dict]:
   """`product(loss=["real", "grpo"], seed=[0, 1])` -> every combination, as override dicts."""
   names = list(axes)
-  return [dict(zip(names, values)) for values in itertools.product(*axes.values())]
+  return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
 def point_name(overrides: dict) -> str:
@@ -142,7 +159,7 @@ def run_sweep(cfg: ml_collections.ConfigDict, points: list[dict], workdir: str, 
     try:
       group_cfg = apply_overrides(cfg, json.loads(key))
       results = run_group(group_cfg, todo)
-    except Exception:  # noqa: BLE001  a failing point must not stop the sweep
+    except Exception:
       trace = traceback.format_exc()
       log(f"    FAILED: {trace.strip().splitlines()[-1]}")
       for p in todo:
@@ -152,7 +169,7 @@ def run_sweep(cfg: ml_collections.ConfigDict, points: list[dict], workdir: str, 
           f.write(trace)
       status["failed"] += todo
       continue
-    for p, run in zip(todo, results):
+    for p, run in zip(todo, results, strict=True):
       _write_point(os.path.join(workdir, point_name(p)), p,
                    metrics_lib.run_records(run, group_cfg.steps, group_cfg.eval_every))
       status["done"].append(p)
@@ -276,7 +293,7 @@ def _plot_curves(done: list[dict], workdir: str, swept: list[str], window: int =
     groups.setdefault(_label(p, swept), []).append(
         metrics_lib.read_metrics(os.path.join(workdir, point_name(p))))
   fig, axs = plt.subplots(2, 2, figsize=(12, 8))
-  for ax, metric in zip(axs.flat, CURVES):
+  for ax, metric in zip(axs.flat, CURVES, strict=True):
     for label, runs in sorted(groups.items()):
       plot_mean_band(ax, [metrics_lib.series(recs, metric) for recs in runs],
                      f"{label} ({len(runs)} seeds)", window=window,
