@@ -2,7 +2,7 @@
 
 project = "real_jax"
 author = "the real_jax authors"
-copyright = "2026, the real_jax authors"  # noqa: A001
+copyright = "2026, the real_jax authors"
 
 extensions = [
     "myst_nb",  # Markdown pages and the notebooks (includes myst_parser)
