@@ -17,6 +17,16 @@ of the held-out problems, `eval_pass_at_1` on the validation half (used only
 to pick each loss's learning rate in each regime) and `test_pass_at_1` on the
 test half (used only for the reported numbers).
 
+`study_offpolicy.py:atlas` runs the same grid for the objectives since the
+paper (CISPO, SAPO, GMPO, GPG) beside REAL and GRPO, each at its own
+defaults, with the same paired seeds, so that REAL minus each loss is paired
+as in the main study. REAL and GRPO rerun here do not reproduce the main
+study's numbers to the last digit: a program vmapped over a different number
+of runs rounds differently, and 100 RL steps amplify that (the README's
+"Replication" paragraph measures by how much):
+  python -m real_jax.study --config=experiments/configs/study_offpolicy.py:atlas \
+      --workdir=runs/study_atlas --out=docs/study_atlas
+
 `study_offpolicy.py:smoke` is the same study shrunk to seconds (1-digit
 addition, a 16-wide policy, 2 losses x 2 regimes x 2 learning rates x 2
 seeds, 4 steps); `make test` runs it.
@@ -29,6 +39,7 @@ Runtime: about 25 minutes on the 2-core CPU (budget: 90). What to look at:
 from real_jax.training import config
 
 LOSSES = ("grpo", "dapo", "gspo", "real", "grad", "bce")
+ATLAS_LOSSES = ("grpo", "real", "cispo", "sapo", "gmpo", "gpg")
 # updates per step -> (ppo_epochs, minibatches)
 REGIMES = {1: (1, 1), 4: (1, 4), 16: (4, 4)}
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
@@ -55,6 +66,8 @@ def get_sweep(arg=None):
   losses, regimes, rates, seeds = LOSSES, REGIMES, LEARNING_RATES, SEEDS
   if arg == "smoke":
     losses, regimes, rates, seeds = ("grpo", "real"), {1: (1, 1), 4: (1, 4)}, (3e-4, 1e-3), (0, 1)
+  elif arg == "atlas":
+    losses = ATLAS_LOSSES
   return [{"loss": loss, "ppo_epochs": epochs, "minibatches": minibatches, "lr": lr,
            "seed": seed}
           for loss in losses for epochs, minibatches in regimes.values()
