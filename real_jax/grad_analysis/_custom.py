@@ -104,8 +104,6 @@ def _scalar(out):
 
 
 def _compare(objective: Objective, logp, old_logp, mask, rewards) -> dict:
-  band = _sweep.EDGE_BAND[jnp.dtype(logp.dtype).name]
-
   def one(lp, olp, m, r):
     auto = jax.grad(lambda x: _scalar(objective.loss(x, olp, m, r)))(lp)
     return auto, objective.weights(lp, olp, m, r)
@@ -114,9 +112,7 @@ def _compare(objective: Objective, logp, old_logp, mask, rewards) -> dict:
     raise ValueError(f"`{objective.name}.weights` must return the shape of `logp` "
                      f"{tuple(auto.shape[1:])}, got {tuple(closed.shape[1:])}.")
   ratio = jnp.exp(jnp.where(mask, logp - old_logp, 0.0))
-  edge = jnp.zeros(mask.shape, bool)
-  for e in objective.edges:
-    edge = edge | (jnp.abs(ratio - e) <= band * e)
+  edge = _sweep.near_edges(ratio, objective.edges, logp.dtype)
   positive = (rewards > 0.5)[..., None] & mask
   out = {}
   for sign, side in (("positive", positive), ("negative", mask & ~positive)):

@@ -141,6 +141,16 @@ def _max_rel(a: Array, b: Array, where: Array) -> Array:
   return jnp.max(jnp.where(big, jnp.abs(a - b) / jnp.where(big, jnp.abs(b), 1.0), 0.0))
 
 
+def near_edges(ratio: Array, edges, dtype) -> Array:
+  """Tokens whose ratio lies within `EDGE_BAND` (relative) of a clip edge, where
+  the derivative is undefined; they are left out of the comparison."""
+  band = EDGE_BAND[jnp.dtype(dtype).name]
+  near = jnp.zeros(ratio.shape, bool)
+  for e in edges:
+    near = near | (jnp.abs(ratio - e) <= band * e)
+  return near
+
+
 def _top_share(mass: Array, members: Array) -> tuple[Array, Array]:
   """Share of a group's negative gradient mass carried by its largest negative."""
   mass = jnp.where(members, jnp.abs(mass), 0.0)
@@ -191,14 +201,12 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau) -> dict:
       should_be_positive = members & (jnp.abs(closed.group_weights) > TINY)
       stats["bound_violation"] = jnp.max(jnp.where(members, group_auto * tau_b - 1.0, -1.0))
       stats["nonpositive"] = jnp.sum(should_be_positive & (group_auto <= 0))
-      stats["nonzero"] = jnp.sum(members & (auto != 0))
       stats["zero"] = jnp.sum(members & (auto == 0))
       out[sign] = stats
     share, counted = _top_share(flat(auto), flat(closed.negative))
     out["probe_auto"] = group_auto[..., 0]
     out["probe_closed"] = jnp.abs(closed.group_weights[..., 0])
   else:
-    band = EDGE_BAND[jnp.dtype(logp.dtype).name]
     loss = cf.configuration(name)[0]
     kwargs = cf.loss_kwargs(name)
 
@@ -206,10 +214,7 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau) -> dict:
       return (_autodiff.token_gradients(loss, lp, olp, m, r, **kwargs),
               cf.advantage_weights(name, lp, olp, m, r))
     auto, closed = jax.vmap(one)(logp, old_logp, mask, rewards)
-    ratio = closed.ratio
-    edge = jnp.zeros(mask.shape, bool)
-    for e in cf.clip_edges(name):
-      edge = edge | (jnp.abs(ratio - e) <= band * e)
+    edge = near_edges(closed.ratio, cf.clip_edges(name), logp.dtype)
     m = mask & ~edge
     a = jnp.broadcast_to(closed.advantages[..., None], mask.shape)
     per_unit = mask & (a != 0)
@@ -403,7 +408,7 @@ def _merge(acc: dict | None, new: dict) -> dict:
   new = {k: float(v) for k, v in new.items()}
   if acc is None:
     return new
-  return {k: acc[k] + v if k in ("cases", "nonpositive", "nonzero", "zero", "edge_excluded")
+  return {k: acc[k] + v if k in ("cases", "nonpositive", "zero", "edge_excluded")
           else max(acc[k], v) for k, v in new.items()}
 
 
@@ -417,7 +422,8 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   key = jax.random.key(seed)
   mono = monotonic_curves(seed)
   fig = figure1_curves()
-  probe_batches = {}
+  probe_spans = {}    # dtype -> each probe curve's (first group, length)
+  probe_parts = {}    # (dtype, name) -> ([autodiff per chunk], [closed form per chunk])
   acc = {}
   shares = {name: [] for name in objectives}
   identities = {}
@@ -425,10 +431,9 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
     for name, out in outs.items():
       out = jax.device_get(out)
       if probe:
-        auto, closed = probe_batches.get((dtype_name, name), ([], []))
-        probe_batches[(dtype_name, name)] = (
-            auto + [np.asarray(out["probe_auto"]).reshape(-1)],
-            closed + [np.asarray(out["probe_closed"]).reshape(-1)])
+        auto, closed = probe_parts.setdefault((dtype_name, name), ([], []))
+        auto.append(np.asarray(out["probe_auto"]).reshape(-1))
+        closed.append(np.asarray(out["probe_closed"]).reshape(-1))
       for s in SIGNS:
         acc[(name, s, dtype_name)] = _merge(acc.get((name, s, dtype_name)), out[s])
       if name in ("grad", "bce"):
@@ -451,8 +456,7 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   pending = None
   for dtype_name in dtypes:
     dtype = jnp.dtype(dtype_name)
-    probe_batch, probe_spans = curves_batch(probes, n_probe_chunks * chunk, dtype)
-    probe_batches[dtype_name] = probe_spans
+    probe_batch, probe_spans[dtype_name] = curves_batch(probes, n_probe_chunks * chunk, dtype)
     for c in range(n_chunks + n_probe_chunks):
       probe = c >= n_chunks
       if probe:
@@ -465,10 +469,9 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
         collect(*pending)
       pending = (dtype_name, c, probe, outs)
   collect(*pending)
-  for k in [k for k in probe_batches if isinstance(k, tuple)]:
-    probe_batches[k] = tuple(np.concatenate(parts) for parts in probe_batches[k])
+  probe_out = {k: tuple(np.concatenate(parts) for parts in v) for k, v in probe_parts.items()}
 
-  spans = probe_batches[dtypes[-1]]
+  spans = probe_spans[dtypes[-1]]
   table = {name: {s: {} for s in SIGNS} for name in objectives}
   properties = {name: {s: {} for s in SIGNS} for name in objectives}
   for name in objectives:
@@ -477,7 +480,7 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
         stats = acc[(name, s, dtype_name)]
         stats["tolerance"] = TOLERANCE[dtype_name]
         stats["passed"] = bool(stats["max_rel_err"] <= TOLERANCE[dtype_name])
-        auto, closed = probe_batches[(dtype_name, name)]
+        auto, closed = probe_out[(dtype_name, name)]
         rows = [i for i, c in enumerate(mono) if c.probe_correct == (s == "positive")]
         grid_auto = np.stack([auto[spans[i][0]:spans[i][0] + spans[i][1]] for i in rows])
         grid_closed = np.stack([closed[spans[i][0]:spans[i][0] + spans[i][1]] for i in rows])
@@ -490,7 +493,7 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
 
   figure = {}
   for name in objectives:
-    auto, closed = probe_batches[(dtypes[-1], name)]
+    auto, closed = probe_out[(dtypes[-1], name)]
     figure[name] = {}
     for k, s in enumerate(SIGNS):
       g, n = spans[len(mono) + k]
@@ -518,7 +521,7 @@ def _bounded(name: str, sign: str, stats: dict, dtype_name: str) -> dict:
   zero = dict(zero_fraction=stats["zero"] / max(stats["cases"], 1), zero_where=zero_where(name))
   if is_label(name):
     if direction(name, sign) == ZERO:  # GRAD's negatives: exactly 0
-      return dict(zero, bounded=stats["nonzero"] == 0, bound="exactly 0")
+      return dict(zero, bounded=stats["zero"] == stats["cases"], bound="exactly 0")
     tol = 10 * float(jnp.finfo(jnp.dtype(dtype_name)).eps)
     ok = stats["bound_violation"] <= tol and stats["nonpositive"] == 0
     return dict(zero, bounded=bool(ok), bound="(0, 1/tau]")

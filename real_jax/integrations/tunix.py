@@ -191,17 +191,23 @@ class RealJaxGRPOConfig(_tunix_grpo.GRPOConfig):
                        f"it takes {', '.join(rj_losses.hyperparameters(name))}.")
 
 
+def _flat_rewards(rewards: Any, num_generations: int) -> np.ndarray:
+  """The estimators' input as float32, checked to be whole groups of `num_generations`."""
+  r = np.asarray(rewards, dtype=np.float32)
+  if r.ndim != 1 or num_generations < 1 or r.shape[0] % num_generations:
+    raise ValueError(
+        f"`rewards` must be a flat array of whole groups of num_generations="
+        f"{num_generations} rollouts; got shape {r.shape}.")
+  return r
+
+
 def binary_labels(rewards: Any, num_generations: int) -> np.ndarray:
   """Advantage estimator that returns 0/1 rewards as labels, after checking them.
 
   Runs on the host, before the jitted loss, so a non-binary reward fails here
   with a readable message instead of being thresholded silently.
   """
-  r = np.asarray(rewards, dtype=np.float32)
-  if r.ndim != 1 or num_generations < 1 or r.shape[0] % num_generations:
-    raise ValueError(
-        f"`rewards` must be a flat array of whole groups of num_generations="
-        f"{num_generations} rollouts; got shape {r.shape}.")
+  r = _flat_rewards(rewards, num_generations)
   bad = r[(r != 0) & (r != 1)]
   if bad.size:
     raise ValueError(
@@ -215,11 +221,7 @@ def binary_labels(rewards: Any, num_generations: int) -> np.ndarray:
 
 def raw_rewards(rewards: Any, num_generations: int) -> np.ndarray:
   """Advantage estimator that passes the rewards through unchanged (any real values)."""
-  r = np.asarray(rewards, dtype=np.float32)
-  if r.ndim != 1 or num_generations < 1 or r.shape[0] % num_generations:
-    raise ValueError(
-        f"`rewards` must be a flat array of whole groups of num_generations="
-        f"{num_generations} rollouts; got shape {r.shape}.")
+  r = _flat_rewards(rewards, num_generations)
   if not np.all(np.isfinite(r)):
     raise ValueError("`rewards` must be finite; got NaN or inf.")
   return r

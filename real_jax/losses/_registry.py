@@ -29,11 +29,9 @@ class LossSpec:
       `"clipped"` (PPO-style clipped surrogate on group advantages) or
       `"policy_gradient"` (the other advantage-weighted objectives: CISPO,
       SAPO, GMPO, GPG).
-    sequence_level: the ratio is taken per rollout (GSPO, GMPO), not per token.
   """
   fn: Callable
   family: str
-  sequence_level: bool = False
 
 
 _SPECS: dict[str, LossSpec] = {
@@ -44,10 +42,10 @@ _SPECS: dict[str, LossSpec] = {
     "grpo": LossSpec(_clipped.grpo, "clipped"),
     "dapo": LossSpec(_clipped.dapo, "clipped"),
     "dr_grpo": LossSpec(_clipped.dr_grpo, "clipped"),
-    "gspo": LossSpec(_clipped.gspo, "clipped", sequence_level=True),
+    "gspo": LossSpec(_clipped.gspo, "clipped"),
     "cispo": LossSpec(_policy_gradient.cispo, "policy_gradient"),
     "sapo": LossSpec(_policy_gradient.sapo, "policy_gradient"),
-    "gmpo": LossSpec(_policy_gradient.gmpo, "policy_gradient", sequence_level=True),
+    "gmpo": LossSpec(_policy_gradient.gmpo, "policy_gradient"),
     "gpg": LossSpec(_policy_gradient.gpg, "policy_gradient"),
 }
 
@@ -74,7 +72,7 @@ def get(name: str) -> Callable:
 
 
 def spec(name: str) -> LossSpec:
-  """The registry entry of `name` (function, family, sequence level)."""
+  """The registry entry of `name` (function and family)."""
   _check_name(name)
   return _SPECS[name]
 
