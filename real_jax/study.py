@@ -16,15 +16,19 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 from ml_collections import config_flags
 
 from real_jax.training import study
+from real_jax import distributed
+from real_jax.training import scan
 from real_jax.training import sweep
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file with get_config() and "
                                           "get_sweep().", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder (finished points are skipped).")
 _OUT = flags.DEFINE_string("out", None, "Where the tables and figures go (default: workdir).")
+_MULTI = distributed.define_flags()
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -34,11 +38,19 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   workdir, start = _WORKDIR.value, time.perf_counter()
   try:
+    distributed.initialize_from_flags(_MULTI)
+    lead = distributed.is_lead()
+    log = (lambda s: print(s, flush=True)) if lead else (lambda _: None)
+    mesh = scan.default_mesh()
+    if jax.process_count() > 1 or mesh is not None:
+      log(f"{distributed.describe()}; mesh {dict(mesh.shape) if mesh else 'none'}")
     points, status = sweep.run_config_sweep(
         _CONFIG.value, config_flags.get_config_filename(flags.FLAGS["config"]), workdir,
-        log=lambda s: print(s, flush=True))
+        log=log, mesh=mesh)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
+  if not lead:  # process 0 writes the summary
+    sys.exit(1 if status["failed"] else 0)
   out = study.report(points, workdir, _OUT.value or workdir, _CONFIG.value)
   print(f"\n{out['table']}\n")
   print(f"{sweep.status_line(status, time.perf_counter() - start)} "

@@ -1,14 +1,17 @@
 r"""Command: several seeds of one config as one vmapped program, on every device, any hosts.
 
   python -m real_jax.train_scan --config=experiments/configs/addition.py --workdir=DIR \
-      --seeds=0,1,2,3,4,5,6,7 [--fsdp=1] [--distributed]
+      --seeds=0,1,2,3,4,5,6,7 [--fsdp=1] \
+      [--coordinator_address=HOST:PORT --num_processes=N --process_id=I | --distributed]
 
-Rollout groups are sharded over the mesh's `data` axis and parameters over
-`fsdp`. With `--distributed`, `jax.distributed.initialize()` runs first:
-process 0 builds the base model while the others wait, only process 0 writes
-`DIR/seed<k>/metrics.jsonl` (the schema of `real_jax.training.metrics`), and
-every process takes part in the orbax save of the final parameters
-(`DIR/final_params`). The logic is `real_jax.training.scan`.
+Rollout groups are sharded over the mesh's `data` axis (every device of
+every process) and parameters over `fsdp`. In a multi-process run
+(`real_jax.distributed`: the three flags, or `--distributed` to auto-detect a
+TPU pod, SLURM or Open MPI) process 0 builds the base model while the others
+wait, only process 0 writes `DIR/seed<k>/metrics.jsonl` (the schema of
+`real_jax.training.metrics`), and every process takes part in the orbax save
+of the final parameters (`DIR/final_params`). The logic is
+`real_jax.training.scan`.
 """
 
 import os
@@ -17,12 +20,11 @@ from absl import app
 from absl import flags
 from absl import logging
 from flax import nnx
-import jax
 from ml_collections import config_flags
 import numpy as np
 import orbax.checkpoint as ocp
 
-from real_jax.training import base_model
+from real_jax import distributed
 from real_jax.training import metrics
 from real_jax.training import scan
 
@@ -31,8 +33,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder.")
 _SEEDS = flags.DEFINE_list("seeds", ["0"], "Seeds, trained in one vmapped program.")
 _FSDP = flags.DEFINE_integer("fsdp", 1, "Devices per parameter shard (mesh axis fsdp).")
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
-                                 "Call jax.distributed.initialize() first (multi-host).")
+_MULTI = distributed.define_flags()
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -41,23 +42,21 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
   cfg, workdir = _CONFIG.value, os.path.abspath(_WORKDIR.value)
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize()  # coordinator, process count and id from the environment
-  mesh = scan.make_mesh(fsdp=_FSDP.value) if len(jax.devices()) > 1 else None
-  lead = jax.process_index() == 0
-  log = print if lead else (lambda _: None)
-  log(f"{jax.process_count()} process(es), {len(jax.devices())} device(s): "
-      f"{jax.devices()[0].device_kind}; mesh {dict(mesh.shape) if mesh else 'none'}")
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # noqa: PLC0415
-    if lead:
-      base_model.build_base_model(cfg, log=log)
-    multihost_utils.sync_global_devices("real_jax base model")
+  try:
+    distributed.initialize_from_flags(_MULTI)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  mesh = scan.default_mesh(fsdp=_FSDP.value)
+  lead = distributed.is_lead()
+  log = (lambda s: print(s, flush=True)) if lead else (lambda _: None)
+  log(f"{distributed.describe()}; mesh {dict(mesh.shape) if mesh else 'none'}")
   seeds = [int(s) for s in _SEEDS.value]
   runs, seconds, params = scan.run_points(cfg, seeds, mesh=mesh, log=log, return_params=True)
-  checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.join(workdir, "final_params"), nnx.to_pure_dict(params), force=True)
-  checkpointer.wait_until_finished()
+  with distributed.collective("orbax save of the final parameters"):
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(os.path.join(workdir, "final_params"), nnx.to_pure_dict(params),
+                      force=True)
+    checkpointer.wait_until_finished()
   if lead:
     for i, seed in enumerate(seeds):
       metrics.write_jsonl(os.path.join(workdir, f"seed{seed}", "metrics.jsonl"),

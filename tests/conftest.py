@@ -7,6 +7,9 @@ promotion raises, so a `[G]` array cannot silently broadcast against `[G, T]`.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import jax
 import ml_collections
 import pytest
@@ -15,20 +18,21 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_enable_x64", True)
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_CONFIG = os.path.join(ROOT, "experiments", "configs", "tiny.py")
+
+
 def make_tiny_config(base_dir: str, **overrides) -> ml_collections.ConfigDict:
-  """The trainer's config shrunk to seconds: 1-digit addition, a 1-layer 16-wide policy.
+  """`experiments/configs/tiny.py`'s config (seconds per run), its base models in `base_dir`.
 
   A plain function (not only a fixture) so that subprocess scripts can build
   the same config.
   """
-  from real_jax.training import config  # noqa: PLC0415
-  cfg = config.get_config()
-  cfg.task.kwargs.digits = 1
-  cfg.model.width, cfg.model.depth, cfg.model.heads = 16, 1, 2
-  cfg.base.update(dir=str(base_dir), max_steps=30, eval_every=15, eval_size=32, batch_size=32,
-                  band=(0.0, 1.0))
-  cfg.update(prompts_per_step=4, group_size=4, minibatches=2, steps=4, eval_every=2,
-             eval_size=16, checkpoint_every=2, log_every=100)
+  spec = importlib.util.spec_from_file_location("tiny_config", TINY_CONFIG)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  cfg = module.get_config()
+  cfg.base.dir = str(base_dir)
   cfg.update(overrides)
   return cfg
 

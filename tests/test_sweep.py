@@ -50,14 +50,19 @@ class TestRunner:
     failed = tmp_path / sweep.point_name({"loss": "boom", "tau": 0.25, "seed": 0}) / "FAILED"
     assert "this point's training raised" in failed.read_text()
 
-    # Interrupted: a point lost its DONE marker; only it (and the failures) run again.
+    # Interrupted: a point lost its DONE marker. Its whole group runs again (a
+    # point's numbers depend on the program it is vmapped in), with the
+    # failures; only the missing point is written.
     lost = {"loss": "real", "tau": 1.0, "seed": 1}
     os.remove(tmp_path / sweep.point_name(lost) / "DONE")
+    kept = tmp_path / sweep.point_name({"loss": "real", "tau": 0.25, "seed": 0}) / "DONE"
+    kept.write_text(kept.read_text() + " ")  # a rewrite would drop this
     calls.clear()
     status = sweep.run_sweep(cfg, self.points, str(tmp_path), log=lambda _: None,
                              run_group=self.fake_group(calls))
-    assert calls[0] == ("real", [(1.0, 1)])
+    assert calls[0] == ("real", [(0.25, 0), (0.25, 1), (1.0, 0), (1.0, 1)])
     assert len(status["skipped"]) == 3 and len(status["done"]) == 1
+    assert kept.read_text().endswith(" ")
 
     # Each point's metrics.jsonl is the one schema: step 0..12, evaluations at 0, 5, 10, 12.
     recs = metrics.read_metrics(str(tmp_path / sweep.point_name(lost)))

@@ -4,6 +4,13 @@ It is built once per (task, model, base settings) by supervised training on
 demonstrations until held-out greedy pass@1 reaches `base.band[0]`, saved with
 orbax under `base.dir` (atomically: a half-built model is never picked up) and
 reused by every RL run, loss and seed of that config.
+
+In a multi-process run (`real_jax.distributed`) process 0 alone builds and
+saves it, every process waits at one barrier, and then each loads it: the
+folder must be one that every process can read (a shared file system or a
+bucket). The save and the loads are each process's own (orbax with this
+process as its only participant), so no orbax barrier can pair up with
+another process's different one.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from real_jax import distributed
 from real_jax import model as model_lib
 from real_jax import sampling
 from real_jax import tasks as tasks_lib
@@ -64,19 +72,37 @@ def _pass_at_1(graphdef, params, task, prompts, answers, temperature) -> float:
   return float(task.rewards(np.asarray(rollout.response), answers).mean())
 
 
+def _own_checkpointer() -> ocp.StandardCheckpointer:
+  """An orbax checkpointer whose only participant is this process."""
+  me = jax.process_index()
+  return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+      primary_host=me, active_processes={me}))
+
+
+def _host(params) -> dict:
+  """NumPy copies: orbax saves device arrays only with every process taking part."""
+  return jax.tree.map(np.asarray, nnx.to_pure_dict(params))
+
+
 def build_base_model(cfg: ml_collections.ConfigDict, *, log: Callable[[str], None] = print):
-  """Returns `(graphdef, params, info)`, loading the saved model when it exists."""
+  """Returns `(graphdef, params, info)`, loading the saved model when it exists.
+
+  Every process of a multi-process run must call it (it holds a barrier).
+  """
   task = make_task(cfg)
   path = base_model_dir(cfg)
   graphdef, params = nnx.split(make_policy(cfg, task, cfg.base.seed))
-  checkpointer = ocp.StandardCheckpointer()
   info_path = os.path.join(path, "info.json")
-  if os.path.exists(info_path):
-    pure = checkpointer.restore(os.path.join(path, "params"), nnx.to_pure_dict(params))
-    nnx.replace_by_pure_dict(params, pure)
-    with open(info_path) as f:
-      return graphdef, params, json.load(f)
+  if distributed.is_lead() and not os.path.exists(info_path):
+    _train_and_save(cfg, task, graphdef, params, path, log)
+  distributed.barrier(f"real_jax base model {os.path.basename(path)}")
+  pure = _own_checkpointer().restore(os.path.join(path, "params"), _host(params))
+  nnx.replace_by_pure_dict(params, jax.tree.map(jnp.asarray, pure))
+  with open(info_path) as f:
+    return graphdef, params, json.load(f)
 
+
+def _train_and_save(cfg, task, graphdef, params, path, log) -> None:
   log(f"building base model for {task.name} in {path}")
   base = cfg.base
   optimizer = optax.adamw(base.lr)
@@ -120,9 +146,9 @@ def build_base_model(cfg: ml_collections.ConfigDict, *, log: Callable[[str], Non
     logging.warning("base model ended at pass@1 %.3f, outside the band %s", pass1, base.band)
   tmp = path + ".tmp"
   shutil.rmtree(tmp, ignore_errors=True)
-  checkpointer.save(os.path.join(tmp, "params"), nnx.to_pure_dict(params))
+  checkpointer = _own_checkpointer()
+  checkpointer.save(os.path.join(tmp, "params"), _host(params))
   checkpointer.wait_until_finished()
   with open(os.path.join(tmp, "info.json"), "w") as f:
     json.dump(info, f)
   os.replace(tmp, path)
-  return graphdef, params, info

@@ -32,12 +32,14 @@ from jax.sharding import PartitionSpec
 import ml_collections
 import numpy as np
 
+from real_jax import distributed
 from real_jax.training import base_model
 from real_jax.training import metrics as metrics_lib
 from real_jax.training import step as step_lib
 
 __all__ = [
     "make_mesh",
+    "default_mesh",
     "shard_params",
     "make_train",
     "run_points",
@@ -62,6 +64,11 @@ def make_mesh(data: int | None = None, fsdp: int = 1, devices=None) -> Mesh:
   if axis_type is not None:
     return Mesh(grid, ("data", "fsdp"), axis_types=(axis_type.Auto, axis_type.Auto))
   return Mesh(grid, ("data", "fsdp"))
+
+
+def default_mesh(fsdp: int = 1) -> Mesh | None:
+  """The commands' mesh: every device of every process, or None on a single device."""
+  return make_mesh(fsdp=fsdp) if jax.device_count() > 1 else None
 
 
 def shard_params(params, mesh: Mesh):
@@ -132,12 +139,12 @@ def run_points(cfg: ml_collections.ConfigDict, seeds: Sequence[int], *,
   keys = jax.vmap(jax.random.key)(jnp.asarray([int(s) for s in seeds]))
   run = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, 0)))
   start = time.perf_counter()
-  final_params, runs = run(params, keys, jnp.asarray(taus, jnp.float32),
-                           jnp.asarray(lrs, jnp.float32))
-  if jax.process_count() > 1:  # arrays span hosts: gather them everywhere
-    from jax.experimental import multihost_utils  # noqa: PLC0415
-    runs = multihost_utils.process_allgather(runs)
-  runs = jax.tree.map(lambda x: np.asarray(jax.device_get(x)), runs)
+  # The program's collectives span every process; its length is the config's.
+  with distributed.collective(f"training {n} point(s)", timeout_s=None):
+    final_params, runs = run(params, keys, jnp.asarray(taus, jnp.float32),
+                             jnp.asarray(lrs, jnp.float32))
+    jax.block_until_ready(runs)
+  runs = distributed.allgather(runs, "run metrics")
   seconds = time.perf_counter() - start
   return (runs, seconds, final_params) if return_params else (runs, seconds)
 

@@ -98,9 +98,9 @@ def per_seed_row(recs: list[dict]) -> dict:
 def per_seed_rows(points: list[dict], workdir: str, cfg) -> list[dict]:
   rows = []
   for p in points:
-    folder = os.path.join(workdir, sweep_lib.point_name(p))
-    if not os.path.exists(os.path.join(folder, "DONE")):
+    if not os.path.exists(sweep_lib.done_marker(workdir, p)):
       continue
+    folder = os.path.join(workdir, sweep_lib.point_name(p))
     rows.append({"loss": p.get("loss", cfg.loss), "updates_per_step": updates_per_step(p, cfg),
                  "ppo_epochs": p.get("ppo_epochs", cfg.ppo_epochs),
                  "minibatches": p.get("minibatches", cfg.minibatches),
@@ -218,9 +218,9 @@ def _curves(points, workdir, cfg, chosen, metric):
     loss = p.get("loss", cfg.loss)
     if chosen.get((loss, regime)) != float(p.get("lr", cfg.lr)):
       continue
-    folder = os.path.join(workdir, sweep_lib.point_name(p))
-    if not os.path.exists(os.path.join(folder, "DONE")):
+    if not os.path.exists(sweep_lib.done_marker(workdir, p)):
       continue
+    folder = os.path.join(workdir, sweep_lib.point_name(p))
     steps, values = metrics_lib.series(metrics_lib.read_metrics(folder), metric)
     out.setdefault(regime, {}).setdefault(loss, []).append((steps, values))
   return out

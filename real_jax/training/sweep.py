@@ -10,7 +10,14 @@ differ only in `seed`, `tau` and `lr` train together as one vmapped program
 `metrics.jsonl` (the one schema, step 0 to the last step) and, once
 finished, `DONE` (its summary figures). A group that raises marks its points
 `FAILED` (with the traceback) and the sweep goes on. Started again, the runner
-skips `DONE` points and re-runs the rest of their group from the start.
+skips groups whose points are all `DONE` and re-runs any other group whole,
+from the start, writing the points it lacks: a point's numbers depend on the
+program it was vmapped in, so re-running only the missing ones would give
+an interrupted sweep different numbers from an uninterrupted one.
+
+In a multi-process run (`real_jax.distributed`) every process runs every
+group over a mesh of all devices; process 0 decides which groups are done
+and tells the others, and only process 0 writes files.
 
 `summarise` writes `summary.csv`: one row per point (`row=point`) and, for
 every group of points that differ only in seed, a `row=mean` and a `row=std`
@@ -36,6 +43,7 @@ import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
 
+from real_jax import distributed
 from real_jax.training import metrics as metrics_lib
 from real_jax.training import scan
 
@@ -48,6 +56,7 @@ __all__ = [
     "status_line",
     "product",
     "point_name",
+    "done_marker",
     "apply_overrides",
     "run_sweep",
     "point_figures",
@@ -87,7 +96,7 @@ def load_sweep(config_string: str) -> list[dict]:
 
 
 def run_config_sweep(cfg: ml_collections.ConfigDict, config_string: str, workdir: str, *,
-                     log: Callable[[str], None] = print) -> tuple[list[dict], dict]:
+                     log: Callable[[str], None] = print, mesh=None) -> tuple[list[dict], dict]:
   """Loads `config_string`'s points (`load_sweep`) and runs them; returns `(points, status)`.
 
   Raises:
@@ -95,7 +104,7 @@ def run_config_sweep(cfg: ml_collections.ConfigDict, config_string: str, workdir
   """
   points = load_sweep(config_string)
   log(f"{len(points)} points from {config_string} into {workdir}")
-  return points, run_sweep(cfg, points, workdir, log=log)
+  return points, run_sweep(cfg, points, workdir, log=log, mesh=mesh)
 
 
 def status_line(status: dict, seconds: float) -> str:
@@ -136,53 +145,72 @@ def _groups(points: list[dict]) -> dict[str, list[dict]]:
   return groups
 
 
-def run_sweep(cfg: ml_collections.ConfigDict, points: list[dict], workdir: str, *,
-              log: Callable[[str], None] = print, run_group: Callable | None = None) -> dict:
-  """Runs the points not yet done; returns `{"done": [...], "failed": [...], "skipped": [...]}`.
+def done_marker(workdir: str, overrides: dict) -> str:
+  """The file whose presence says the point `overrides` of the sweep in `workdir` finished."""
+  return os.path.join(workdir, point_name(overrides), "DONE")
 
-  `run_group(group_cfg, todo) -> [run metrics per point]` trains one group
-  (default: `scan.run_points`); tests pass a stand-in.
+
+def run_sweep(cfg: ml_collections.ConfigDict, points: list[dict], workdir: str, *,
+              log: Callable[[str], None] = print, run_group: Callable | None = None,
+              mesh=None) -> dict:
+  """Runs the groups not yet done; returns `{"done": [...], "failed": [...], "skipped": [...]}`.
+
+  `run_group(group_cfg, members) -> [run metrics per point]` trains one group
+  (default: `scan.run_points` over `mesh`); tests pass a stand-in.
   """
-  run_group = run_group or functools.partial(_run_group, log=log)
-  os.makedirs(workdir, exist_ok=True)
+  run_group = run_group or functools.partial(_run_group, log=log, mesh=mesh)
+  lead = distributed.is_lead()
+  if lead:
+    os.makedirs(workdir, exist_ok=True)
   groups = _groups(points)
+  # Process 0's view of the folder decides for every process, so that all
+  # of them run the same groups in the same order.
+  finished = distributed.broadcast_from_lead(
+      [[os.path.exists(done_marker(workdir, p)) for p in members]
+       for members in groups.values()], "finished sweep points")
   status = {"done": [], "failed": [], "skipped": []}
-  for n, (key, members) in enumerate(groups.items(), 1):
-    todo = [p for p in members
-            if not os.path.exists(os.path.join(workdir, point_name(p), "DONE"))]
-    status["skipped"] += [p for p in members if p not in todo]
-    if not todo:
+  for n, ((key, members), done) in enumerate(zip(groups.items(), finished, strict=True), 1):
+    if all(done):
+      status["skipped"] += members
       log(f"[{n}/{len(groups)}] {key}: all {len(members)} points done, skipped")
       continue
-    log(f"[{n}/{len(groups)}] {key}: {len(todo)} point(s) in one vmapped program")
+    missing = [p for p, d in zip(members, done, strict=True) if not d]
+    status["skipped"] += [p for p, d in zip(members, done, strict=True) if d]
+    log(f"[{n}/{len(groups)}] {key}: {len(members)} point(s) in one vmapped program"
+        + (f" ({len(missing)} to write)" if len(missing) < len(members) else ""))
     start = time.perf_counter()
     try:
       group_cfg = apply_overrides(cfg, json.loads(key))
-      results = run_group(group_cfg, todo)
+      results = run_group(group_cfg, members)
     except Exception:
       trace = traceback.format_exc()
       log(f"    FAILED: {trace.strip().splitlines()[-1]}")
-      for p in todo:
-        folder = os.path.join(workdir, point_name(p))
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "FAILED"), "w") as f:
-          f.write(trace)
-      status["failed"] += todo
+      if lead:
+        for p in missing:
+          folder = os.path.join(workdir, point_name(p))
+          os.makedirs(folder, exist_ok=True)
+          with open(os.path.join(folder, "FAILED"), "w") as f:
+            f.write(trace)
+      status["failed"] += missing
       continue
-    for p, run in zip(todo, results, strict=True):
-      _write_point(os.path.join(workdir, point_name(p)), p,
-                   metrics_lib.run_records(run, group_cfg.steps, group_cfg.eval_every))
-      status["done"].append(p)
+    for p, run, d in zip(members, results, done, strict=True):
+      if not d:
+        if lead:
+          _write_point(os.path.join(workdir, point_name(p)), p,
+                       metrics_lib.run_records(run, group_cfg.steps, group_cfg.eval_every))
+        status["done"].append(p)
     log(f"    done in {time.perf_counter() - start:.1f}s")
   return status
 
 
-def _run_group(group_cfg: ml_collections.ConfigDict, todo: list[dict], log=print) -> list[dict]:
+def _run_group(group_cfg: ml_collections.ConfigDict, members: list[dict], log=print,
+               mesh=None) -> list[dict]:
   runs, _ = scan.run_points(
-      group_cfg, [int(p.get("seed", group_cfg.seed)) for p in todo],
-      taus=[float(p.get("tau", group_cfg.tau)) for p in todo],
-      lrs=[float(p.get("lr", group_cfg.lr)) for p in todo], log=lambda line: log("    " + line))
-  return [scan.point(runs, i) for i in range(len(todo))]
+      group_cfg, [int(p.get("seed", group_cfg.seed)) for p in members],
+      taus=[float(p.get("tau", group_cfg.tau)) for p in members],
+      lrs=[float(p.get("lr", group_cfg.lr)) for p in members], mesh=mesh,
+      log=lambda line: log("    " + line))
+  return [scan.point(runs, i) for i in range(len(members))]
 
 
 def point_figures(recs: list[dict]) -> dict:
@@ -230,12 +258,12 @@ def _label(p: dict, axes: list[str]) -> str:
 
 def summarise(points: list[dict], workdir: str) -> tuple[str, list[str]]:
   """Writes `summary.csv`, `curves.png` and `sweep.png`; returns the csv path and the plots."""
-  done = [p for p in points if os.path.exists(os.path.join(workdir, point_name(p), "DONE"))]
+  done = [p for p in points if os.path.exists(done_marker(workdir, p))]
   axes = sorted({k for p in points for k in p})
   swept = [a for a in axes if a != "seed" and len({json.dumps(p.get(a)) for p in points}) > 1]
   rows, by_group = [], {}
   for p in done:
-    with open(os.path.join(workdir, point_name(p), "DONE")) as f:
+    with open(done_marker(workdir, p)) as f:
       figures = json.load(f)
     rows.append({"row": "point", **p, "n_seeds": 1, **figures})
     key = json.dumps({a: p.get(a) for a in axes if a != "seed"}, sort_keys=True)
