@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast lint doctest docs notebooks reproduce grad-analysis compare study bench accel-report clean
+.PHONY: install install-tunix test test-fast test-compat lint doctest docs notebooks reproduce grad-analysis compare study bench accel-report clean
 
 install: $(STAMP)
 
@@ -63,6 +63,22 @@ docs: install-tunix
 test-fast: install
 	$(PY) -m pytest -m 'not slow' tests
 
+# The versions setup.cfg admits beyond .venv's: one environment per other
+# Python found (3.12 with jax 0.11.2, as GPU images carry; 3.13 with the
+# newest jax), each running this tier (.ci/compat; CI runs it after `make test`).
+COMPAT_TESTS := tests/test_losses.py::TestAgainstNumpyReference::test_float32_keeps_dtype_and_matches \
+    tests/test_losses.py::TestGradientsAgainstFiniteDifferences \
+    tests/test_losses.py::TestClipRegions \
+    tests/test_grad_analysis.py::TestClosedFormsAgainstAutodiff \
+    tests/test_grad_analysis.py::TestSweep::test_small_sweep_passes_with_properties \
+    tests/test_training.py::TestDrivers::test_loop_and_scan_log_the_same_metrics \
+    tests/test_benchmarks.py::test_accelerator_report_tiny \
+    tests/test_tunix.py::test_adapter_gradient_equals_real_jax_gradient \
+    tests/test_tunix.py::test_adapter_on_eight_devices_equals_one \
+    tests/test_multihost.py
+test-compat:
+	COMPAT_TESTS="$(COMPAT_TESTS)" bash .ci/compat
+
 # Execute the notebooks in place (outputs are not committed: `git checkout notebooks` drops them).
 notebooks: install
 	$(PY) -m pytest --nbmake --overwrite notebooks
@@ -101,4 +117,4 @@ accel-report: install
 	$(PY) benchmarks/accelerator.py --out $(OUT)/accelerator
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .venv-compat-* $(OUT) .pytest_cache .hypothesis *.egg-info

@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
   for i in range(n):
     argv_i = [*command, f"--coordinator_address={address}", f"--num_processes={n}",
               f"--process_id={i}"]
-    out = open(logs[i], "w")  # noqa: SIM115  (closed when the process ends)
+    out = open(logs[i], "w")
     procs.append((subprocess.Popen(argv_i, stdout=out, stderr=subprocess.STDOUT, env=env), out))
   print(f"launched {n} process(es) x {args.devices_per_process} CPU device(s), coordinator "
         f"{address}; logs in {logdir}", flush=True)

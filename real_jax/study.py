@@ -19,9 +19,9 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from real_jax.training import study
 from real_jax import distributed
 from real_jax.training import scan
+from real_jax.training import study
 from real_jax.training import sweep
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file with get_config() and "

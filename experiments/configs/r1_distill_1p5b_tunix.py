@@ -88,9 +88,9 @@ def get_config(variant: str = "paper") -> ml_collections.ConfigDict:
   })
   # Devices as (fsdp, tp); -1 takes all that tp leaves.
   c.mesh = (-1, 1)
-  # Multi-host slices: every worker runs the same command and this calls
-  # jax.distributed.initialize() first (not exercised here: no TPU).
-  c.distributed = False
+  # Multi-host slices: every worker runs the same command with --distributed
+  # (a TPU pod: JAX detects the rest) or with --coordinator_address,
+  # --num_processes and --process_id (see real_jax.distributed).
 
   if variant == "toy":
     c.group_size = 4

@@ -29,5 +29,5 @@ def get_config():
 
 
 def get_sweep():
-  """Two groups (two losses), two seeds each."""
-  return product(loss=["real", "grpo"], seed=[0, 1])
+  """Two groups (two losses), four seeds each."""
+  return product(loss=["real", "grpo"], seed=[0, 1, 2, 3])

@@ -9,7 +9,12 @@ Command (see the README's "From the toy to the 1.5B run" for a TPU VM):
   python -m real_jax.integrations.tunix_train \
       --config=experiments/configs/r1_distill_1p5b_tunix.py \
       --config.model.path=/data/DeepSeek-R1-Distill-Qwen-1.5B \
-      --config.data.train=/data/deepscaler.json --workdir=/data/runs/real_1p5b
+      --config.data.train=/data/deepscaler.json --workdir=/data/runs/real_1p5b \
+      [--coordinator_address=HOST:PORT --num_processes=N --process_id=I | --distributed]
+
+On several hosts every process runs the same command: `--distributed` on a
+TPU pod (JAX detects the coordinator), or the three explicit flags on a GPU
+cluster without a scheduler (`real_jax.distributed`).
 
 Nothing is downloaded unless `model.path` is a hub id rather than a folder,
 and then only when the command runs.
@@ -50,6 +55,7 @@ from tunix.rl.grpo import grpo_learner
 from tunix.rl.rollout import base_rollout
 from tunix.sft import metrics_logger
 
+from real_jax import distributed
 from real_jax import tasks
 import real_jax.integrations.tunix as rj_tunix  # registers the losses
 from real_jax.tasks import math as math_task
@@ -313,13 +319,12 @@ def run(cfg: ml_collections.ConfigDict, workdir: str) -> grpo_learner.GRPOLearne
   if not cfg.data.train:
     raise ValueError("`data.train` is empty: pass --config.data.train=FILE "
                      "(.json, .jsonl or .parquet with problem and answer columns).")
-  if cfg.distributed:
-    jax.distributed.initialize()
   if "://" not in workdir:
     workdir = os.path.abspath(workdir)  # orbax refuses relative paths
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-    f.write(cfg.to_json_best_effort(indent=2))
+  if jax.process_index() == 0:  # Tunix's checkpoints and metrics take every process
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+      f.write(cfg.to_json_best_effort(indent=2))
   tokenizer = load_tokenizer(cfg.model)
   prompts, answers = prepare(load_records(cfg.data.train), cfg.data, tokenizer,
                              cfg.rollout.max_prompt_tokens)
@@ -351,6 +356,9 @@ def run(cfg: ml_collections.ConfigDict, workdir: str) -> grpo_learner.GRPOLearne
 
 def main(argv: Sequence[str]) -> None:
   del argv
+  # Before anything touches a device: the three flags, --distributed
+  # (auto-detection on a TPU pod, SLURM or Open MPI), or one process.
+  distributed.initialize_from_flags(_MULTI)
   run(_CONFIG.value, _WORKDIR.value)
 
 
@@ -361,5 +369,6 @@ if __name__ == "__main__":
 
   _CONFIG = config_flags.DEFINE_config_file("config", None, "Run config.")
   _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder.")
+  _MULTI = distributed.define_flags()
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)

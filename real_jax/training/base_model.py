@@ -96,6 +96,11 @@ def build_base_model(cfg: ml_collections.ConfigDict, *, log: Callable[[str], Non
   if distributed.is_lead() and not os.path.exists(info_path):
     _train_and_save(cfg, task, graphdef, params, path, log)
   distributed.barrier(f"real_jax base model {os.path.basename(path)}")
+  if not os.path.exists(info_path):
+    raise FileNotFoundError(
+        f"process {jax.process_index()} cannot read the base model process 0 saved in {path}: "
+        "in a multi-process run `base.dir` must be a folder every process can read (a shared "
+        "file system).")
   pure = _own_checkpointer().restore(os.path.join(path, "params"), _host(params))
   nnx.replace_by_pure_dict(params, jax.tree.map(jnp.asarray, pure))
   with open(info_path) as f:
