@@ -31,19 +31,10 @@ SCRIPTS = os.path.join(ROOT, "tests", "scripts")
 TIMEOUT_S = 420  # per launch; a run here takes 10 to 60 s on a 2-core CPU
 
 
-# XLA's CPU compiler with LLVM's cheap pipeline: half the compile time, which
-# is most of each run here. Without fast-math LLVM does not reorder float
-# arithmetic, and every run a test compares uses the same flags.
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-  """The subprocesses' environment: the repository importable, one compilation cache."""
-  cache = tmp_path_factory.mktemp("jax_cache")
-  return dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]),
-              JAX_COMPILATION_CACHE_DIR=str(cache),
-              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", XLA_FLAGS=FAST_COMPILE)
+def env():
+  """The subprocesses' environment: the repository importable (conftest sets the rest)."""
+  return dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
 
 
 @pytest.fixture(scope="module")
