@@ -2,13 +2,12 @@ r"""Multi-process runs through JAX's own runtime (`jax.distributed`): start-up a
 
 Every command that trains takes the same flags (`define_flags`):
 
-  --coordinator_address=HOST:PORT --num_processes=N --process_id=I
-      start the process explicitly (a GPU cluster without a scheduler, or N
-      local processes: `experiments/launch_local_multihost.py`);
-  --distributed
-      let `jax.distributed.initialize()` detect the cluster (TPU pods, SLURM,
-      Open MPI);
-  neither: one process.
+- `--coordinator_address=HOST:PORT --num_processes=N --process_id=I` start
+  the process explicitly (a GPU cluster without a scheduler, or N local
+  processes: `experiments/launch_local_multihost.py`);
+- `--distributed` lets `jax.distributed.initialize()` detect the cluster
+  (TPU pods, SLURM, Open MPI);
+- neither: one process.
 
 On CPU the processes talk through gloo collectives. There is no launcher
 protocol of real_jax's own: a process knows only what `jax.distributed` tells
@@ -48,6 +47,7 @@ __all__ = [
     "initialize",
     "initialize_from_flags",
     "is_lead",
+    "lead_print",
     "describe",
     "collective",
     "barrier",
@@ -179,6 +179,12 @@ def initialize_from_flags(holders: Flags) -> bool:
 def is_lead() -> bool:
   """Whether this is process 0, the one that writes metrics, summaries and figures."""
   return jax.process_index() == 0
+
+
+def lead_print(line: str) -> None:
+  """Prints `line` (flushed) on process 0 only: the commands' progress lines."""
+  if is_lead():
+    print(line, flush=True)
 
 
 def describe() -> str:

@@ -16,7 +16,6 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
-import jax
 from ml_collections import config_flags
 
 from real_jax import distributed
@@ -39,17 +38,12 @@ def main(argv):
   workdir, start = _WORKDIR.value, time.perf_counter()
   try:
     distributed.initialize_from_flags(_MULTI)
-    lead = distributed.is_lead()
-    log = (lambda s: print(s, flush=True)) if lead else (lambda _: None)
-    mesh = scan.default_mesh()
-    if jax.process_count() > 1 or mesh is not None:
-      log(f"{distributed.describe()}; mesh {dict(mesh.shape) if mesh else 'none'}")
     points, status = sweep.run_config_sweep(
         _CONFIG.value, config_flags.get_config_filename(flags.FLAGS["config"]), workdir,
-        log=log, mesh=mesh)
+        log=distributed.lead_print, mesh=scan.default_mesh())
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  if not lead:  # process 0 writes the summary
+  if not distributed.is_lead():  # process 0 writes the summary
     sys.exit(1 if status["failed"] else 0)
   out = study.report(points, workdir, _OUT.value or workdir, _CONFIG.value)
   print(f"\n{out['table']}\n")

@@ -47,8 +47,7 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   mesh = scan.default_mesh(fsdp=_FSDP.value)
-  lead = distributed.is_lead()
-  log = (lambda s: print(s, flush=True)) if lead else (lambda _: None)
+  log = distributed.lead_print
   log(f"{distributed.describe()}; mesh {dict(mesh.shape) if mesh else 'none'}")
   seeds = [int(s) for s in _SEEDS.value]
   runs, seconds, params = scan.run_points(cfg, seeds, mesh=mesh, log=log, return_params=True)
@@ -57,7 +56,7 @@ def main(argv):
     checkpointer.save(os.path.join(workdir, "final_params"), nnx.to_pure_dict(params),
                       force=True)
     checkpointer.wait_until_finished()
-  if lead:
+  if distributed.is_lead():
     for i, seed in enumerate(seeds):
       metrics.write_jsonl(os.path.join(workdir, f"seed{seed}", "metrics.jsonl"),
                           metrics.run_records(scan.point(runs, i), cfg.steps, cfg.eval_every),

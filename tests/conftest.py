@@ -13,21 +13,13 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Set before JAX starts, so that the whole run and every subprocess and
-# notebook kernel it starts share them:
-# - one persistent compilation cache (per JAX version), so that a program
-#   several tests and commands build (the grad_analysis sweep, the tiny
-#   trainer) is compiled once per run;
-# - XLA's CPU compiler with LLVM's cheap pipeline, which halves compile time,
-#   most of this suite's time. Without fast-math LLVM does not reorder float
-#   arithmetic, so results are the same; only the generated code is slower,
-#   which the tests' tiny programs do not feel.
+# One persistent compilation cache (per JAX version) for the whole run and
+# every subprocess and notebook kernel it starts, set before JAX starts: a
+# program that several tests and commands build (the grad_analysis sweep, the
+# tiny trainer) is then compiled once per run.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
     ROOT, ".jax_cache", f"jax-{importlib.metadata.version('jax')}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
 
 import jax  # noqa: E402
 import ml_collections  # noqa: E402

@@ -1,7 +1,7 @@
 """The tests' float32 tolerance for reordered reductions: loose enough, and no looser."""
 
-import numpy as np
 from numerics import assert_allclose_scaled
+import numpy as np
 import pytest
 
 

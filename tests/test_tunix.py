@@ -317,31 +317,40 @@ def test_adapter_refuses_split_groups_and_packing():
     loss_fn(model, packed, algo_config=config, pad_id=tasks.PAD, eos_id=tasks.EOS)
 
 
+def sharding_case():
+  """`(loss, state, example)`: REAL through the adapter on 3 groups of 4, off-policy.
+
+  `loss(state, example)` is the adapter's loss of a tiny Qwen3 whose split
+  state is `state`; the sharding tests (8 devices here, 2 processes in
+  `tests/scripts/tunix_adapter_multihost.py`) compute it on one device and
+  sharded, from this one case.
+  """
+  model = tiny_qwen3(num_kv_heads=2)
+  rewards = np.array([1, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0], np.float32)
+  example, _ = make_example(np.random.default_rng(0), 3, rewards)
+  logp = tunix_logps(model, example, 1.0)
+  example = example.replace(old_per_token_logps=jax.lax.stop_gradient(logp) + 0.1
+                            * jax.random.normal(jax.random.key(1), logp.shape))
+  config = rj_tunix.LabelGRPOConfig(num_generations=G, tau=0.3)
+  config.temperature = 1.0
+  loss_fn = function_registry.get_policy_loss_fn("real")
+  graphdef, state = nnx.split(model)
+
+  def loss(state, example):
+    return loss_fn(nnx.merge(graphdef, state), example, algo_config=config,
+                   pad_id=tasks.PAD, eos_id=tasks.EOS)[0]
+  return loss, state, example
+
+
 SHARDED_SCRIPT = """
 import json
-import jax, jax.numpy as jnp, numpy as np
+import jax, numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import test_tunix as tt
-from tunix.rl import function_registry
-from real_jax import tasks
 
 assert jax.device_count() == 8, jax.devices()
-model = tt.tiny_qwen3(num_kv_heads=2)
-rewards = np.array([1, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0], np.float32)
-example, _ = tt.make_example(np.random.default_rng(0), 3, rewards)
-logp = tt.tunix_logps(model, example, 1.0)
-example = example.replace(old_per_token_logps=jax.lax.stop_gradient(logp) + 0.1
-                          * jax.random.normal(jax.random.key(1), logp.shape))
-config = tt.rj_tunix.LabelGRPOConfig(num_generations=tt.G, tau=0.3)
-config.temperature = 1.0
-loss_fn = function_registry.get_policy_loss_fn("real")
-graphdef, state = nnx.split(model)
-
-def loss(state, example):
-  return loss_fn(nnx.merge(graphdef, state), example, algo_config=config,
-                 pad_id=tasks.PAD, eos_id=tasks.EOS)[0]
-
+loss, state, example = tt.sharding_case()
 ref_loss, ref_grad = jax.jit(jax.value_and_grad(loss))(state, example)
 # Tunix's layout: parameters by their fsdp/tp annotations, rows over fsdp,
 # so each device holds 3 rows and every group of 4 spans two devices.

@@ -103,7 +103,8 @@ def run_config_sweep(cfg: ml_collections.ConfigDict, config_string: str, workdir
     ValueError: when the config file defines no `get_sweep()`.
   """
   points = load_sweep(config_string)
-  log(f"{len(points)} points from {config_string} into {workdir}")
+  log(f"{len(points)} points from {config_string} into {workdir}; {distributed.describe()}, "
+      f"mesh {dict(mesh.shape) if mesh else 'none'}")
   return points, run_sweep(cfg, points, workdir, log=log, mesh=mesh)
 
 

@@ -29,24 +29,8 @@ def main(argv):
   from jax.sharding import PartitionSpec  # noqa: PLC0415
   import numpy as np  # noqa: PLC0415
   import test_tunix as tt  # noqa: PLC0415
-  from tunix.rl import function_registry  # noqa: PLC0415
 
-  from real_jax import tasks  # noqa: PLC0415
-
-  model = tt.tiny_qwen3(num_kv_heads=2)
-  rewards = np.array([1, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0], np.float32)
-  example, _ = tt.make_example(np.random.default_rng(0), 3, rewards)
-  logp = tt.tunix_logps(model, example, 1.0)
-  example = example.replace(old_per_token_logps=jax.lax.stop_gradient(logp) + 0.1
-                            * jax.random.normal(jax.random.key(1), logp.shape))
-  config = tt.rj_tunix.LabelGRPOConfig(num_generations=tt.G, tau=0.3)
-  config.temperature = 1.0
-  loss_fn = function_registry.get_policy_loss_fn("real")
-  graphdef, state = nnx.split(model)
-
-  def loss(state, example):
-    return loss_fn(nnx.merge(graphdef, state), example, algo_config=config,
-                   pad_id=tasks.PAD, eos_id=tasks.EOS)[0]
+  loss, state, example = tt.sharding_case()
 
   # The reference: this process's first device alone.
   ref_loss, ref_grad = jax.jit(jax.value_and_grad(loss))(state, example)
