@@ -97,11 +97,6 @@ def define_flags(flag_values=None) -> Flags:
   )
 
 
-def _already_initialized() -> bool:
-  from jax._src import distributed as jax_distributed  # noqa: PLC0415
-  return getattr(jax_distributed.global_state, "client", None) is not None
-
-
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
                process_id: int | None = None, *, auto_detect: bool = False,
                timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
@@ -137,7 +132,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
                        f"{coordinator_address!r}.")
   elif not auto_detect:
     return False
-  if _already_initialized():
+  if _client_or_none() is not None:  # already initialized
     return True
   # The CPU client needs a collectives backend to reach other processes; GPU
   # and TPU clients ignore this setting.
@@ -237,22 +232,26 @@ def collective(name: str, *, timeout_s: float | None | bool = True) -> Iterator[
     finished.set()
 
 
-def _client():
+def _client_or_none():
   from jax._src import distributed as jax_distributed  # noqa: PLC0415
-  client = getattr(jax_distributed.global_state, "client", None)
+  return getattr(jax_distributed.global_state, "client", None)
+
+
+def _client():
+  client = _client_or_none()
   if client is None:
     raise RuntimeError("several processes but no jax.distributed client: call "
                        "real_jax.distributed.initialize first.")
   return client
 
 
+_calls: dict[str, int] = {}
+
+
 def _key(name: str) -> str:
   """A key unique to this call of `name`: every process makes the same calls in the same order."""
   _calls[name] = _calls.get(name, 0) + 1
   return f"real_jax/{name}/{_calls[name]}"
-
-
-_calls: dict[str, int] = {}
 
 
 def barrier(name: str) -> None:

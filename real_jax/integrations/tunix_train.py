@@ -321,7 +321,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str) -> grpo_learner.GRPOLearne
                      "(.json, .jsonl or .parquet with problem and answer columns).")
   if "://" not in workdir:
     workdir = os.path.abspath(workdir)  # orbax refuses relative paths
-  if jax.process_index() == 0:  # Tunix's checkpoints and metrics take every process
+  if distributed.is_lead():  # Tunix's checkpoints and metrics take every process
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
       f.write(cfg.to_json_best_effort(indent=2))
