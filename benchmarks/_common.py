@@ -110,6 +110,7 @@ def measure_update_and_sampling(width: int, depth: int, heads: int, *, sequences
 
   from real_jax import model as model_lib  # noqa: PLC0415
   from real_jax import sampling  # noqa: PLC0415
+  from real_jax import tasks  # noqa: PLC0415
   from real_jax.training import config as config_lib  # noqa: PLC0415
   from real_jax.training import step as step_lib  # noqa: PLC0415
   pcfg = model_lib.PolicyConfig(vocab_size=vocab, max_len=prompt + response, width=width,
@@ -122,7 +123,8 @@ def measure_update_and_sampling(width: int, depth: int, heads: int, *, sequences
   for cached in (True, False):
     def run(c=cached):
       return jax.block_until_ready(sampling.sample(graphdef, state, prompts, jax.random.key(1),
-                                                   max_new=response, use_cache=c))
+                                                   max_new=response, use_cache=c,
+                                                   eos_id=tasks.EOS, pad_id=tasks.PAD))
     rates[cached] = sequences * response / median_time(run, repeats)
   rl = config_lib.get_config()
   rl.model.update(width=width, depth=depth, heads=heads)

@@ -189,13 +189,14 @@ def training_section(device, sizes) -> dict:
   import jax.numpy as jnp  # noqa: PLC0415
 
   from real_jax.training import base_model  # noqa: PLC0415
+  from real_jax.training import data  # noqa: PLC0415
   from real_jax.training import scan  # noqa: PLC0415
   rows = []
   for label, (width, depth, heads) in sizes["policies"].items():
     cfg = _policy_config(width, depth, heads)
     cfg.steps = cfg.eval_every = sizes["scan_steps"]
     cfg.eval_size = 16
-    task = base_model.make_task(cfg)
+    task = data.make_task(cfg)
     # A random policy: the throughput of a step does not depend on what it knows.
     graphdef, params = nnx.split(base_model.make_policy(cfg, task, 0))
     params = jax.device_put(params, device)

@@ -21,8 +21,6 @@ import jax
 import jax.numpy as jnp
 
 from real_jax import model as model_lib
-from real_jax.tasks import EOS
-from real_jax.tasks import PAD
 
 __all__ = [
     "Rollout",
@@ -74,11 +72,11 @@ def _pick(key: Array, logits: Array, temperature: float, top_p: float) -> tuple[
   return token, jnp.take_along_axis(logz, token[:, None], axis=-1)[:, 0]
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "max_new", "temperature", "top_p",
-                                             "use_cache"))
+@functools.partial(jax.jit, static_argnames=("graphdef", "max_new", "eos_id", "pad_id",
+                                             "temperature", "top_p", "use_cache"))
 def sample(graphdef: nnx.GraphDef, state: nnx.State, prompts: Array, key: Array, *,
-           max_new: int, temperature: float = 1.0, top_p: float = 1.0,
-           use_cache: bool = True) -> Rollout:
+           max_new: int, eos_id: int, pad_id: int, temperature: float = 1.0,
+           top_p: float = 1.0, use_cache: bool = True) -> Rollout:
   """Samples up to `max_new` tokens after each prompt.
 
   Args:
@@ -86,6 +84,8 @@ def sample(graphdef: nnx.GraphDef, state: nnx.State, prompts: Array, key: Array,
     prompts: `[N, P]` int tokens (all prompts of equal length).
     key: PRNG key.
     max_new: response length R (EOS included); `P + R <= max_len`.
+    eos_id, pad_id: the tokenizer's end-of-sequence token, which ends a
+      response (and is kept in its mask), and the padding written after it.
     temperature: > 0, or 0 for greedy decoding.
     top_p: nucleus mass in (0, 1].
     use_cache: False recomputes the whole prefix at every step (the
@@ -110,7 +110,7 @@ def sample(graphdef: nnx.GraphDef, state: nnx.State, prompts: Array, key: Array,
       logits, cache = policy.forward_cached(token[:, None], pos, cache)
       return (logits[:, 0], cache)
   else:
-    buffer = jnp.concatenate([prompts, jnp.full((n, max_new), PAD, prompts.dtype)], axis=1)
+    buffer = jnp.concatenate([prompts, jnp.full((n, max_new), pad_id, prompts.dtype)], axis=1)
     carry0 = (policy(prompts)[:, -1], buffer)
 
     def advance(carry, token, pos):
@@ -124,9 +124,9 @@ def sample(graphdef: nnx.GraphDef, state: nnx.State, prompts: Array, key: Array,
     key_t, i = inputs
     token, logp = _pick(key_t, carry[0], temperature, top_p)
     alive = ~done
-    token = jnp.where(alive, token, PAD).astype(prompts.dtype)
+    token = jnp.where(alive, token, pad_id).astype(prompts.dtype)
     logp = jnp.where(alive, logp, 0.0)
-    done = done | (token == EOS)
+    done = done | (token == eos_id)
     return (advance(carry, token, p + i), done), (token, logp, alive)
 
   init = (carry0, jnp.zeros((n,), bool))

@@ -7,7 +7,7 @@ The sweep is the config's `get_sweep()`, run by the sweep runner into
 `--workdir` (finished points are skipped). The report goes to `--out`:
 `per_seed.csv`, `summary.csv` (learning rate chosen on validation pass@1,
 test pass@1 with 95% bootstrap intervals over seeds, REAL's paired
-difference) and the figures. The logic is `real_jax.training.study`.
+difference) and the figures. The logic is `real_jax.reporting.study`.
 """
 
 import sys
@@ -19,8 +19,8 @@ from absl import logging
 from ml_collections import config_flags
 
 from real_jax import distributed
+from real_jax.reporting import study
 from real_jax.training import scan
-from real_jax.training import study
 from real_jax.training import sweep
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file with get_config() and "

@@ -7,7 +7,8 @@ Points that differ only in seed, tau and learning rate train as one vmapped
 program; finished points are skipped when the command runs again. Writes one
 folder per point (`metrics.jsonl`, `DONE`), `DIR/summary.csv`, `DIR/curves.png`
 and `DIR/sweep.png`, prints the mean +- std table, and exits 1 if a point
-failed. The logic is `real_jax.training.sweep`.
+failed. The runner is `real_jax.training.sweep`; the summary
+`real_jax.reporting.sweep`.
 """
 
 import sys
@@ -19,6 +20,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from real_jax import distributed
+from real_jax.reporting import sweep as report
 from real_jax.training import scan
 from real_jax.training import sweep
 
@@ -43,8 +45,8 @@ def main(argv):
     raise app.UsageError(str(e)) from None
   if not distributed.is_lead():  # process 0 writes the summary
     sys.exit(1 if status["failed"] else 0)
-  summary, plots = sweep.summarise(points, workdir)
-  print(f"\n{sweep.format_summary(summary)}\n")
+  summary, plots = report.summarise(points, workdir)
+  print(f"\n{report.format_summary(summary)}\n")
   print(f"{sweep.status_line(status, time.perf_counter() - start)} "
         f"Summary: {summary}  Plots: {' '.join(plots)}")
   for p in status["failed"]:

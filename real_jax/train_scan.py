@@ -25,6 +25,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from real_jax import distributed
+from real_jax import metric_names
 from real_jax.training import metrics
 from real_jax.training import scan
 
@@ -61,7 +62,7 @@ def main(argv):
       metrics.write_jsonl(os.path.join(workdir, f"seed{seed}", "metrics.jsonl"),
                           metrics.run_records(scan.point(runs, i), cfg.steps, cfg.eval_every),
                           mode="w")
-    final = np.round(runs[metrics.EVAL_METRIC][:, -1], 3).tolist()
+    final = np.round(runs[metric_names.EVAL_METRIC][:, -1], 3).tolist()
     print(f"{len(seeds)} seeds x {cfg.steps} steps in {seconds:.1f}s; final held-out pass@1 "
           f"per seed: {final}")
 

@@ -61,7 +61,7 @@ class TestClosedFormsAgainstAutodiff:
     scale = 1.8 if name in ("cispo", "grpo_dual_clip") else 0.6
     logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(31, B=5, G=6, T=6,
                                                                      score_scale=scale))
-    loss, kwargs = cf.configuration(name)[0], cf.loss_kwargs(name, loss_agg_mode=mode)
+    loss, kwargs = cf.configuration(name)[0], cf.configuration_kwargs(name, loss_agg_mode=mode)
     auto = ga.token_gradients(loss, logp, old, mask, rewards, **kwargs)
     closed = cf.advantage_weights(name, logp, old, mask, rewards, loss_agg_mode=mode)
     assert _max_rel(auto, closed.token_weights) < 1e-12

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from real_jax import distributed
+from real_jax import metric_names
 from real_jax.training import metrics
 from real_jax.training import sweep
 
@@ -75,7 +76,7 @@ def read_metrics(folder: str) -> dict[str, np.ndarray]:
   recs = metrics.read_metrics(folder)
   assert [r["step"] for r in recs] == list(range(len(recs))), "each step exactly once"
   return {k: np.array([np.nan if r[k] is None else r[k] for r in recs], float)
-          for k in metrics.METRICS}
+          for k in metric_names.METRICS}
 
 
 def files_of(folder: str) -> dict[str, bytes]:
@@ -117,7 +118,7 @@ class TestTrainScan:
     for seed in seeds.split(","):
       two, four, single = (read_metrics(str(tmp_path / run / f"seed{seed}"))
                            for run in ("two", "four", "one"))
-      for name in metrics.METRICS:
+      for name in metric_names.METRICS:
         for label, ref in (("1 process x 4 devices", four), ("1 device", single)):
           # The metrics are means of rewards, weights and log-probability
           # differences whose terms are of order 1.
@@ -259,10 +260,10 @@ class TestInitialize:
 def test_only_the_lead_writes_sweep_files(tmp_path, tiny_config, monkeypatch):
   cfg = tiny_config(steps=2, eval_every=1)
   points = sweep.product(loss=["real"], seed=[0, 1])
-  fake = {k: np.zeros(2) for k in metrics.STEP_METRICS}
-  fake.update({k: np.zeros(3) for k in metrics.EVAL_METRICS})
+  fake = {k: np.zeros(2) for k in metric_names.STEP_METRICS}
+  fake.update({k: np.zeros(3) for k in metric_names.EVAL_METRICS})
   monkeypatch.setattr(distributed, "is_lead", lambda: False)
-  status = sweep.run_sweep(cfg, points, str(tmp_path / "w"), log=lambda _: None,
+  status = sweep.run_grid(cfg, points, str(tmp_path / "w"), log=lambda _: None,
                            run_group=lambda _, members: [fake] * len(members))
   assert len(status["done"]) == 2
   assert not os.path.exists(tmp_path / "w")

@@ -15,6 +15,7 @@ from numerics import assert_allclose_scaled
 import numpy as np
 import pytest
 
+from real_jax import metric_names
 from real_jax.training import base_model
 from real_jax.training import metrics
 from real_jax.training import scan
@@ -35,7 +36,7 @@ class TestVmappedPoints:
     lrs = jnp.asarray([3e-4, 3e-4, 3e-3], jnp.float32)
     _, together = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, 0)))(params, keys, taus, lrs)
     chex.assert_shape(together["loss"], (3, cfg.steps))
-    chex.assert_shape(together[metrics.EVAL_METRIC], (3, len(metrics.eval_steps(3, 2))))
+    chex.assert_shape(together[metric_names.EVAL_METRIC], (3, len(metrics.eval_steps(3, 2))))
     single = jax.jit(train)
     alone = [single(params, keys[i], taus[i], lrs[i])[1] for i in range(3)]
     for i in range(3):
@@ -117,5 +118,5 @@ class TestBfloat16:
     graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
     final, run = jax.jit(scan.make_train(cfg, graphdef))(params, jax.random.key(0), 0.5, 3e-4)
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(final))
-    for k in ("loss", "reward_mean", "entropy", "grad_norm", "kl_old", metrics.EVAL_METRIC):
+    for k in ("loss", "reward_mean", "entropy", "grad_norm", "kl_old", metric_names.EVAL_METRIC):
       assert np.all(np.isfinite(np.asarray(run[k]))), k

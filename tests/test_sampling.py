@@ -31,7 +31,7 @@ class TestSampler:
   def test_logprobs_equal_a_full_forward_pass(self, tiny_policy, temperature, top_p):
     task, graphdef, state, prompts = tiny_policy
     r = sampling.sample(graphdef, state, prompts, jax.random.key(1), max_new=task.max_response,
-                        temperature=temperature, top_p=top_p)
+                        temperature=temperature, top_p=top_p, **task.special_ids)
     logp, _ = sampling.response_logprobs(graphdef, state, r.tokens, task.prompt_len,
                                          temperature if temperature > 0 else 1.0)
     np.testing.assert_allclose(np.where(r.mask, logp, 0.0), r.logp, atol=2e-6)
@@ -40,7 +40,7 @@ class TestSampler:
   @pytest.mark.parametrize("temperature", [0.0, 1.0])
   def test_kv_cache_equals_recomputing_the_prefix(self, tiny_policy, temperature):
     task, graphdef, state, prompts = tiny_policy
-    kw = dict(max_new=task.max_response, temperature=temperature)
+    kw = dict(max_new=task.max_response, temperature=temperature, **task.special_ids)
     cached = sampling.sample(graphdef, state, prompts, jax.random.key(2), **kw)
     plain = sampling.sample(graphdef, state, prompts, jax.random.key(2), use_cache=False, **kw)
     np.testing.assert_array_equal(cached.tokens, plain.tokens)
@@ -59,7 +59,8 @@ class TestSampler:
 
   def test_stops_at_eos(self, tiny_policy):
     task, graphdef, state, prompts = tiny_policy
-    r = sampling.sample(graphdef, state, prompts, jax.random.key(3), max_new=task.max_response)
+    r = sampling.sample(graphdef, state, prompts, jax.random.key(3), max_new=task.max_response,
+                        **task.special_ids)
     for tokens, mask in zip(np.asarray(r.response), np.asarray(r.mask), strict=True):
       n = int(mask.sum())
       assert mask[:n].all() and not mask[n:].any()   # a prefix
@@ -69,6 +70,7 @@ class TestSampler:
   def test_bad_arguments(self, tiny_policy):
     task, graphdef, state, prompts = tiny_policy
     with pytest.raises(ValueError, match="`top_p`"):
-      sampling.sample(graphdef, state, prompts, jax.random.key(0), max_new=2, top_p=0.0)
+      sampling.sample(graphdef, state, prompts, jax.random.key(0), max_new=2, top_p=0.0,
+                        **task.special_ids)
     with pytest.raises(ValueError, match="exceeds max_len"):
-      sampling.sample(graphdef, state, prompts, jax.random.key(0), max_new=50)
+      sampling.sample(graphdef, state, prompts, jax.random.key(0), max_new=50, **task.special_ids)

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from real_jax.training import study
+from real_jax.reporting import study
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

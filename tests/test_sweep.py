@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from real_jax import metric_names
+from real_jax.reporting import sweep as report
 from real_jax.training import metrics
 from real_jax.training import sweep
 
@@ -18,9 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def fake_run(value: float, steps: int, n_evals: int) -> dict:
-  run = {k: np.full(steps, value, np.float32) for k in metrics.STEP_METRICS}
+  run = {k: np.full(steps, value, np.float32) for k in metric_names.STEP_METRICS}
   run["score_pos_mean"][0] = np.nan  # undefined at a step: must come out as null
-  run[metrics.EVAL_METRIC] = np.linspace(0.1, value, n_evals).astype(np.float32)
+  run[metric_names.EVAL_METRIC] = np.linspace(0.1, value, n_evals).astype(np.float32)
   return run
 
 
@@ -42,7 +45,7 @@ class TestRunner:
   def test_skips_finished_resumes_interrupted_survives_failure(self, tmp_path, tiny_config):
     cfg = tiny_config(steps=12, eval_every=5)
     calls = []
-    status = sweep.run_sweep(cfg, self.points, str(tmp_path), log=lambda _: None,
+    status = sweep.run_grid(cfg, self.points, str(tmp_path), log=lambda _: None,
                              run_group=self.fake_group(calls))
     assert len(status["done"]) == 4 and len(status["failed"]) == 4
     assert [c[0] for c in calls] == ["real", "boom"]
@@ -54,11 +57,11 @@ class TestRunner:
     # point's numbers depend on the program it is vmapped in), with the
     # failures; only the missing point is written.
     lost = {"loss": "real", "tau": 1.0, "seed": 1}
-    os.remove(tmp_path / sweep.point_name(lost) / "DONE")
-    kept = tmp_path / sweep.point_name({"loss": "real", "tau": 0.25, "seed": 0}) / "DONE"
+    os.remove(sweep.done_marker(str(tmp_path), lost))
+    kept = pathlib.Path(sweep.done_marker(str(tmp_path), {"loss": "real", "tau": 0.25, "seed": 0}))
     kept.write_text(kept.read_text() + " ")  # a rewrite would drop this
     calls.clear()
-    status = sweep.run_sweep(cfg, self.points, str(tmp_path), log=lambda _: None,
+    status = sweep.run_grid(cfg, self.points, str(tmp_path), log=lambda _: None,
                              run_group=self.fake_group(calls))
     assert calls[0] == ("real", [(0.25, 0), (0.25, 1), (1.0, 0), (1.0, 1)])
     assert len(status["skipped"]) == 3 and len(status["done"]) == 1
@@ -67,14 +70,14 @@ class TestRunner:
     # Each point's metrics.jsonl is the one schema: step 0..12, evaluations at 0, 5, 10, 12.
     recs = metrics.read_metrics(str(tmp_path / sweep.point_name(lost)))
     assert [r["step"] for r in recs] == list(range(13))
-    assert all(list(r) == list(metrics.METRICS) for r in recs)
+    assert all(list(r) == list(metric_names.METRICS) for r in recs)
     assert [r["step"] for r in recs if r["eval_pass_at_1"] is not None] == [0, 5, 10, 12]
     assert recs[1]["score_pos_mean"] is None and recs[2]["score_pos_mean"] == 2.0
-    done = json.loads((tmp_path / sweep.point_name(lost) / "DONE").read_text())
+    done = json.loads(pathlib.Path(sweep.done_marker(str(tmp_path), lost)).read_text())
     assert done["base_pass_at_1"] == pytest.approx(0.1)  # the first evaluation, not the last
     assert done["final_pass_at_1"] == pytest.approx(2.0)
 
-    summary, plots = sweep.summarise(self.points, str(tmp_path))
+    summary, plots = report.summarise(self.points, str(tmp_path))
     rows = list(csv.DictReader(open(summary)))
     points = [r for r in rows if r["row"] == "point"]
     assert len(points) == 4 and {r["loss"] for r in points} == {"real"}
@@ -86,7 +89,7 @@ class TestRunner:
     assert float(stds["1.0"]["final_pass_at_1"]) == pytest.approx(np.std([1.0, 2.0], ddof=1))
     assert {os.path.basename(p) for p in plots} == {"curves.png", "sweep.png"}
     assert all(os.path.getsize(p) > 10_000 for p in plots)
-    table = sweep.format_summary(summary)
+    table = report.format_summary(summary)
     assert "1.500 +- 0.707" in table
 
   def test_unknown_override_is_an_error(self, tiny_config):
@@ -101,7 +104,7 @@ class TestEndToEnd:
     cfg = tiny_config(steps=3)
     points = sweep.product(loss=["real", "grpo"], tau=[0.25, 1.0], lr=[3e-4], seed=[0])
     points.append({"loss": "real", "tau": 0.25, "lr": 3e-3, "seed": 0})
-    status = sweep.run_sweep(cfg, points, str(tmp_path), log=lambda _: None)
+    status = sweep.run_grid(cfg, points, str(tmp_path), log=lambda _: None)
     assert len(status["done"]) == 5 and not status["failed"]
     by_point = {(p["loss"], p["tau"], p["lr"]): metrics.read_metrics(
         str(tmp_path / sweep.point_name(p))) for p in points}

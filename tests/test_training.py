@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 from real_jax import losses
+from real_jax import metric_names
 from real_jax import sampling
 from real_jax.training import base_model
+from real_jax.training import config as config_lib
 from real_jax.training import data
 from real_jax.training import loop
 from real_jax.training import metrics
@@ -34,8 +36,8 @@ def _close(a, b, rtol=2e-5, atol=2e-6) -> bool:
 def assert_same_records(got: list[dict], want: list[dict]) -> None:
   assert [r["step"] for r in got] == [r["step"] for r in want]
   for g, w in zip(got, want, strict=True):
-    assert list(g) == list(metrics.METRICS)
-    bad = {k: (g[k], w[k]) for k in metrics.METRICS if not _close(g[k], w[k])}
+    assert list(g) == list(metric_names.METRICS)
+    bad = {k: (g[k], w[k]) for k in metric_names.METRICS if not _close(g[k], w[k])}
     assert not bad, f"step {w['step']}: {bad}"
 
 
@@ -77,7 +79,7 @@ class TestValidation:
 class TestDataStream:
 
   def test_training_prompts_depend_on_seed_and_step_only(self, tiny_config):
-    task = base_model.make_task(tiny_config())
+    task = data.make_task(tiny_config())
     a = data.train_batch(task, jax.random.key(0), 3, 8)[0]
     chex.assert_trees_all_equal(a, data.train_batch(task, jax.random.key(0), 3, 8)[0])
     assert not np.array_equal(a, data.train_batch(task, jax.random.key(0), 4, 8)[0])
@@ -85,7 +87,7 @@ class TestDataStream:
 
   def test_held_out_set_is_fixed_and_disjoint_from_training(self, tiny_config):
     cfg = tiny_config(task={"name": "addition", "kwargs": {"digits": 2}}, eval_size=64)
-    task = base_model.make_task(cfg)
+    task = data.make_task(cfg)
     held = data.eval_set(task, cfg.eval_seed, cfg.eval_size)[0]
     chex.assert_shape(held, (64, task.prompt_len))
     # The same for any run of the config: it depends on eval_seed alone.
@@ -138,7 +140,7 @@ class TestStepMetrics:
     got = jax.jit(functools.partial(metrics.step_metrics))(
         rewards=rewards, response_mask=mask, losses=np.array([1.0, 3.0], np.float32),
         grad_norms=np.array([2.0, 4.0], np.float32), entropy=np.float32(0.7), last=last)
-    assert set(got) == set(metrics.STEP_METRICS)
+    assert set(got) == set(metric_names.STEP_METRICS)
     pos = present & (rewards > 0.5)
     neg = present & (rewards <= 0.5)
     w = np.abs(weights)
@@ -152,8 +154,8 @@ class TestStepMetrics:
         "weight_neg_mean": w[neg].mean(), "weight_neg_max": 2.0,
         "neg_top_share": (2 / 3 + 0.6) / 2, "neg_dominated_fraction": 1.0,
         "clip_fraction": 0.25, "kl_old": 0.01,
-        **{f"weight_pos_p{q}": np.percentile(w[pos], q) for q in metrics.PERCENTILES},
-        **{f"weight_neg_p{q}": np.percentile(w[neg], q) for q in metrics.PERCENTILES},
+        **{f"weight_pos_p{q}": np.percentile(w[pos], q) for q in metric_names.PERCENTILES},
+        **{f"weight_neg_p{q}": np.percentile(w[neg], q) for q in metric_names.PERCENTILES},
     }
     for k, v in want.items():
       np.testing.assert_allclose(got[k], v, rtol=1e-6, err_msg=k)
@@ -168,7 +170,7 @@ class TestStepMetrics:
                                grad_norms=np.ones(1), entropy=np.float32(1), last=last)
     recs = metrics.records({k: np.asarray(v)[None] for k, v in got.items()}, 7,
                            {7: {"eval_pass_at_1": 0.5}})
-    assert list(recs[0]) == list(metrics.METRICS)
+    assert list(recs[0]) == list(metric_names.METRICS)
     for k in ("score_pos_mean", "weight_pos_mean", "weight_pos_p50"):
       assert recs[0][k] is None, k
     assert recs[0]["weight_neg_max"] == pytest.approx(2.0)
@@ -176,9 +178,9 @@ class TestStepMetrics:
     json.loads(json.dumps(recs[0], allow_nan=False))  # raises on NaN
 
   def test_metric_names_are_checked(self):
-    assert metrics.name("kl_old") == "kl_old"
+    assert metric_names.name("kl_old") == "kl_old"
     with pytest.raises(ValueError, match="not a metric of the schema"):
-      metrics.name("mixed_group_frac")
+      metric_names.name("mixed_group_frac")
 
   @pytest.mark.parametrize("steps, every, want", [(4, 2, (0, 2, 4)), (5, 2, (0, 2, 4, 5)),
                                                   (3, 10, (0, 3))])
@@ -218,14 +220,14 @@ class TestUpdate:
                                            ("dapo", {"clip_ratio_c": 1.5})])
   def test_weights_scores_and_kl_are_what_they_say(self, tiny_config, loss, extra):
     cfg = tiny_config(loss=loss, **extra)
-    assert step_lib.loss_kwargs(cfg) == extra  # the config's field reaches the loss
+    assert config_lib.loss_kwargs(cfg) == extra  # the config's field reaches the loss
     graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
-    task = base_model.make_task(cfg)
+    task = data.make_task(cfg)
     optimizer = step_lib.make_optimizer(cfg)
     state = step_lib.init_state(optimizer, params, jax.random.key(0), cfg.lr)
     b, g, R = 2, 4, task.max_response
     prompts = jnp.repeat(data.train_batch(task, jax.random.key(0), 1, b)[0], g, axis=0)
-    r = sampling.sample(graphdef, params, prompts, jax.random.key(1), max_new=R)
+    r = sampling.sample(graphdef, params, prompts, jax.random.key(1), max_new=R, **task.special_ids)
     tokens, mask = r.tokens.reshape(b, g, -1), r.mask.reshape(b, g, -1)
     # Off-policy on purpose: old log-probs shifted per rollout.
     old = (r.logp.reshape(b, g, -1)
@@ -256,14 +258,15 @@ class TestStep:
   def test_rewards_are_the_python_verifiers_on_the_shared_stream(self, tiny_config):
     cfg = tiny_config(prompts_per_step=8)
     graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
-    task = base_model.make_task(cfg)
+    task = data.make_task(cfg)
     state = step_lib.init_state(step_lib.make_optimizer(cfg), params, jax.random.key(5), cfg.lr)
     _, m = jax.jit(step_lib.make_step(cfg, graphdef))(state, jnp.float32(cfg.tau))
     # Re-draw step 1 from the stream and verify it with the string verifier.
     prompts = data.train_batch(task, jax.random.key(5), 1, 8)[0]
     _, k_sample, _ = data.step_keys(jax.random.key(5), 1)
     r = sampling.sample(graphdef, params, jnp.repeat(prompts, 4, axis=0), k_sample,
-                        max_new=task.max_response, temperature=cfg.temperature)
+                        max_new=task.max_response, temperature=cfg.temperature,
+                        **task.special_ids)
     answers = []
     for row in np.asarray(prompts):
       a, b = task.tokenizer.decode(row[1:])[:-1].split("+")
@@ -285,7 +288,7 @@ class TestStep:
     recs = metrics.read_metrics(str(tmp_path))
     assert [r["step"] for r in recs] == [0, 1] and result.steps == 1
     m = recs[1]
-    assert list(m) == list(metrics.METRICS)
+    assert list(m) == list(metric_names.METRICS)
     for k in ("loss", "reward_mean", "entropy", "grad_norm", "kl_old", "clip_fraction",
               "eval_pass_at_1"):
       assert m[k] is not None and np.isfinite(m[k]), k

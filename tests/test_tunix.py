@@ -85,6 +85,7 @@ def parity_reward(prompts, completions, **kwargs):
 
 
 def test_objectives_are_registered():
+  rj_tunix.register()  # also done by the first use of a config
   for name in rj_tunix.OBJECTIVES:
     fn = function_registry.get_policy_loss_fn(name)
     assert fn.keywords == {"objective": name}

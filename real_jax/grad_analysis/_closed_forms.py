@@ -233,7 +233,7 @@ def configuration(name: str, **overrides) -> tuple[str, dict]:
   return loss, cfg
 
 
-def loss_kwargs(name: str, **overrides) -> dict:
+def configuration_kwargs(name: str, **overrides) -> dict:
   """The keyword arguments that make `real_jax.losses.<loss>` the configuration `name`."""
   loss, cfg = configuration(name, **overrides)
   accepted = losses.hyperparameters(loss)

@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from real_jax.grad_analysis import _figures
 from real_jax.grad_analysis import _sweep
 
 Array = jax.Array
@@ -166,7 +167,7 @@ def check_objective(objective: Objective, *, cases: int = 20_000,
       raise ValueError("`dtypes` asks for float64 but jax_enable_x64 is off: "
                        "`jax.config.update('jax_enable_x64', True)` first.")
   start = time.perf_counter()
-  fig = _sweep.figure1_curves()
+  fig = _sweep.figure1_probes()
   probes = [fig["positive"], fig["negative"]]
   n_cases = max(1, math.ceil(cases / _sweep.GROUPS_PER_CASE))
   chunk = max(min(chunk, n_cases), 1)
@@ -177,24 +178,22 @@ def check_objective(objective: Objective, *, cases: int = 20_000,
   curves = {}
   for dtype in dtypes:
     acc = {}
-    for c in range(n_chunks + 1):
-      if c < n_chunks:
-        batch = _sweep.make_cases(jax.random.fold_in(key, c), width, dtype)
-        batch.pop("tau")
-        out = jax.device_get(_compare_jit(objective, **batch))
-      else:
-        batch, spans = _sweep.curves_batch(probes, width, dtype)
-        batch.pop("tau")
-        out = jax.device_get(_compare_jit(objective, **batch))
-        auto = np.asarray(out["probe_auto"], np.float64).reshape(-1)
-        closed = np.asarray(out["probe_closed"], np.float64).reshape(-1)
-        curves = {sign: (np.asarray(p.grid), auto[g:g + n], closed[g:g + n])
-                  for sign, p, (g, n) in zip(_sweep.SIGNS, probes, spans, strict=True)}
+    spans, batches = _sweep.chunk_batches(key, n_chunks, width, jnp.dtype(dtype), probes)
+    probe_auto, probe_closed = [], []
+    for c, probe, batch in batches:
+      batch.pop("tau")
+      out = jax.device_get(_compare_jit(objective, **batch))
+      if probe:
+        probe_auto.append(np.asarray(out["probe_auto"], np.float64).reshape(-1))
+        probe_closed.append(np.asarray(out["probe_closed"], np.float64).reshape(-1))
       for sign in _sweep.SIGNS:
-        acc[sign] = _sweep._merge(acc.get(sign), {k: v for k, v in out[sign].items()})
+        acc[sign] = _sweep._merge(acc.get(sign), out[sign])
       if progress:
         progress(f"  {objective.name} [{dtype}] chunk {c + 1}/{n_chunks + 1}  "
                  f"{time.perf_counter() - start:5.1f}s")
+    auto, closed = np.concatenate(probe_auto), np.concatenate(probe_closed)
+    curves = {sign: (np.asarray(p.grid), auto[g:g + n], closed[g:g + n])
+              for sign, p, (g, n) in zip(_sweep.SIGNS, probes, spans, strict=True)}
     for sign in _sweep.SIGNS:
       stats = acc[sign]
       stats["tolerance"] = _sweep.TOLERANCE[dtype]
@@ -220,5 +219,4 @@ def format_report(report: ObjectiveReport) -> str:
 
 def plot_objective(path: str, report: ObjectiveReport, *, title: str | None = None) -> None:
   """The Figure 1 panel pair (positives, negatives) of a checked objective."""
-  from real_jax.grad_analysis import _figures  # noqa: PLC0415  (matplotlib only when plotting)
   _figures.plot_custom(path, report.name, report.curves, title)

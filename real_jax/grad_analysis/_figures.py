@@ -13,11 +13,16 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
-import matplotlib
-import matplotlib.pyplot as plt
 
+from real_jax import palette
 from real_jax.grad_analysis import _closed_forms as cf
 from real_jax.grad_analysis import _sweep
+
+
+def _pyplot():
+  """matplotlib's pyplot, loaded when a figure is first drawn, not when the package is."""
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+  return plt
 
 
 def _eps(name: str) -> str:
@@ -50,10 +55,6 @@ def _label(name: str) -> str:
   return f"{title} ({_eps(name)})"
 
 
-COLORS = {"grpo": "tab:red", "dapo": "tab:brown", "gspo": "tab:pink", "dr_grpo": "tab:olive",
-          "grpo_dual_clip": "tab:gray", "real": "tab:blue", "grad": "tab:green",
-          "bce": "tab:purple", "real_product": "tab:orange", "cispo": "tab:cyan",
-          "sapo": "tab:olive", "gmpo": "tab:pink", "gpg": "black"}
 FIGURE1 = ("grpo", "real")
 VARIANTS = ("real", "grad", "bce", "real_product")
 # The atlas's columns: the label-based objectives, the PPO-clip family, the
@@ -66,7 +67,7 @@ ATLAS = (("label-based", ("real", "grad", "bce", "real_product")),
 
 def figure1_curves(names=FIGURE1, dtype=jnp.float64) -> dict:
   """`{name: {sign: (s, autodiff |W|, closed-form |W|)}}` in the Figure 1 setting."""
-  curves = _sweep.figure1_curves()
+  curves = _sweep.figure1_probes()
   out = {}
   for name in names:
     results = _sweep.run_curves(name, [curves["positive"], curves["negative"]], dtype)
@@ -78,7 +79,7 @@ def _panel(ax, curves, names, sign, title):
   for name in names:
     s, auto, closed = curves[name][sign]
     wide = name in ("grad", "grpo_dual_clip")  # drawn under the curve they coincide with
-    ax.plot(s, auto, color=COLORS[name], lw=3.4 if wide else 2.0,
+    ax.plot(s, auto, color=palette.color(name), lw=3.4 if wide else 2.0,
             label=f"{_label(name)}: autodiff", zorder=1 if wide else 2)
     ax.plot(s, closed, color="k", lw=1.0, ls="--", alpha=0.8)
   if "grpo" in names:
@@ -102,11 +103,12 @@ def _panel(ax, curves, names, sign, title):
 
 
 def plot_figure(curves: dict, names, path: str, suptitle: str) -> None:
+  plt = _pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
   _panel(axes[0], curves, names, "positive", "(a) positive samples (r = 1, A > 0)")
   _panel(axes[1], curves, names, "negative", "(b) negative samples (r = 0, A < 0)")
   handles, labels = axes[0].get_legend_handles_labels()
-  handles.append(matplotlib.lines.Line2D([], [], color="k", ls="--", lw=1))
+  handles.append(plt.Line2D([], [], color="k", ls="--", lw=1))
   labels.append("closed form (docs/derivations.md)")
   fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
   fig.suptitle(suptitle)
@@ -137,6 +139,7 @@ def plot_atlas(path: str, curves: dict) -> None:
   (`|dL_g/dsbar|`, bound 1/tau), the others per unit `|A|` without the
   aggregation factor (GRPO's `e^s` where its clip is open).
   """
+  plt = _pyplot()
   fig, axes = plt.subplots(2, len(ATLAS), figsize=(6.0 * len(ATLAS), 9.2), sharex=True)
   for col, (family, names) in enumerate(ATLAS):
     names = [n for n in names if n in curves]
@@ -150,7 +153,7 @@ def plot_atlas(path: str, curves: dict) -> None:
       if family != "label-based":
         ax.set_ylabel("$|\\partial L / \\partial s|$ per unit $|A|$")
       ax.legend(fontsize=7.5, loc="upper left" if sign == "negative" else "upper right")
-  handle = matplotlib.lines.Line2D([], [], color="k", ls="--", lw=1)
+  handle = plt.Line2D([], [], color="k", ls="--", lw=1)
   fig.legend([handle], ["closed form (docs/derivations.md), dashed, under every curve"],
              loc="lower center", frameon=False, fontsize=9)
   fig.suptitle("The gradient atlas: weight against relative log-probability, every objective "
@@ -162,6 +165,7 @@ def plot_atlas(path: str, curves: dict) -> None:
 
 def plot_custom(path: str, name: str, curves: dict, title: str | None = None) -> None:
   """Figure 1's two panels for an objective checked by `check_objective`."""
+  plt = _pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
   for ax, (sign, what) in zip(axes, (("positive", "(a) positive samples (r = 1)"),
                                      ("negative", "(b) negative samples (r = 0)")), strict=True):

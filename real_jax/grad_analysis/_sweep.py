@@ -18,6 +18,7 @@ rest of its group stays fixed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
 import dataclasses
 import functools
 import math
@@ -27,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from real_jax import domination
 from real_jax import losses
 from real_jax.grad_analysis import _autodiff
 from real_jax.grad_analysis import _closed_forms as cf
@@ -151,14 +153,6 @@ def near_edges(ratio: Array, edges, dtype) -> Array:
   return near
 
 
-def _top_share(mass: Array, members: Array) -> tuple[Array, Array]:
-  """Share of a group's negative gradient mass carried by its largest negative."""
-  mass = jnp.where(members, jnp.abs(mass), 0.0)
-  total = jnp.sum(mass, -1)
-  counted = (jnp.sum(members, -1) >= 2) & (total > 0)
-  return jnp.where(counted, jnp.max(mass, -1) / jnp.where(counted, total, 1.0), 0.0), counted
-
-
 def compare_chunk(name: str, logp, old_logp, mask, rewards, tau) -> dict:
   """`_compare(name, ...)` compiled for one objective (see `_compare`)."""
   return _compare_jit(name, logp, old_logp, mask, rewards, tau)
@@ -203,12 +197,12 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau) -> dict:
       stats["nonpositive"] = jnp.sum(should_be_positive & (group_auto <= 0))
       stats["zero"] = jnp.sum(members & (auto == 0))
       out[sign] = stats
-    share, counted = _top_share(flat(auto), flat(closed.negative))
+    share, counted = domination.top_share(flat(auto), flat(closed.negative))
     out["probe_auto"] = group_auto[..., 0]
     out["probe_closed"] = jnp.abs(closed.group_weights[..., 0])
   else:
     loss = cf.configuration(name)[0]
-    kwargs = cf.loss_kwargs(name)
+    kwargs = cf.configuration_kwargs(name)
 
     def one(lp, olp, m, r):
       return (_autodiff.token_gradients(loss, lp, olp, m, r, **kwargs),
@@ -228,7 +222,7 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau) -> dict:
       out[sign] = stats
     rollout_mass = jnp.sum(jnp.abs(auto), -1)
     negatives = jnp.any(mask, -1) & (closed.advantages < 0)
-    share, counted = _top_share(flat(rollout_mass), flat(negatives))
+    share, counted = domination.top_share(flat(rollout_mass), flat(negatives))
     out["probe_auto"] = jnp.where(per_unit[..., 0, 0], unit_auto[..., 0, 0], 0.0)
     out["probe_closed"] = closed.unit_weights[..., 0, 0]
   out["share"], out["share_counted"] = share.reshape(-1), counted.reshape(-1)
@@ -292,6 +286,31 @@ def curves_batch(curves: list[Curve], n_cases: int, dtype) -> tuple[dict, list[t
 
 
 CHUNK = 256  # sweep cases per compiled call: small buffers stay in cache
+
+
+def chunk_batches(key: Array, n_chunks: int, chunk: int, dtype, probes: list[Curve]
+                  ) -> tuple[list[tuple[int, int]], Iterator[tuple[int, bool, dict]]]:
+  """The batches of a check, in order, every one `chunk` cases wide.
+
+  First `n_chunks` chunks of random cases (chunk `c` from `fold_in(key, c)`),
+  then the `probes` curves laid out in as many chunks as they need: one shape
+  throughout, so each objective and dtype compiles one program.
+
+  Returns:
+    Each probe curve's `(first group, length)` in the probe chunks joined
+    end to end, and an iterator of `(index, is_probe, batch)`.
+  """
+  n_probe = math.ceil(cases_needed(probes) / chunk)
+  probe_batch, spans = curves_batch(probes, n_probe * chunk, dtype)
+
+  def batches():
+    for c in range(n_chunks + n_probe):
+      if c < n_chunks:
+        yield c, False, make_cases(jax.random.fold_in(key, c), chunk, dtype)
+      else:
+        piece = slice((c - n_chunks) * chunk, (c - n_chunks + 1) * chunk)
+        yield c, True, {k: v[piece] for k, v in probe_batch.items()}
+  return spans, batches()
 
 
 def run_curves(name: str, curves: list[Curve], dtype, chunk: int = CHUNK) -> list[tuple]:
@@ -385,7 +404,7 @@ FIG1_S = (-1.5, 1.5)
 FIG1_POINTS = 401
 
 
-def figure1_curves() -> dict[str, Curve]:
+def figure1_probes() -> dict[str, Curve]:
   grid = tuple(np.linspace(*FIG1_S, FIG1_POINTS))
   return {sign: Curve(grid, (0.0,) * 7, (probe,) * 3 + (not probe,) * 4, probe, FIG1_TAU)
           for sign, probe in (("positive", True), ("negative", False))}
@@ -421,7 +440,7 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   n_chunks = math.ceil(n_cases / chunk)
   key = jax.random.key(seed)
   mono = monotonic_curves(seed)
-  fig = figure1_curves()
+  fig = figure1_probes()
   probe_spans = {}    # dtype -> each probe curve's (first group, length)
   probe_parts = {}    # (dtype, name) -> ([autodiff per chunk], [closed form per chunk])
   acc = {}
@@ -455,15 +474,9 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   n_probe_chunks = math.ceil(cases_needed(probes) / chunk)
   pending = None
   for dtype_name in dtypes:
-    dtype = jnp.dtype(dtype_name)
-    probe_batch, probe_spans[dtype_name] = curves_batch(probes, n_probe_chunks * chunk, dtype)
-    for c in range(n_chunks + n_probe_chunks):
-      probe = c >= n_chunks
-      if probe:
-        piece = slice((c - n_chunks) * chunk, (c - n_chunks + 1) * chunk)
-        batch = {k: v[piece] for k, v in probe_batch.items()}
-      else:
-        batch = make_cases(jax.random.fold_in(key, c), chunk, dtype)
+    probe_spans[dtype_name], batches = chunk_batches(key, n_chunks, chunk,
+                                                     jnp.dtype(dtype_name), probes)
+    for c, probe, batch in batches:
       outs = {name: compare_chunk(name, **batch) for name in objectives}
       if pending is not None:
         collect(*pending)

@@ -1,6 +1,8 @@
 """Every real_jax objective as a Tunix policy loss.
 
-Importing this module registers, in Tunix's function registry:
+The first use of a name that needs Tunix (`LabelGRPOConfig`,
+`RealJaxGRPOConfig`, `policy_loss`, `register`) loads Tunix and registers, in
+its function registry:
 
 * every objective of `real_jax.losses` as `real_jax_<name>`
   (`real_jax_real`, `real_jax_grpo`, `real_jax_cispo`, ...), a prefix no Tunix
@@ -45,37 +47,30 @@ Example:
   Either config then drives Tunix's learner:
   `GRPOLearner(rl_cluster=cluster, algo_config=config, reward_fns=[real_jax.tasks.math.reward_fn])`.
 
-Requires the `tunix` extra (`pip install -e '.[tunix]'`); written against
-google-tunix 0.1.7.
+The rest of the module (the label and advantage computations, the
+diagnostics, the tokenizer adapter) is plain JAX: importing it loads neither
+Tunix nor orbax nor matplotlib. Tunix itself needs the `tunix` extra
+(`pip install -e '.[tunix]'`); the adapter is written against google-tunix 0.1.7.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import math
 from typing import Any
 
-from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-try:
-  from tunix.rl import algo_core as _tunix_algo_core  # registers "grpo" first
-  from tunix.rl import common as _tunix_common
-  from tunix.rl import function_registry as _tunix_registry
-  from tunix.rl.grpo import grpo_learner as _tunix_grpo
-except ImportError as e:  # pragma: no cover - depends on the environment
-  raise ImportError(
-      "real_jax.integrations.tunix needs Tunix: install the extra with "
-      "`pip install -e '.[tunix]'` (google-tunix).") from e
-
 from real_jax import losses as rj_losses
+from real_jax import metric_names
 from real_jax import tasks as _tasks
-from real_jax.training import metrics as _metrics
 
-__all__ = [
+# The names that need Tunix itself. Tunix loads orbax and much else on import,
+# so this module loads it (and registers the losses) only when one is first used.
+_ENGINE = ("LabelGRPOConfig", "RealJaxGRPOConfig", "policy_loss", "register")
+
+__all__ = [*_ENGINE,
     "OBJECTIVES",
     "PREFIX",
     "REGISTERED",
@@ -83,8 +78,6 @@ __all__ = [
     "REWARD_ESTIMATOR",
     "DEFAULT_TAU",
     "DIAGNOSTICS",
-    "LabelGRPOConfig",
-    "RealJaxGRPOConfig",
     "binary_labels",
     "raw_rewards",
     "group_rows",
@@ -93,9 +86,7 @@ __all__ = [
     "advantage_loss",
     "advantage_diagnostics",
     "diagnostics",
-    "policy_loss",
     "log_diagnostics",
-    "register",
     "CharTokenizerAdapter",
 ]
 
@@ -112,83 +103,10 @@ _AGG_MODES = {"sequence-mean-token-mean": "seq-mean-token-mean",
 # The paper's temperature; used when the config has no `tau` field.
 DEFAULT_TAU = 0.5
 # Named as the trainer's metrics schema where the quantity is the same one.
-_MIXED = "real_jax/" + _metrics.name("mixed_group_fraction")
-_SCORE_POS = "real_jax/" + _metrics.name("score_pos_mean")
-_SCORE_NEG = "real_jax/" + _metrics.name("score_neg_mean")
+_MIXED = "real_jax/" + metric_names.name("mixed_group_fraction")
+_SCORE_POS = "real_jax/" + metric_names.name("score_pos_mean")
+_SCORE_NEG = "real_jax/" + metric_names.name("score_neg_mean")
 DIAGNOSTICS = (_MIXED, _SCORE_POS, _SCORE_NEG, "real_jax/positive_fraction")
-
-
-@dataclasses.dataclass(kw_only=True)
-class LabelGRPOConfig(_tunix_grpo.GRPOConfig):
-  """`GRPOConfig` with the paper's defaults for the label-based objectives.
-
-  Attributes:
-    policy_loss_fn: one of `OBJECTIVES`. Default `real`.
-    advantage_estimator: `binary_labels` (0/1 rewards, checked).
-    beta: KL coefficient; the paper trains without KL. Default 0.
-    tau: the objectives' temperature (> 0). Default 0.5, as in the paper.
-
-  `loss_agg_mode`, `epsilon` and `epsilon_high` do not enter the label-based
-  objectives, which are normalised per group (docs/derivations.md); they still
-  govern the KL term when `beta > 0`.
-  """
-
-  policy_loss_fn: str = "real"
-  advantage_estimator: str = LABEL_ESTIMATOR
-  beta: float = 0.0
-  tau: float = DEFAULT_TAU
-
-  def __post_init__(self):
-    super().__post_init__()
-    if self.policy_loss_fn not in OBJECTIVES:
-      raise ValueError(
-          f"`policy_loss_fn` must be one of {OBJECTIVES} for LabelGRPOConfig; "
-          f"got {self.policy_loss_fn!r}. Use Tunix's GRPOConfig for 'grpo'.")
-    if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau) \
-        or self.tau <= 0:
-      raise ValueError(f"`tau` must be a finite number > 0; got {self.tau!r}.")
-
-
-@dataclasses.dataclass(kw_only=True)
-class RealJaxGRPOConfig(_tunix_grpo.GRPOConfig):
-  """`GRPOConfig` for real_jax's advantage-weighted objectives through Tunix.
-
-  Attributes:
-    policy_loss_fn: `real_jax_<name>` for any of
-      `real_jax.losses.ADVANTAGE_LOSSES` (e.g. `real_jax_grpo`,
-      `real_jax_dapo`, `real_jax_gspo`, `real_jax_cispo`). Default
-      `real_jax_grpo`.
-    advantage_estimator: `real_jax_rewards`: the rewards reach the loss
-      unchanged and the loss computes its group advantages itself.
-    beta: KL coefficient (Tunix's KL term). Default 0.
-    loss_kwargs: hyperparameters of the real_jax loss (e.g.
-      `{"clip_ratio_c": 3.0}` or `{"advantage": "rloo"}`); the loss's own
-      defaults otherwise. Tunix's `epsilon`, `epsilon_high` and
-      `loss_agg_mode` fields do not reach it (DAPO keeps its 0.28 and
-      `token-mean`); pass them here to change them, in real_jax's names.
-  """
-
-  policy_loss_fn: str = PREFIX + "grpo"
-  advantage_estimator: str = REWARD_ESTIMATOR
-  beta: float = 0.0
-  loss_kwargs: dict = dataclasses.field(default_factory=dict)
-
-  def __post_init__(self):
-    super().__post_init__()
-    names = [PREFIX + n for n in rj_losses.ADVANTAGE_LOSSES]
-    if self.policy_loss_fn not in names:
-      raise ValueError(f"`policy_loss_fn` must be one of {names} for RealJaxGRPOConfig; got "
-                       f"{self.policy_loss_fn!r}. Use LabelGRPOConfig for the label-based ones.")
-    if self.advantage_estimator != REWARD_ESTIMATOR:
-      raise ValueError(
-          f"`advantage_estimator` must be {REWARD_ESTIMATOR!r}: real_jax's losses compute "
-          "their group advantages from the rewards (choose the estimator with "
-          f"loss_kwargs={{'advantage': 'rloo'}}); got {self.advantage_estimator!r}.")
-    name = REGISTERED[self.policy_loss_fn]
-    unknown = set(self.loss_kwargs) - set(rj_losses.hyperparameters(name))
-    if unknown:
-      raise ValueError(f"`loss_kwargs` has {sorted(unknown)}, which {name!r} does not take; "
-                       f"it takes {', '.join(rj_losses.hyperparameters(name))}.")
 
 
 def _flat_rewards(rewards: Any, num_generations: int) -> np.ndarray:
@@ -336,76 +254,6 @@ def diagnostics(aux: rj_losses.LabelLossAux) -> dict[str, jax.Array]:
   }
 
 
-def policy_loss(model: nnx.Module, train_example: Any, algo_config: Any,
-                pad_id: int, eos_id: int, *, objective: str,
-                **kwargs: Any) -> tuple[jax.Array, dict[str, Any]]:
-  """A Tunix policy loss (`function_registry` signature) for `objective`."""
-  del kwargs
-  if getattr(train_example, "segment_ids", None) is not None:
-    raise ValueError(
-        f"The {objective!r} policy loss does not support sequence packing "
-        "(segment_ids): packed rows no longer form rollout groups.")
-  completion_mask = train_example.completion_mask
-  graphdef, state = nnx.split(model)
-  per_token_logps, logits = _tunix_common.compute_per_token_logps(
-      graphdef,
-      state,
-      prompt_tokens=train_example.prompt_ids,
-      completion_tokens=train_example.completion_ids,
-      pad_id=pad_id,
-      eos_id=eos_id,
-      stop_gradient=False,
-      return_logits=True,
-      temperature=getattr(algo_config, "temperature", 1.0),
-  )
-  per_token_logps = per_token_logps.astype(jnp.float32)
-  if train_example.old_per_token_logps is None:
-    # One update per batch (num_iterations=1): the sampling policy is the
-    # current one, so every score is 0 in value but not in gradient.
-    old_per_token_logps = jax.lax.stop_gradient(per_token_logps)
-  else:
-    old_per_token_logps = train_example.old_per_token_logps.astype(jnp.float32)
-
-  if objective in OBJECTIVES:
-    loss, label_aux = label_loss(
-        objective, per_token_logps, old_per_token_logps, completion_mask,
-        jnp.asarray(train_example.advantages, jnp.float32),
-        num_generations=algo_config.num_generations,
-        tau=getattr(algo_config, "tau", DEFAULT_TAU))
-    # Label-based objectives have no ratio clipping.
-    clipfrac, extra = jnp.float32(0.0), diagnostics(label_aux)
-  else:
-    loss, adv_aux = advantage_loss(
-        objective, per_token_logps, old_per_token_logps, completion_mask,
-        jnp.asarray(train_example.advantages, jnp.float32),
-        num_generations=algo_config.num_generations,
-        loss_kwargs=getattr(algo_config, "loss_kwargs", None))
-    clipfrac, extra = adv_aux.clip_fraction.astype(jnp.float32), advantage_diagnostics(adv_aux)
-
-  aux: dict[str, Any] = {
-      "kl": jnp.float32(0.0),
-      "kl_loss": jnp.float32(0.0),
-      "pg_loss": loss,
-      "pg_clipfrac": clipfrac,
-      **extra,
-  }
-  if train_example.ref_per_token_logps is not None:
-    kl = _tunix_common.compute_kl_divergence(
-        per_token_logps, train_example.ref_per_token_logps,
-        algo_config.kl_loss_mode,
-        clamp_value=getattr(algo_config, "kl_clamp_value", None))
-    aux["kl"] = _masked_mean(kl, completion_mask).astype(jnp.float32)
-    kl_loss = _tunix_common.aggregate_loss(kl, completion_mask,
-                                           algo_config.loss_agg_mode)
-    aux["kl_loss"] = kl_loss
-    if algo_config.beta:
-      loss = loss + algo_config.beta * kl_loss
-  entropy = _tunix_algo_core.compute_entropy_from_logits(logits)
-  aux["entropy"] = _tunix_common.aggregate_loss(entropy, completion_mask,
-                                                algo_config.loss_agg_mode)
-  return loss, aux
-
-
 def log_diagnostics(learner: Any) -> None:
   """Make a `GRPOLearner` log real_jax's diagnostics next to Tunix's metrics."""
   learner.rl_cluster.actor_trainer.with_rl_metrics_to_log(
@@ -413,29 +261,11 @@ def log_diagnostics(learner: Any) -> None:
        **{name: np.mean for name in DIAGNOSTICS}})
 
 
-def register() -> None:
-  """Register the objectives and the two estimators (idempotent)."""
-  for registered, name in [(n, n) for n in OBJECTIVES] + list(REGISTERED.items()):
-    if not _is_ours(_registered("policy_loss_fn", registered)):
-      _tunix_registry.register_policy_loss_fn(registered)(
-          functools.partial(policy_loss, objective=name))
-  for estimator, fn in ((LABEL_ESTIMATOR, binary_labels), (REWARD_ESTIMATOR, raw_rewards)):
-    if _registered("advantage_estimator", estimator) is not fn:
-      _tunix_registry.register_advantage_estimator(estimator)(fn)
-
-
-def _registered(category: str, name: str) -> Any:
-  try:
-    return _tunix_registry.default_registry.get(category, name)
-  except LookupError:
-    return None
-
-
-def _is_ours(fn: Any) -> bool:
-  return isinstance(fn, functools.partial) and fn.func is policy_loss
-
-
-register()
+def __getattr__(name: str) -> Any:
+  if name in _ENGINE:
+    from real_jax.integrations import _tunix_engine  # noqa: PLC0415
+    return getattr(_tunix_engine, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CharTokenizerAdapter:

@@ -57,7 +57,7 @@ from tunix.sft import metrics_logger
 
 from real_jax import distributed
 from real_jax import tasks
-import real_jax.integrations.tunix as rj_tunix  # registers the losses
+import real_jax.integrations.tunix as rj_tunix  # its configs register the losses with Tunix
 from real_jax.tasks import math as math_task
 
 __all__ = [

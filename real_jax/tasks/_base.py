@@ -63,6 +63,11 @@ class Task(abc.ABC):
   prompt_len: int      # tokens, BOS included
   max_response: int    # tokens, EOS included
 
+  @property
+  def special_ids(self) -> dict[str, int]:
+    """The sampler's `eos_id` and `pad_id` for this task's tokenizer: `sample(..., **task.special_ids)`."""
+    return {"eos_id": EOS, "pad_id": PAD}
+
   @abc.abstractmethod
   def problem(self, rng: np.random.Generator) -> tuple[str, str]:
     """One `(prompt text, answer text)`; any problem, either split."""

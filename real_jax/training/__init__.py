@@ -7,10 +7,10 @@
   learning rate; shard over a `(data, fsdp)` mesh); `run_points`.
 - `loop`: `train(cfg, workdir)`, the resumable host loop over jitted chunks
   with evaluation, `metrics.jsonl`, TensorBoard and orbax checkpoints.
-- `sweep`: the sweep runner, its `summary.csv` and plots.
-- `study`: a sweep's report with learning rates chosen on validation data,
-  bootstrap intervals over seeds and paired differences.
-- `metrics`: the schema (`METRICS`) and its computation.
+- `sweep`: the sweep runner (one folder per point, resumable); its summary
+  and plots, and the study, are `real_jax.reporting`, a layer above.
+- `metrics`: the computation of the schema (`real_jax.metric_names`), the
+  records and one run's summary numbers.
 - `data`: the seeded training stream and the held-out set.
 - `base_model`: the supervised warm start every RL run begins from.
 - `config`: the trainer's settings and their defaults.
@@ -23,7 +23,6 @@ from real_jax.training import loop
 from real_jax.training import metrics
 from real_jax.training import scan
 from real_jax.training import step
-from real_jax.training import study
 from real_jax.training import sweep
 
 __all__ = [
@@ -34,6 +33,5 @@ __all__ = [
     "metrics",
     "scan",
     "step",
-    "study",
     "sweep",
 ]

@@ -35,17 +35,13 @@ from real_jax import distributed
 from real_jax import model as model_lib
 from real_jax import sampling
 from real_jax import tasks as tasks_lib
+from real_jax.training import data
 
 __all__ = [
-    "make_task",
     "make_policy",
     "base_model_dir",
     "build_base_model",
 ]
-
-
-def make_task(cfg: ml_collections.ConfigDict) -> tasks_lib.Task:
-  return tasks_lib.get_task(cfg.task.name, **cfg.task.kwargs.to_dict())
 
 
 def make_policy(cfg: ml_collections.ConfigDict, task: tasks_lib.Task, seed: int) -> model_lib.Policy:
@@ -68,7 +64,8 @@ def base_model_dir(cfg: ml_collections.ConfigDict) -> str:
 
 def _pass_at_1(graphdef, params, task, prompts, answers, temperature) -> float:
   rollout = sampling.sample(graphdef, params, jnp.asarray(prompts), jax.random.key(0),
-                            max_new=task.max_response, temperature=temperature)
+                            max_new=task.max_response, temperature=temperature,
+                            **task.special_ids)
   return float(task.rewards(np.asarray(rollout.response), answers).mean())
 
 
@@ -89,7 +86,7 @@ def build_base_model(cfg: ml_collections.ConfigDict, *, log: Callable[[str], Non
 
   Every process of a multi-process run must call it (it holds a barrier).
   """
-  task = make_task(cfg)
+  task = data.make_task(cfg)
   path = base_model_dir(cfg)
   graphdef, params = nnx.split(make_policy(cfg, task, cfg.base.seed))
   info_path = os.path.join(path, "info.json")

@@ -25,10 +25,17 @@ configs start from it and change what they study. Fields:
 
 from __future__ import annotations
 
+from typing import Any
+
 import ml_collections
+
+from real_jax import losses
 
 __all__ = [
     "get_config",
+    "validate",
+    "LOSS_FIELDS",
+    "loss_kwargs",
 ]
 
 
@@ -73,3 +80,47 @@ def get_config() -> ml_collections.ConfigDict:
   c.log_every = 10
   c.seed = 0
   return c
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  """Raises `ValueError` naming the field for a config the trainer cannot run."""
+  if cfg.loss not in losses.LOSSES:
+    raise ValueError(f"`config.loss` must be one of {', '.join(sorted(losses.LOSSES))}; "
+                     f"got {cfg.loss!r}.")
+  for field in ("prompts_per_step", "group_size", "minibatches", "ppo_epochs", "steps",
+                "eval_every", "eval_size", "checkpoint_every", "log_every"):
+    value = cfg.get(field)
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f"`config.{field}` must be an integer >= 1, got {value!r}.")
+  if cfg.prompts_per_step % cfg.minibatches:
+    raise ValueError(f"`prompts_per_step` ({cfg.prompts_per_step}) must be divisible by "
+                     f"`minibatches` ({cfg.minibatches}): a minibatch holds whole groups.")
+  if cfg.eval_split not in ("eval", "validation", "test"):
+    raise ValueError(f"`config.eval_split` must be 'eval', 'validation' or 'test', "
+                     f"got {cfg.eval_split!r}.")
+  if not isinstance(cfg.test_size, int) or cfg.test_size < 0:
+    raise ValueError(f"`config.test_size` must be an integer >= 0, got {cfg.test_size!r}.")
+  if cfg.test_size and cfg.eval_split != "validation":
+    raise ValueError(f"`eval_split` must be 'validation' when `test_size` > 0, so that the "
+                     f"two held-out sets are disjoint; got {cfg.eval_split!r}.")
+  if not cfg.lr > 0:
+    raise ValueError(f"`config.lr` must be > 0, got {cfg.lr!r}.")
+  if not cfg.tau > 0:
+    raise ValueError(f"`config.tau` must be > 0, got {cfg.tau!r}.")
+
+
+def loss_kwargs(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The config's static loss hyperparameters that the chosen loss accepts.
+
+  `tau` is not among them: the step takes it as an argument so that it can be
+  traced. Fields left at None keep the loss's own default.
+  """
+  if cfg.loss in losses.LABEL_LOSSES:
+    return {}
+  accepted = losses.hyperparameters(cfg.loss)
+  return {k: cfg.get(k) for k in LOSS_FIELDS if k in accepted and cfg.get(k) is not None}
+
+
+# The config fields that carry an advantage-weighted loss's hyperparameters.
+LOSS_FIELDS = ("epsilon_low", "epsilon_high", "loss_agg_mode", "advantage", "clip_ratio_c",
+               "tau_pos", "tau_neg")

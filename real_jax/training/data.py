@@ -18,15 +18,22 @@ hyperparameters) and `test` (for reporting), again by the hash.
 from __future__ import annotations
 
 import jax
+import ml_collections
 
 from real_jax import tasks as tasks_lib
 
 __all__ = [
+    "make_task",
     "check_task",
     "step_keys",
     "train_batch",
     "eval_set",
 ]
+
+
+def make_task(cfg: ml_collections.ConfigDict) -> tasks_lib.Task:
+  """The config's task (`cfg.task.name` with `cfg.task.kwargs`), for the RL step and the warm start."""
+  return tasks_lib.get_task(cfg.task.name, **cfg.task.kwargs.to_dict())
 
 
 def check_task(task: tasks_lib.Task) -> None:

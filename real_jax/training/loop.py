@@ -32,7 +32,9 @@ import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 
+from real_jax import metric_names
 from real_jax.training import base_model
+from real_jax.training import config as config_lib
 from real_jax.training import metrics as metrics_lib
 from real_jax.training import step as step_lib
 
@@ -120,7 +122,7 @@ class RunResult:
 def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | None = None,
           log: Callable[[str], None] = print) -> RunResult:
   """Runs (or resumes) an RL run; `stop_after` ends this invocation early (tests, demos)."""
-  step_lib.validate(cfg)
+  config_lib.validate(cfg)
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -148,7 +150,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
     base = jax.device_get(evaluate(state.params))
     metrics_lib.write_jsonl(metrics_path, metrics_lib.records(None, 0, {0: base}), mode="w")
     log(f"[{cfg.loss}] step    0/{cfg.steps}  base model held-out pass@1 "
-        f"{float(base[metrics_lib.EVAL_METRIC]):.3f}")
+        f"{float(base[metric_names.EVAL_METRIC]):.3f}")
   end = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
   last, t, t0, logged = {}, start, time.perf_counter(), start
   for chunk_end in chunk_ends(start, end, cfg):
@@ -168,7 +170,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
     if t - logged >= cfg.log_every or t == end:
       logged = t
       rate = (t - start) / (time.perf_counter() - t0)
-      ev = last[metrics_lib.EVAL_METRIC]
+      ev = last[metric_names.EVAL_METRIC]
       ev = f"  pass@1 {ev:.3f}" if ev is not None else ""
       log(f"[{cfg.loss}] step {t:4d}/{cfg.steps}  reward {last['reward_mean']:.3f}{ev}  "
           f"entropy {last['entropy']:.3f}  loss {last['loss']:+.4f}  {rate:.2f} steps/s")

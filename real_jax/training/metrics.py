@@ -1,42 +1,8 @@
-"""The one metrics schema: names, the per-step computation, and `metrics.jsonl`.
+"""The metrics schema's computation, and `metrics.jsonl`.
 
-Every driver (the scanned run, the resumable loop, the sweep) writes records
-with exactly the keys of `METRICS`, one record per step, step 0 being the
-base model. A metric that is undefined at a step (held-out pass@1 between
-evaluations, a negatives-only statistic in a step with no wrong rollout, any
-training metric at step 0) is written as `null`; inside JAX it is NaN, and
-`records` turns NaN into None, so `metrics.jsonl` is strict JSON.
-
-What the names mean (B groups of G rollouts per step; the "last update" is
-the step's final minibatch update, the most off-policy one):
-
-- `loss`, `grad_norm`: means over the step's updates.
-- `reward_mean`: mean reward of the step's B x G rollouts.
-- `eval_pass_at_1`: held-out pass@1 (greedy by default) after the step, on the
-  config's `eval_split` (the whole held-out split, or its validation half).
-- `test_pass_at_1`: the same on the test half, where the config asks for it
-  (`test_size > 0`); null otherwise.
-- `entropy`: mean token entropy of the policy on the step's first minibatch,
-  before any update (the sampling policy, at the sampling temperature).
-- `response_length`: mean response length in tokens, EOS included.
-- `mixed_group_fraction`, `solve_all_fraction`: share of groups with both
-  labels, and with every rollout correct.
-- `score_pos_mean`, `score_neg_mean`: mean sequence score `sbar` of correct
-  and of wrong rollouts at the last update: how far off-policy it is.
-- `weight_{pos,neg}_mean`, `weight_neg_max`, `weight_{pos,neg}_p{10,50,90}`:
-  the per-rollout gradient weight `|w_k|`, `w_k = n_groups * sum_t dL/ds_{k,t}`
-  at the last update (for the label-based losses this is `|dL_g/dsbar_k|`,
-  the weight inside the rollout's own group).
-- `neg_top_share`: over groups with at least two wrong rollouts, the mean
-  share of the group's negative weight carried by its largest negative.
-- `neg_dominated_fraction`: over the same groups, the fraction in which that
-  largest negative carries more than half of the negative weight (a
-  "domination event": one wrong rollout outweighs all the others together).
-- `clip_fraction`: share of the last update's response tokens whose clip is
-  active (0 for the label-based losses, which have no clip).
-- `kl_old`: token-mean `k3` estimate of KL(pi_old || pi) at the last update,
-  `mean(e^s - 1 - s)` with `s = log pi - log pi_old` on tokens sampled from
-  pi_old: 0 on-policy, growing as the updates move the policy.
+The names and what they mean are declared in `real_jax.metric_names`. Inside
+JAX an undefined metric is NaN; `records` turns NaN into None, so
+`metrics.jsonl` is strict JSON.
 """
 
 from __future__ import annotations
@@ -52,15 +18,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from real_jax import domination
+from real_jax.metric_names import EVAL_METRIC
+from real_jax.metric_names import EVAL_METRICS
+from real_jax.metric_names import PERCENTILES
+from real_jax.metric_names import STEP_METRICS
+
 __all__ = [
-    "STEP_METRICS",
-    "EVAL_METRIC",
-    "TEST_METRIC",
-    "EVAL_METRICS",
-    "METRICS",
-    "PERCENTILES",
-    "name",
-    "top_share",
+    "TAIL",
+    "RUN_SUMMARY",
+    "summarise_run",
     "step_metrics",
     "records",
     "eval_steps",
@@ -70,33 +37,6 @@ __all__ = [
     "series",
 ]
 
-PERCENTILES = (10, 50, 90)
-
-# Computed by `step_metrics`, one value per training step.
-STEP_METRICS: tuple[str, ...] = (
-    "loss", "reward_mean", "entropy", "response_length", "grad_norm",
-    "mixed_group_fraction", "solve_all_fraction",
-    "score_pos_mean", "score_neg_mean",
-    "weight_pos_mean", "weight_neg_mean", "weight_neg_max", "neg_top_share",
-    "neg_dominated_fraction",
-    *(f"weight_{sign}_p{q}" for sign in ("pos", "neg") for q in PERCENTILES),
-    "clip_fraction", "kl_old",
-)
-EVAL_METRIC = "eval_pass_at_1"
-TEST_METRIC = "test_pass_at_1"
-# Measured at evaluation steps only (`eval_steps`).
-EVAL_METRICS: tuple[str, ...] = (EVAL_METRIC, TEST_METRIC)
-# The keys of every `metrics.jsonl` record, in order.
-METRICS: tuple[str, ...] = ("step", *STEP_METRICS, *EVAL_METRICS)
-
-
-def name(metric: str) -> str:
-  """Returns `metric`, after checking it is in the schema (for code that names metrics)."""
-  if metric not in METRICS:
-    raise ValueError(f"{metric!r} is not a metric of the schema; known: {', '.join(METRICS)}.")
-  return metric
-
-
 # ------------------------------------------------------ in JAX, per step ----
 
 
@@ -105,18 +45,6 @@ def _mean_where(x: jax.Array, where: jax.Array) -> jax.Array:
   n = jnp.sum(where)
   total = jnp.sum(jnp.where(where, x, 0.0))
   return jnp.where(n > 0, total / jnp.maximum(n, 1), jnp.nan)
-
-
-def top_share(mass: jax.Array, members: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Over groups with >= 2 members (`[B, G]` inputs), the share `max(mass) / sum(mass)`.
-
-  Returns its mean over those groups and the fraction of them where it exceeds 1/2.
-  """
-  mass = jnp.where(members, mass, 0.0)
-  total = jnp.sum(mass, axis=-1)
-  counted = (jnp.sum(members, axis=-1) >= 2) & (total > 0)
-  share = jnp.max(mass, axis=-1) / jnp.where(counted, total, 1.0)
-  return _mean_where(share, counted), _mean_where((share > 0.5).astype(share.dtype), counted)
 
 
 def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, losses: jax.Array,
@@ -137,7 +65,9 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, losses: jax.Ar
   w = jnp.abs(last["weights"])
   pos = last["present"] & (last["rewards"] > 0.5)
   neg = last["present"] & (last["rewards"] <= 0.5)
-  neg_top, neg_dominated = top_share(w, neg)
+  share, counted = domination.top_share(w, neg)
+  neg_top = _mean_where(share, counted)
+  neg_dominated = _mean_where((share > 0.5).astype(share.dtype), counted)
   out = {
       "loss": jnp.mean(losses),
       "reward_mean": jnp.mean(rewards),
@@ -235,3 +165,44 @@ def series(recs: Iterable[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(0, int), np.zeros(0)
   steps, values = zip(*pts, strict=True)
   return np.asarray(steps), np.asarray(values, float)
+
+
+# ------------------------------------------ one run's summary numbers ----
+
+# `final_*` numbers average the last TAIL steps: single steps are noisy batches.
+TAIL = 10
+# How a run's summary numbers are read from its records: (column, metric, how),
+# `how` one of "first", "last" (evaluations), "tail" (mean of the last TAIL
+# steps), "min", "max". The sweep's `summary.csv` and `DONE` markers use these.
+RUN_SUMMARY: tuple[tuple[str, str, str], ...] = (
+    ("base_pass_at_1", EVAL_METRIC, "first"),
+    ("final_pass_at_1", EVAL_METRIC, "last"),
+    ("best_pass_at_1", EVAL_METRIC, "max"),
+    ("final_reward", "reward_mean", "tail"),
+    ("final_entropy", "entropy", "tail"),
+    ("min_entropy", "entropy", "min"),
+    ("final_length", "response_length", "tail"),
+    ("max_weight_neg", "weight_neg_max", "max"),
+    ("max_kl_old", "kl_old", "max"),
+)
+_TAKE = {"first": lambda v: v[0], "last": lambda v: v[-1], "tail": lambda v: v[-TAIL:].mean(),
+         "min": np.min, "max": np.max}
+
+
+def summarise_run(recs: Iterable[dict], spec=RUN_SUMMARY) -> dict[str, float | None]:
+  """One run's summary numbers, `{column: value}` for each `(column, metric, how)` of `spec`.
+
+  A number whose metric is never defined in `recs` is None.
+
+  >>> recs = [{"step": t, "entropy": 1.0 - t / 20} for t in range(20)]
+  >>> summarise_run(recs, [("final_entropy", "entropy", "tail"), ("min_entropy", "entropy", "min")])
+  {'final_entropy': 0.275, 'min_entropy': 0.05}
+  """
+  recs = list(recs)
+  out = {}
+  for column, metric, how in spec:
+    if how not in _TAKE:
+      raise ValueError(f"`spec`: {column!r} is taken {how!r}; expected one of {sorted(_TAKE)}.")
+    values = series(recs, metric)[1]
+    out[column] = float(_TAKE[how](values)) if len(values) else None
+  return out

@@ -33,8 +33,8 @@ import ml_collections
 import numpy as np
 
 from real_jax import distributed
+from real_jax import metric_names
 from real_jax.training import base_model
-from real_jax.training import metrics as metrics_lib
 from real_jax.training import step as step_lib
 
 __all__ = [
@@ -107,8 +107,8 @@ def make_train(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mes
       state, m_rest = steps(state, tau, rest)
       parts.append(m_rest)
       evals.append(jax.tree.map(lambda x: x[None], evaluate(state.params)))
-    run = {k: jnp.concatenate([p[k] for p in parts]) for k in metrics_lib.STEP_METRICS}
-    for k in metrics_lib.EVAL_METRICS:
+    run = {k: jnp.concatenate([p[k] for p in parts]) for k in metric_names.STEP_METRICS}
+    for k in metric_names.EVAL_METRICS:
       run[k] = jnp.concatenate([e[k] for e in evals])
     return state.params, run
 

@@ -33,16 +33,14 @@ import ml_collections
 import optax
 
 from real_jax import losses
+from real_jax import metric_names
 from real_jax import sampling
-from real_jax.training import base_model
+from real_jax.training import config as config_lib
 from real_jax.training import data
 from real_jax.training import metrics as metrics_lib
 
 __all__ = [
     "TrainState",
-    "LOSS_FIELDS",
-    "validate",
-    "loss_kwargs",
     "make_optimizer",
     "init_state",
     "make_update",
@@ -65,50 +63,6 @@ class TrainState(NamedTuple):
   opt_state: Any
   key: jax.Array
   step: jax.Array
-
-
-def validate(cfg: ml_collections.ConfigDict) -> None:
-  """Raises `ValueError` naming the field for a config the trainer cannot run."""
-  if cfg.loss not in losses.LOSSES:
-    raise ValueError(f"`config.loss` must be one of {', '.join(sorted(losses.LOSSES))}; "
-                     f"got {cfg.loss!r}.")
-  for field in ("prompts_per_step", "group_size", "minibatches", "ppo_epochs", "steps",
-                "eval_every", "eval_size", "checkpoint_every", "log_every"):
-    value = cfg.get(field)
-    if not isinstance(value, int) or value < 1:
-      raise ValueError(f"`config.{field}` must be an integer >= 1, got {value!r}.")
-  if cfg.prompts_per_step % cfg.minibatches:
-    raise ValueError(f"`prompts_per_step` ({cfg.prompts_per_step}) must be divisible by "
-                     f"`minibatches` ({cfg.minibatches}): a minibatch holds whole groups.")
-  if cfg.eval_split not in ("eval", "validation", "test"):
-    raise ValueError(f"`config.eval_split` must be 'eval', 'validation' or 'test', "
-                     f"got {cfg.eval_split!r}.")
-  if not isinstance(cfg.test_size, int) or cfg.test_size < 0:
-    raise ValueError(f"`config.test_size` must be an integer >= 0, got {cfg.test_size!r}.")
-  if cfg.test_size and cfg.eval_split != "validation":
-    raise ValueError(f"`eval_split` must be 'validation' when `test_size` > 0, so that the "
-                     f"two held-out sets are disjoint; got {cfg.eval_split!r}.")
-  if not cfg.lr > 0:
-    raise ValueError(f"`config.lr` must be > 0, got {cfg.lr!r}.")
-  if not cfg.tau > 0:
-    raise ValueError(f"`config.tau` must be > 0, got {cfg.tau!r}.")
-
-
-def loss_kwargs(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The config's static loss hyperparameters that the chosen loss accepts.
-
-  `tau` is not among them: the step takes it as an argument so that it can be
-  traced. Fields left at None keep the loss's own default.
-  """
-  if cfg.loss in losses.LABEL_LOSSES:
-    return {}
-  accepted = losses.hyperparameters(cfg.loss)
-  return {k: cfg.get(k) for k in LOSS_FIELDS if k in accepted and cfg.get(k) is not None}
-
-
-# The config fields that carry an advantage-weighted loss's hyperparameters.
-LOSS_FIELDS = ("epsilon_low", "epsilon_high", "loss_agg_mode", "advantage", "clip_ratio_c",
-               "tau_pos", "tau_neg")
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -143,7 +97,7 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
   rollout's tokens (times b), taken from the same backward pass as the
   parameter gradient, through a zero offset added to `logp`.
   """
-  base_loss = functools.partial(losses.get(cfg.loss), **loss_kwargs(cfg))
+  base_loss = functools.partial(losses.get(cfg.loss), **config_lib.loss_kwargs(cfg))
   uses_tau = cfg.loss in losses.LABEL_LOSSES
   temperature = cfg.temperature if cfg.temperature > 0 else 1.0
 
@@ -187,8 +141,8 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
   groups per device (`prompts_per_step` must be a multiple of its size); the
   losses reduce over the global batch, so every count stays global.
   """
-  validate(cfg)
-  task = base_model.make_task(cfg)
+  config_lib.validate(cfg)
+  task = data.make_task(cfg)
   data.check_task(task)
   B, G, R = cfg.prompts_per_step, cfg.group_size, task.max_response
   if mesh is not None and B % mesh.shape["data"]:
@@ -208,7 +162,8 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
     _, k_sample, k_order = data.step_keys(state.key, t)
     prompts, targets, target_len = data.train_batch(task, state.key, t, B)
     rollout = sampling.sample(graphdef, state.params, constrain(jnp.repeat(prompts, G, axis=0)),
-                              k_sample, max_new=R, temperature=cfg.temperature, top_p=cfg.top_p)
+                              k_sample, max_new=R, temperature=cfg.temperature, top_p=cfg.top_p,
+                              **task.special_ids)
     rewards = constrain(task.jax_rewards(rollout.response, jnp.repeat(targets, G, axis=0),
                                          jnp.repeat(target_len, G, axis=0)).reshape(B, G))
     tokens = constrain(rollout.tokens.reshape(B, G, -1))
@@ -245,21 +200,22 @@ def make_evaluate(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef):
   `test_pass_at_1` on `test_size` prompts of the test split, or NaN (null in
   the records) when `test_size` is 0.
   """
-  validate(cfg)
-  task = base_model.make_task(cfg)
+  config_lib.validate(cfg)
+  task = data.make_task(cfg)
   data.check_task(task)
-  sets = {metrics_lib.EVAL_METRIC: data.eval_set(task, cfg.eval_seed, cfg.eval_size,
+  sets = {metric_names.EVAL_METRIC: data.eval_set(task, cfg.eval_seed, cfg.eval_size,
                                                  cfg.eval_split)}
   if cfg.test_size:
-    sets[metrics_lib.TEST_METRIC] = data.eval_set(task, cfg.eval_seed, cfg.test_size, "test")
+    sets[metric_names.TEST_METRIC] = data.eval_set(task, cfg.eval_seed, cfg.test_size, "test")
 
   def pass_at_1(params, prompts, targets, target_len):
     rollout = sampling.sample(graphdef, params, prompts, jax.random.key(cfg.eval_seed),
-                              max_new=task.max_response, temperature=cfg.eval_temperature)
+                              max_new=task.max_response, temperature=cfg.eval_temperature,
+                              **task.special_ids)
     return jnp.mean(task.jax_rewards(rollout.response, targets, target_len))
 
   def evaluate(params) -> dict[str, jax.Array]:
-    out = {k: jnp.full((), jnp.nan, jnp.float32) for k in metrics_lib.EVAL_METRICS}
+    out = {k: jnp.full((), jnp.nan, jnp.float32) for k in metric_names.EVAL_METRICS}
     out.update({k: pass_at_1(params, *s).astype(jnp.float32) for k, s in sets.items()})
     return out
 

@@ -1,6 +1,6 @@
 r"""A study over a sweep: honest learning-rate selection, bootstrap intervals, paired differences.
 
-  report(points, workdir, out)   # after sweep.run_sweep(cfg, points, workdir)
+  report(points, workdir, out)   # after training.sweep.run_grid(cfg, points, workdir)
 
 The points of the sweep cross `loss`, a regime of updates per step
 (`ppo_epochs x minibatches`), `lr` and `seed`; their runs log held-out
@@ -8,8 +8,8 @@ pass@1 on a validation set (`eval_pass_at_1`) and on a disjoint test set
 (`test_pass_at_1`). `report` writes to `out`:
 
 - `per_seed.csv`: one row per point: final validation and test pass@1, final
-  reward and entropy (means over the last `TAIL` steps), minimum entropy, and
-  each mechanism metric at the end (last `TAIL` steps) and at its worst over
+  reward and entropy (means over the last `metrics.TAIL` steps), minimum entropy, and
+  each mechanism metric at the end (last `metrics.TAIL` steps) and at its worst over
   training (the maximum; the minimum for `score_pos_mean`).
 - `summary.csv`: per (loss, regime), the learning rate chosen on validation
   pass@1 alone (the best mean over seeds; ties go to the smaller rate), then
@@ -33,6 +33,9 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
+from real_jax import metric_names
+from real_jax import palette
+from real_jax.reporting import sweep as report_sweep
 from real_jax.training import metrics as metrics_lib
 from real_jax.training import sweep as sweep_lib
 
@@ -42,7 +45,7 @@ __all__ = [
     "COLUMNS",
     "GRID_COLUMNS",
     "updates_per_step",
-    "per_seed_row",
+    "PER_SEED",
     "per_seed_rows",
     "bootstrap_interval",
     "select_learning_rates",
@@ -52,47 +55,32 @@ __all__ = [
     "report",
 ]
 
-TAIL = 10
 CONFIDENCE = 0.95
 BOOTSTRAP_SAMPLES = 10_000
 REFERENCE = "real"
-# (column, metric, how it is taken: "final" = mean of the last TAIL steps, "max", "min", "eval")
-_COLUMNS = (
-    ("val_pass_at_1", metrics_lib.EVAL_METRIC, "eval"),
-    ("test_pass_at_1", metrics_lib.TEST_METRIC, "eval"),
-    ("final_reward", "reward_mean", "final"),
-    ("final_entropy", "entropy", "final"),
-    ("min_entropy", "entropy", "min"),
-    ("max_entropy", "entropy", "max"),
-)
 MECHANISM = ("score_pos_mean", "score_neg_mean", "weight_neg_max", "neg_top_share",
              "neg_dominated_fraction", "clip_fraction", "kl_old")
-COLUMNS = tuple(c for c, _, _ in _COLUMNS) + tuple(
-    f"{m}_{when}" for m in MECHANISM for when in ("final", "worst"))
+# How each per-seed column is read from a run's records (`metrics.summarise_run`):
+# evaluations at their last value, the rest as the mean of the last TAIL steps
+# ("_final") and at their worst over training ("_worst": the minimum for
+# `score_pos_mean`, the maximum otherwise).
+PER_SEED = (
+    ("val_pass_at_1", metric_names.EVAL_METRIC, "last"),
+    ("test_pass_at_1", metric_names.TEST_METRIC, "last"),
+    ("final_reward", "reward_mean", "tail"),
+    ("final_entropy", "entropy", "tail"),
+    ("min_entropy", "entropy", "min"),
+    ("max_entropy", "entropy", "max"),
+    *((f"{m}_{when}", m, how) for m in MECHANISM
+      for when, how in (("final", "tail"), ("worst", "min" if m == "score_pos_mean" else "max"))),
+)
+COLUMNS = tuple(column for column, _, _ in PER_SEED)
 KEYS = ("loss", "updates_per_step", "ppo_epochs", "minibatches", "lr", "seed")
 
 
 def updates_per_step(point: dict, cfg) -> int:
   return int(point.get("ppo_epochs", cfg.ppo_epochs)) * int(point.get("minibatches",
                                                                        cfg.minibatches))
-
-
-def _take(values: np.ndarray, how: str) -> float | None:
-  if not len(values):
-    return None
-  if how in ("final", "eval"):
-    return float(values[-1] if how == "eval" else values[-TAIL:].mean())
-  return float(values.max() if how == "max" else values.min())
-
-
-def per_seed_row(recs: list[dict]) -> dict:
-  """The `COLUMNS` of one run's records."""
-  row = {c: _take(metrics_lib.series(recs, m)[1], how) for c, m, how in _COLUMNS}
-  for m in MECHANISM:
-    values = metrics_lib.series(recs, m)[1]
-    row[f"{m}_final"] = _take(values, "final")
-    row[f"{m}_worst"] = _take(values, "min" if m == "score_pos_mean" else "max")
-  return row
 
 
 def per_seed_rows(points: list[dict], workdir: str, cfg) -> list[dict]:
@@ -105,7 +93,7 @@ def per_seed_rows(points: list[dict], workdir: str, cfg) -> list[dict]:
                  "ppo_epochs": p.get("ppo_epochs", cfg.ppo_epochs),
                  "minibatches": p.get("minibatches", cfg.minibatches),
                  "lr": float(p.get("lr", cfg.lr)), "seed": int(p.get("seed", cfg.seed)),
-                 **per_seed_row(metrics_lib.read_metrics(folder))})
+                 **metrics_lib.summarise_run(metrics_lib.read_metrics(folder), PER_SEED)})
   return rows
 
 
@@ -188,7 +176,7 @@ def _plot_grid(grid: list[dict], path: str) -> str:
                      if g["loss"] == loss and g["updates_per_step"] == regime
                      and g[col] is not None)
         if pts:
-          ax.plot(*zip(*pts, strict=True), marker="o", label=loss)
+          ax.plot(*zip(*pts, strict=True), marker="o", label=loss, color=palette.color(loss))
       ax.set_xscale("log")
       ax.set_xlabel("learning rate")
       ax.set_ylabel(label)
@@ -236,8 +224,8 @@ def _plot_regime_panels(points, workdir, cfg, chosen, metrics, path, window=5):
     for j, regime in enumerate(regimes):
       ax = axs[i, j]
       for loss, runs in sorted(curves.get(regime, {}).items()):
-        sweep_lib.plot_mean_band(ax, runs, f"{loss} (lr {chosen[(loss, regime)]:g})",
-                                 window=window, alpha=0.12)
+        report_sweep.plot_mean_band(ax, runs, f"{loss} (lr {chosen[(loss, regime)]:g})",
+                                    window=window, alpha=0.12, color=palette.color(loss))
       ax.set_title(f"{regime} update(s) per step")
       ax.set_xlabel("RL step")
       ax.set_ylabel(label)
@@ -260,7 +248,8 @@ def _plot_test_vs_updates(summary: list[dict], path: str) -> str:
     mean = np.asarray([r["test_pass_at_1_mean"] for r in rs])
     lo = np.asarray([r["test_pass_at_1_lo"] for r in rs])
     hi = np.asarray([r["test_pass_at_1_hi"] for r in rs])
-    ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], marker="o", capsize=3, label=loss)
+    ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], marker="o", capsize=3, label=loss,
+                color=palette.color(loss))
   ax.set_xscale("log", base=2)
   regimes = sorted({r["updates_per_step"] for r in summary})
   ax.set_xticks(regimes, [str(u) for u in regimes])

@@ -1,0 +1,68 @@
+"""The metrics schema's names, declared once; this module imports nothing.
+
+Every driver (the scanned run, the resumable loop, the sweep) writes records
+with exactly the keys of `METRICS`, one record per step, step 0 being the
+base model; `real_jax.training.metrics` computes them, and the Tunix adapter
+names its diagnostics after them. A metric that is undefined at a step
+(held-out pass@1 between evaluations, a negatives-only statistic in a step with
+no wrong rollout, any training metric at step 0) is written as `null`.
+What the names mean (B groups of G rollouts per step; the "last update" is
+the step's final minibatch update, the most off-policy one):
+
+- `loss`, `grad_norm`: means over the step's updates.
+- `reward_mean`: mean reward of the step's B x G rollouts.
+- `eval_pass_at_1`: held-out pass@1 (greedy by default) after the step, on the
+  config's `eval_split` (the whole held-out split, or its validation half).
+- `test_pass_at_1`: the same on the test half, where the config asks for it
+  (`test_size > 0`); null otherwise.
+- `entropy`: mean token entropy of the policy on the step's first minibatch,
+  before any update (the sampling policy, at the sampling temperature).
+- `response_length`: mean response length in tokens, EOS included.
+- `mixed_group_fraction`, `solve_all_fraction`: share of groups with both
+  labels, and with every rollout correct.
+- `score_pos_mean`, `score_neg_mean`: mean sequence score `sbar` of correct
+  and of wrong rollouts at the last update: how far off-policy it is.
+- `weight_{pos,neg}_mean`, `weight_neg_max`, `weight_{pos,neg}_p{10,50,90}`:
+  the per-rollout gradient weight `|w_k|`, `w_k = n_groups * sum_t dL/ds_{k,t}`
+  at the last update (for the label-based losses this is `|dL_g/dsbar_k|`,
+  the weight inside the rollout's own group).
+- `neg_top_share`: over groups with at least two wrong rollouts, the mean
+  share of the group's negative weight carried by its largest negative.
+- `neg_dominated_fraction`: over the same groups, the fraction in which that
+  largest negative carries more than half of the negative weight (a
+  "domination event": one wrong rollout outweighs all the others together).
+- `clip_fraction`: share of the last update's response tokens whose clip is
+  active (0 for the label-based losses, which have no clip).
+- `kl_old`: token-mean `k3` estimate of KL(pi_old || pi) at the last update,
+  `mean(e^s - 1 - s)` with `s = log pi - log pi_old` on tokens sampled from
+  pi_old: 0 on-policy, growing as the updates move the policy.
+"""
+
+__all__ = ["STEP_METRICS", "EVAL_METRIC", "TEST_METRIC", "EVAL_METRICS", "METRICS",
+           "PERCENTILES", "name"]
+
+PERCENTILES = (10, 50, 90)
+
+# Computed by `step_metrics`, one value per training step.
+STEP_METRICS: tuple[str, ...] = (
+    "loss", "reward_mean", "entropy", "response_length", "grad_norm",
+    "mixed_group_fraction", "solve_all_fraction",
+    "score_pos_mean", "score_neg_mean",
+    "weight_pos_mean", "weight_neg_mean", "weight_neg_max", "neg_top_share",
+    "neg_dominated_fraction",
+    *(f"weight_{sign}_p{q}" for sign in ("pos", "neg") for q in PERCENTILES),
+    "clip_fraction", "kl_old",
+)
+EVAL_METRIC = "eval_pass_at_1"
+TEST_METRIC = "test_pass_at_1"
+# Measured at evaluation steps only (`eval_steps`).
+EVAL_METRICS: tuple[str, ...] = (EVAL_METRIC, TEST_METRIC)
+# The keys of every `metrics.jsonl` record, in order.
+METRICS: tuple[str, ...] = ("step", *STEP_METRICS, *EVAL_METRICS)
+
+
+def name(metric: str) -> str:
+  """Returns `metric`, after checking it is in the schema (for code that names metrics)."""
+  if metric not in METRICS:
+    raise ValueError(f"{metric!r} is not a metric of the schema; known: {', '.join(METRICS)}.")
+  return metric
