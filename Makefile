@@ -35,37 +35,39 @@ $(TUNIX_STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,notebook,tunix,docs]'
 	@touch $(STAMP) $(TUNIX_STAMP)
 
-# The linter, the docstrings' examples, the test suite (Tunix integration
-# included), the three notebooks (executed top to bottom by nbmake) and the
-# documentation site.
+# The linter, the docstrings' examples, the test suite on every core
+# (pytest-xdist; Tunix integration included) and the documentation site, whose
+# build executes the three notebooks once (a failing cell fails it).
+TEST_WORKERS ?= auto
 test: install-tunix
 	$(MAKE) --no-print-directory lint doctest
-	$(PY) -m pytest --nbmake --durations=20 tests notebooks
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 tests
 	$(MAKE) --no-print-directory docs
 
 lint: install-tunix
 	$(PY) -m ruff check .
 
 # The entry points are scripts whose absl flags would collide in one process;
-# their examples live in the README, which the tests exercise.
+# their examples live in the user guide (docs/guide/), which the tests exercise.
 DOCTEST_SKIP := train.py train_scan.py sweep.py study.py grad_analysis/__main__.py \
                 integrations/tunix_train.py
 doctest: install-tunix
 	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules real_jax \
 	    $(addprefix --ignore=real_jax/,$(DOCTEST_SKIP))
 
-# The site (API reference, derivations, user guide, notebooks as committed) in
-# docs/_build/html, with every Sphinx warning an error.
+# The site (user guide, results, derivations, API reference, and the notebooks,
+# executed here) in docs/_build/html, with every Sphinx warning an error.
 docs: install-tunix
 	$(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
 	@echo "docs: docs/_build/html/index.html"
 
 test-fast: install
-	$(PY) -m pytest -m 'not slow' tests
+	$(PY) -m pytest -n $(TEST_WORKERS) -m 'not slow' tests
 
 # The versions setup.cfg admits beyond .venv's: one environment per other
 # Python found (3.12 with jax 0.11.2, as GPU images carry; 3.13 with the
-# newest jax), each running this tier (.ci/compat; CI runs it after `make test`).
+# newest jax), each running this tier (.ci/compat). Run it before a change lands;
+# CI runs `make test` alone, to stay within its time.
 COMPAT_TESTS := tests/test_losses.py::TestAgainstNumpyReference::test_float32_keeps_dtype_and_matches \
     tests/test_losses.py::TestGradientsAgainstFiniteDifferences \
     tests/test_losses.py::TestClipRegions \
@@ -94,7 +96,7 @@ reproduce: install
 	$(PY) -m real_jax.sweep --config=experiments/configs/reproduce.py --workdir=$(OUT)/reproduce_rl \
 	    --config.base.dir=$(OUT)/base_models
 
-# The README's comparison: addition.py's get_sweep(), 6 losses x 3 seeds, through the sweep runner.
+# The untuned comparison (docs/results/comparison.md): addition.py's get_sweep(), 6 losses x 3 seeds, through the sweep runner.
 compare: install
 	$(PY) -m real_jax.sweep --config=experiments/configs/addition.py --workdir=$(OUT)/compare \
 	    --config.base.dir=$(OUT)/base_models

@@ -143,3 +143,54 @@ def measure_update_and_sampling(width: int, depth: int, heads: int, *, sequences
           "cache_speedup": rates[True] / rates[False], "update_s": seconds,
           "update_flops": compiled_flops(compiled),
           "update_batch": f"{b} groups x {g} rollouts x {prompt + response} tokens"}
+
+
+# ------------------------------------------------ the results pages' tables ----
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+  return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def losses_table(figures: dict) -> str:
+  """`benchmarks/losses.py --json`'s figures as the Markdown table of docs/results/performance.md."""
+  rows = []
+  for r in figures["rows"]:
+    torch = f"{r['torch_over_jax']:.1f}x" if "torch_over_jax" in r else ""
+    rows.append([r["shape"], r["loss"], f"{r['jax_s'] * 1e3:.2f} ms",
+                 f"{100 * r['fraction_of_bandwidth']:.0f}%", torch])
+  note = (f"{figures['device']}, {figures['cpu_count']} CPUs, JAX {figures['jax']}, "
+          f"PyTorch {figures.get('torch') or 'not installed'}; measured memory bandwidth "
+          f"{figures['bandwidth_GBps']:.1f} GB/s.\n\n")
+  return note + _markdown(["B x G x T", "loss", "JAX fwd+grad", "% of bandwidth",
+                           "PyTorch (official algorithm) f+b / JAX"], rows)
+
+
+def training_table(figures: dict) -> str:
+  """`benchmarks/training.py --json`'s figures as the Markdown table of docs/results/performance.md."""
+  rows = [[label, f"{f['cached_tokens_per_s']:,.0f} tokens/s",
+           f"{f['recompute_tokens_per_s']:,.0f} tokens/s", f"{f['cache_speedup']:.1f}x",
+           f"{f['update_s'] * 1e3:,.0f} ms, {f['update_GFLOPs']:.0f} GFLOP/s",
+           f"{100 * f['update_fraction_of_matmul']:.0f}%"]
+          for label, f in figures["sizes"].items()]
+  out = (f"float32 matmul 2048^3 in the same run: {figures['matmul_GFLOPs']:.0f} GFLOP/s.\n\n"
+         + _markdown(["policy", "KV-cached sampling", "recomputing the prefix", "cache speed-up",
+                      "update step", "% of matmul rate"], rows))
+  seeds = figures.get("vmap_seeds")
+  if seeds:
+    out += (f"\n{seeds['seeds']} seeds of {seeds['steps']} steps x {seeds['rollouts_per_step']} "
+            f"rollouts: one seed {seeds['one_seed_s']:.2f} s, {seeds['seeds']} sequentially "
+            f"{seeds['sequential_s']:.2f} s, {seeds['seeds']} in one vmapped program "
+            f"{seeds['vmapped_s']:.2f} s ({seeds['vmapped_over_one_seed']:.1f}x one seed).\n")
+  return out
+
+
+def write_json_and_table(path: str, figures: dict, table) -> None:
+  """Writes `figures` to `path` (JSON) and `table(figures)` beside it (`.md`)."""
+  import json  # noqa: PLC0415
+  import os  # noqa: PLC0415
+  with open(path, "w") as f:
+    json.dump(figures, f, indent=1)
+  with open(os.path.splitext(path)[0] + ".md", "w") as f:
+    f.write(table(figures))

@@ -16,14 +16,16 @@ autograd backward), with the ratio of its time to ours.
 
 from __future__ import annotations
 
-import json
 import os
+
+from _common import losses_table
 
 # Run as a script, the benchmarks folder is on sys.path: its helper imports by name.
 from _common import make_batch
 from _common import median_time
 from _common import memory_bandwidth
 from _common import time_torch_real
+from _common import write_json_and_table
 from absl import app
 from absl import flags
 import jax
@@ -34,7 +36,7 @@ from real_jax import losses
 _SHAPES = flags.DEFINE_list("shapes", ["64x8x1024", "256x8x4096"], "B x G x T batches.")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "Timed repetitions (median reported).")
 _LOSSES = flags.DEFINE_list("losses", sorted(losses.LOSSES), "Losses to time.")
-_JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+_JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file, and their Markdown table beside it (.md).")
 
 
 def main(argv):
@@ -76,11 +78,10 @@ def main(argv):
             f"{100 * row['fraction_of_bandwidth']:>8.0f}%"
             + torch_cols)
   if _JSON.value:
-    with open(_JSON.value, "w") as f:
-      json.dump({"device": device.device_kind, "cpu_count": os.cpu_count(), "jax": jax.__version__,
-                 "torch": getattr(torch, "__version__", None), "bandwidth_GBps": bandwidth,
-                 "rows": rows}, f, indent=1)
-
+    write_json_and_table(_JSON.value, {
+        "device": device.device_kind, "cpu_count": os.cpu_count(), "jax": jax.__version__,
+        "torch": getattr(torch, "__version__", None), "bandwidth_GBps": bandwidth,
+        "rows": rows}, losses_table)
 
 if __name__ == "__main__":
   app.run(main)

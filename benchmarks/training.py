@@ -14,11 +14,12 @@ and, for the toy config, 8 vmapped seeds against 8 sequential runs
 
 from __future__ import annotations
 
-import json
 import os
 
 from _common import matmul_rate
 from _common import measure_update_and_sampling
+from _common import training_table
+from _common import write_json_and_table
 from absl import app
 from absl import flags
 from absl import logging
@@ -28,7 +29,7 @@ import jax
 import vmap_seeds
 
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions (median reported).")
-_JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+_JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file, and their Markdown table beside it (.md).")
 _SKIP_SEEDS = flags.DEFINE_bool("skip_seeds", False, "Skip the vmapped-seeds measurement.")
 
 SIZES = {"small (64 wide, 2 layers)": (64, 2, 4), "larger (256 wide, 4 layers)": (256, 4, 8)}
@@ -61,8 +62,7 @@ def main(argv):
     figures["vmap_seeds"] = vmap_seeds.measure(8, 20, "runs/base_models")
     vmap_seeds.report(figures["vmap_seeds"])
   if _JSON.value:
-    with open(_JSON.value, "w") as f:
-      json.dump(figures, f, indent=1)
+    write_json_and_table(_JSON.value, figures, training_table)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,21 @@ extensions = [
     "sphinx.ext.mathjax",
 ]
 
-# The notebooks run in `make test` already; the site shows their committed form.
-nb_execution_mode = "off"
+# The notebooks are stored without outputs and executed here, once per build
+# (`make docs`, part of `make test`): the site shows their figures, and an error
+# in any cell fails the build, which is how the tests run them.
+nb_execution_mode = "force"
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_execution_timeout = 900
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 
-# Every figure, table and result file under docs/ is data, not a page.
-exclude_patterns = ["_build", "study", "accelerators", "**/.ipynb_checkpoints"]
+# Every figure, table and result file under docs/ is data, not a page; the
+# Markdown tables the commands wrote (`*_summary.md`, `*_cpu.md`,
+# `study*/summary.md`) are included by the results pages.
+exclude_patterns = ["_build", "study", "study_atlas", "accelerators", "**/.ipynb_checkpoints",
+                    "*_summary.md", "*_cpu.md"]
 
 autodoc_default_options = {"members": True, "member-order": "bysource"}
 autodoc_typehints = "description"

@@ -107,32 +107,55 @@ _HEAVY = ["matplotlib", "orbax", "tunix", "real_jax.training", "real_jax.reporti
 _LOADS_NOTHING_HEAVY = ["real_jax.metric_names", "real_jax.palette", "real_jax.losses",
                         "real_jax.tasks", "real_jax.model", "real_jax.sampling",
                         "real_jax.grad_analysis", "real_jax.integrations.tunix"]
+# Then the rest of the library (commands excluded).
+_LIBRARY = [*_LOADS_NOTHING_HEAVY, "real_jax.training", "real_jax.tasks.math",
+            "real_jax.integrations", "real_jax.reporting.sweep", "real_jax.reporting.study"]
+_ENTRY_POINTS = ["real_jax.train", "real_jax.train_scan", "real_jax.sweep", "real_jax.study",
+                 "real_jax.grad_analysis.__main__", "real_jax.integrations.tunix_train"]
 _SCRIPT = """
 import importlib, json, sys
 out = {}
 for name in sys.argv[1:]:
   importlib.import_module(name)
-  out[name] = sorted({m.split('.')[0] if not m.startswith('real_jax.') else
-                      '.'.join(m.split('.')[:2]) for m in sys.modules})
+  out[name] = sorted(sys.modules)
 print(json.dumps(out))
 """
 
 
-def test_lower_modules_load_neither_plotting_nor_checkpointing_nor_the_trainer():
-  proc = subprocess.run(
-      [sys.executable, "-c", _SCRIPT, *_LOADS_NOTHING_HEAVY, "real_jax.training"],
-      capture_output=True, text=True, timeout=300, cwd=ROOT)
+def _top(modules: list[str]) -> set[str]:
+  """`matplotlib`, `orbax`, ... and `real_jax.<part>`: what a list of module names amounts to."""
+  return {m if not m.startswith("real_jax.") else ".".join(m.split(".")[:2]) for m in modules
+          } | {m.split(".")[0] for m in modules}
+
+
+@pytest.fixture(scope="module")
+def loaded() -> dict[str, list[str]]:
+  """Every module loaded after each import of `_LIBRARY`, in one fresh interpreter."""
+  proc = subprocess.run([sys.executable, "-c", _SCRIPT, *_LIBRARY],
+                        capture_output=True, text=True, timeout=300, cwd="/")
   assert proc.returncode == 0, proc.stderr
-  loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_lower_modules_load_neither_plotting_nor_checkpointing_nor_the_trainer(loaded):
   # The modules that declare names import nothing at all, JAX included.
   for name in ("real_jax.metric_names", "real_jax.palette"):
-    assert "jax" not in loaded[name], f"import {name} loaded JAX"
+    assert "jax" not in _top(loaded[name]), f"import {name} loaded JAX"
   for name in _LOADS_NOTHING_HEAVY:
-    found = [h for h in _HEAVY if h in loaded[name]]
+    found = [h for h in _HEAVY if h in _top(loaded[name])]
     assert not found, f"import {name} loaded {found}"
   # The trainer checkpoints (orbax) but neither plots nor reports.
-  found = [h for h in ("matplotlib", "real_jax.reporting") if h in loaded["real_jax.training"]]
+  found = [h for h in ("matplotlib", "real_jax.reporting") if h in _top(loaded["real_jax.training"])]
   assert not found, f"import real_jax.training loaded {found}"
+
+
+def test_the_library_loads_no_optional_engine_and_no_command(loaded):
+  """Tunix, math-verify, transformers and torch stay optional; no library module runs a command."""
+  everything = loaded[_LIBRARY[-1]]
+  engines = sorted(m for m in everything
+                   if m.split(".")[0] in ("tunix", "math_verify", "transformers", "torch"))
+  assert not engines, engines
+  assert not set(everything) & set(_ENTRY_POINTS)
 
 
 @pytest.mark.parametrize("names", [

@@ -1,38 +1,12 @@
-"""What ships around the package: optional extras stay optional, entry points stay thin."""
+"""What ships around the package: the commands' flags, the launch script."""
 
 import os
 import subprocess
 import sys
 
-LIBRARY_MODULES = [
-    "real_jax", "real_jax.losses", "real_jax.grad_analysis", "real_jax.model",
-    "real_jax.sampling", "real_jax.tasks", "real_jax.tasks.math", "real_jax.training",
-    "real_jax.integrations",
-]
-ENTRY_POINTS = ["real_jax.train", "real_jax.train_scan", "real_jax.sweep", "real_jax.study",
-                "real_jax.grad_analysis.__main__"]
-
-
-def _imported_after(modules: list[str]) -> set[str]:
-  code = ("import sys\n" + "".join(f"import {m}\n" for m in modules)
-          + "print(','.join(sorted(sys.modules)))\n")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       check=True, timeout=300, cwd="/")
-  return set(out.stdout.strip().split(","))
-
-
-def test_core_imports_neither_tunix_nor_math_verify():
-  loaded = _imported_after(LIBRARY_MODULES)
-  bad = sorted(m for m in loaded
-               if m.split(".")[0] in ("tunix", "math_verify", "transformers", "torch"))
-  assert not bad, bad
-  assert not loaded & set(ENTRY_POINTS)  # the library never imports a command
-
-
-def test_no_entry_point_imports_another():
-  for entry in ENTRY_POINTS:
-    others = set(ENTRY_POINTS) - {entry}
-    assert not _imported_after([entry]) & others, entry
+# The import rules (the library loads no optional engine and no command; no
+# command imports another; every layer imports only below it) are
+# tests/test_layers.py.
 
 
 def test_entry_points_share_one_flag_style():

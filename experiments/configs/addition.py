@@ -1,4 +1,5 @@
-r"""Toy RLVR on 2-digit addition from a supervised base model; the README's comparison.
+r"""Toy RLVR on 2-digit addition from a supervised base model; the untuned comparison
+(docs/results/comparison.md).
 
 One run (REAL by default, any loss by name), resumable:
   python -m real_jax.train --config=experiments/configs/addition.py --workdir=runs/addition_real
@@ -10,7 +11,7 @@ vmapped program):
   python -m real_jax.sweep --config=experiments/configs/addition.py --workdir=runs/compare
   # or: make compare
 
-Runtime and result: see the README's comparison table (2-core CPU). What to
+Runtime and result: see docs/results/comparison.md (2-core CPU). What to
 look at: `summary.csv` and `curves.png` in the sweep folder; per run,
 `metrics.jsonl` (reward_mean, eval_pass_at_1, entropy, and the mechanism:
 score_neg_mean, weight_neg_max, neg_top_share, kl_old) or TensorBoard.
@@ -26,5 +27,6 @@ def get_config():
 
 
 def get_sweep():
-  """Losses x seeds, as in the README's comparison."""
+  """Losses x seeds, as in the untuned comparison
+(docs/results/comparison.md)."""
   return product(loss=["grpo", "dapo", "gspo", "real", "bce", "grad"], seed=[0, 1, 2])

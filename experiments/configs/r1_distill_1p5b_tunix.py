@@ -4,7 +4,7 @@ The paper's setting (docs/derivations.md, "The paper's results"): DeepScaleR-Pre
 prompts per step, 4 updates per step, lr 2e-6, temperature 0.6, responses up
 to 8192 tokens, tau = 0.5, no KL. The paper ran verl on GPUs; this is the same
 setting on Tunix (JAX, TPU-first). Commands for a Cloud TPU VM are in the
-README's "From the toy to the 1.5B run".
+"From the toy to the 1.5B run" in docs/guide/tunix.md.
 
   python -m real_jax.integrations.tunix_train \
       --config=experiments/configs/r1_distill_1p5b_tunix.py \

@@ -4,7 +4,7 @@ Command:
   python -m real_jax.sweep --config=experiments/configs/reproduce.py --workdir=runs/reproduce_rl
 
 The addition config (100 steps of 16 prompts x 8 rollouts); each loss's two
-seeds train as one vmapped program. Runtime and result: see the README.
+seeds train as one vmapped program. Runtime and result: docs/guide/quickstart.md.
 """
 
 from real_jax.training import config

@@ -22,8 +22,8 @@ paper (CISPO, SAPO, GMPO, GPG) beside REAL and GRPO, each at its own
 defaults, with the same paired seeds, so that REAL minus each loss is paired
 as in the main study. REAL and GRPO rerun here do not reproduce the main
 study's numbers to the last digit: a program vmapped over a different number
-of runs rounds differently, and 100 RL steps amplify that (the README's
-"Replication" paragraph measures by how much):
+of runs rounds differently, and 100 RL steps amplify that ("Replication" in
+docs/results/study.md measures by how much):
   python -m real_jax.study --config=experiments/configs/study_offpolicy.py:atlas \
       --workdir=runs/study_atlas --out=docs/study_atlas
 
@@ -32,8 +32,8 @@ addition, a 16-wide policy, 2 losses x 2 regimes x 2 learning rates x 2
 seeds, 4 steps); `make test` runs it.
 
 Runtime: about 25 minutes on the 2-core CPU (budget: 90). What to look at:
-`docs/study/summary.csv`, `per_seed.csv` and the figures; the README section
-"What the toy testbed shows" reads them.
+`docs/study/summary.csv` (its table `summary.md`), `per_seed.csv` and the
+figures; docs/results/study.md reads them.
 """
 
 from real_jax.training import config

@@ -38,6 +38,9 @@ from real_jax.grad_analysis._figures import figure1_curves
 from real_jax.grad_analysis._figures import plot_atlas
 from real_jax.grad_analysis._figures import plot_figure1
 from real_jax.grad_analysis._figures import plot_variants
+from real_jax.grad_analysis._report import format_properties
+from real_jax.grad_analysis._report import format_table
+from real_jax.grad_analysis._report import report_markdown
 from real_jax.grad_analysis._sweep import OBJECTIVES
 from real_jax.grad_analysis._sweep import TOLERANCE
 from real_jax.grad_analysis._sweep import SweepResult
@@ -64,6 +67,9 @@ __all__ = [
     "check_objective",
     "configuration",
     "figure1_curves",
+    "format_table",
+    "format_properties",
+    "report_markdown",
     "format_report",
     "grad_group_weights",
     "label_weights",

@@ -53,42 +53,6 @@ def _select_device(platform: str):
   return devices[0]
 
 
-def format_table(table: dict, dtypes) -> str:
-  header = (f"{'objective':<15} {'sign':<9} {'dtype':<8} {'cases':>10} {'max abs err':>12} "
-            f"{'max rel err':>12} {'tol':>7} {'bounded':>8} {'shape':>6} {'zeros':>6}  status")
-  lines = [header, "-" * len(header)]
-  for name, by_sign in table.items():
-    for sign, by_dtype in by_sign.items():
-      for dtype in dtypes:
-        r = by_dtype[dtype]
-        lines.append(
-            f"{name:<15} {sign:<9} {dtype:<8} {int(r['cases']):>10,d} {r['max_abs_err']:>12.3e} "
-            f"{r['max_rel_err']:>12.3e} {r['tolerance']:>7.0e} {str(r['bounded']):>8} "
-            f"{str(r['monotonic']):>6} {r['zero_fraction']:>6.3f}  "
-            f"{'ok' if r['passed'] else 'FAIL'}")
-  return "\n".join(lines)
-
-
-def format_properties(properties: dict, dtype: str) -> str:
-  """Each objective's closed-form properties per sign, as measured in `dtype`."""
-  lines = [f"{'objective':<15} {'sign':<9} {'bound per unit |A| (label: per group)':<44} "
-           f"{'measured max':>12}  shape in s"]
-  for name, by_sign in properties.items():
-    for sign, by_dtype in by_sign.items():
-      p = by_dtype[dtype]
-      measured = p.get("max_unit_weight", p["max_weight"])
-      lines.append(f"{name:<15} {sign:<9} {p['bound']:<44} {measured:>12.4g}  {p['direction']}")
-  lines.append("Zero where:")
-  seen = set()
-  for by_sign in properties.values():
-    where = by_sign["positive"][dtype]["zero_where"]
-    if where not in seen:
-      seen.add(where)
-      names = [n for n, b in properties.items() if b["positive"][dtype]["zero_where"] == where]
-      lines.append(f"  {', '.join(names)}: {where}")
-  return "\n".join(lines)
-
-
 def main(argv):
   del argv
   if _CASES.value < 1:
@@ -132,9 +96,9 @@ def main(argv):
   passed = all(r["passed"] for by_sign in result.table.values()
                for by_dtype in by_sign.values() for r in by_dtype.values())
   print()
-  print(format_table(result.table, dtypes))
+  print(ga.format_table(result.table, dtypes))
   print()
-  print(format_properties(result.properties, dtypes[-1]))
+  print(ga.format_properties(result.properties, dtypes[-1]))
   print()
   print("Largest negative's share of a group's negative gradient mass "
         "(groups with >= 2 negatives, first dtype):")
@@ -171,6 +135,10 @@ def main(argv):
   }
   with open(os.path.join(_OUT.value, "report.json"), "w") as f:
     json.dump(report, f, indent=1)
+  # The results page's table, made from the JSON as written (a test remakes it).
+  with open(os.path.join(_OUT.value, "report.md"), "w") as f:
+    with open(os.path.join(_OUT.value, "report.json")) as g:
+      f.write(ga.report_markdown(json.load(g)))
   sys.exit(0 if passed else 1)
 
 

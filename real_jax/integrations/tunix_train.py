@@ -5,7 +5,7 @@ problems) is `experiments/configs/r1_distill_1p5b_tunix.py`; its `:toy`
 variant runs the same code on CPU with a tiny random Qwen2 and a character
 tokenizer, which is how the tests exercise this driver.
 
-Command (see the README's "From the toy to the 1.5B run" for a TPU VM):
+Command (see "From the toy to the 1.5B run" in docs/guide/tunix.md for a TPU VM):
   python -m real_jax.integrations.tunix_train \
       --config=experiments/configs/r1_distill_1p5b_tunix.py \
       --config.model.path=/data/DeepSeek-R1-Distill-Qwen-1.5B \

@@ -11,7 +11,7 @@ pass@1 on a validation set (`eval_pass_at_1`) and on a disjoint test set
   reward and entropy (means over the last `metrics.TAIL` steps), minimum entropy, and
   each mechanism metric at the end (last `metrics.TAIL` steps) and at its worst over
   training (the maximum; the minimum for `score_pos_mean`).
-- `summary.csv`: per (loss, regime), the learning rate chosen on validation
+- `summary.csv` (and its headline columns as a Markdown table, `summary.md`): per (loss, regime), the learning rate chosen on validation
   pass@1 alone (the best mean over seeds; ties go to the smaller rate), then
   at that rate the mean and a 95% bootstrap interval over seeds of every
   column, and the paired difference of REAL's test pass@1 minus this loss's
@@ -52,6 +52,7 @@ __all__ = [
     "summary_rows",
     "grid_rows",
     "format_summary",
+    "read_summary",
     "report",
 ]
 
@@ -279,12 +280,34 @@ def format_summary(summary: list[dict]) -> str:
     diff = (f"{r[f'{REFERENCE}_minus_this_test_mean']:+.3f} "
             f"[{r[f'{REFERENCE}_minus_this_test_lo']:+.3f}, "
             f"{r[f'{REFERENCE}_minus_this_test_hi']:+.3f}]"
-            if f"{REFERENCE}_minus_this_test_mean" in r else "-")
+            if r.get(f"{REFERENCE}_minus_this_test_mean") is not None else "-")
     lines.append(f"| {r['updates_per_step']} | {r['loss']} | {r['selected_lr']:g} "
                  f"| {cell(r, 'test_pass_at_1')} | {diff} | {cell(r, 'min_entropy')} "
                  f"| {cell(r, 'weight_neg_max_worst', 2)} "
                  f"| {cell(r, 'neg_dominated_fraction_worst', 2)} | {cell(r, 'kl_old_worst', 2)} |")
   return "\n".join(lines)
+
+
+def _cell(text: str):
+  if text == "":
+    return None
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return text
+
+
+def read_summary(path: str) -> list[dict]:
+  """`summary.csv` as `report` wrote it, numbers as numbers and empty cells None.
+
+  `format_summary(read_summary(path))` is the table `report` wrote to
+  `summary.md` beside it: the results pages include that file, and a test
+  regenerates it from the committed CSV.
+  """
+  with open(path, newline="") as f:
+    return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def report(points: list[dict], workdir: str, out: str, cfg) -> dict:
@@ -297,6 +320,9 @@ def report(points: list[dict], workdir: str, out: str, cfg) -> dict:
   _write_csv(os.path.join(out, "per_seed.csv"), rows)
   summary = summary_rows(rows)
   _write_csv(os.path.join(out, "summary.csv"), summary)
+  table = format_summary(read_summary(os.path.join(out, "summary.csv")))
+  with open(os.path.join(out, "summary.md"), "w") as f:
+    f.write(table + "\n")
   chosen = select_learning_rates(rows)
   grid = grid_rows(rows)
   _write_csv(os.path.join(out, "grid.csv"), grid)
@@ -315,5 +341,4 @@ def report(points: list[dict], workdir: str, out: str, cfg) -> dict:
   ]
   return {"per_seed": os.path.join(out, "per_seed.csv"),
           "summary": os.path.join(out, "summary.csv"), "grid": os.path.join(out, "grid.csv"),
-          "figures": figures,
-          "table": format_summary(summary)}
+          "table_md": os.path.join(out, "summary.md"), "figures": figures, "table": table}

@@ -2,7 +2,8 @@
 
   summary_csv, plots = summarise(points, workdir)
 
-`summarise` writes `summary.csv`: one row per point (`row=point`) and, for
+`summarise` writes `summary.csv` (and its mean +- std rows as a Markdown
+table, `summary.md`, the file the results pages include): one row per point (`row=point`) and, for
 every group of points that differ only in seed, a `row=mean` and a `row=std`
 row (the sample standard deviation over seeds, ddof=1); `curves.png`, the
 training curves of each group (mean over seeds, band min..max); and
@@ -78,6 +79,8 @@ def summarise(points: list[dict], workdir: str) -> tuple[str, list[str]]:
     writer = csv.DictWriter(f, fieldnames=["row", *axes, "n_seeds", *SUMMARY_COLUMNS])
     writer.writeheader()
     writer.writerows(rows)
+  with open(os.path.join(workdir, "summary.md"), "w") as f:
+    f.write(format_summary(path) + "\n")
   plots = []
   if done:
     plots.append(_plot_curves(done, workdir, swept))
