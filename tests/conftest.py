@@ -21,6 +21,16 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
     ROOT, ".jax_cache", f"jax-{importlib.metadata.version('jax')}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
+# XLA's CPU compiler with LLVM's cheap pipeline, for the run and everything it
+# starts: the tests' programs are small, so compiling them is most of their
+# time. Measured on the 2-core CPU: test_parallel's vmapped and 8-device tests
+# 124 s instead of 172 s, the study command's smoke run 66 s instead of 91 s.
+# Without fast-math LLVM does not reorder float arithmetic, and the programs a
+# test compares are compiled with the same flags.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+if FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+
 import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import pytest  # noqa: E402

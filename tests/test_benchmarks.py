@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -23,6 +25,7 @@ def test_losses_benchmark_runs_and_writes_json(tmp_path):
   assert all(r["jax_s"] > 0 and 0 < r["effective_GBps"] for r in figures["rows"])
 
 
+@pytest.mark.xdist_group("grad_programs")  # its grad check compiles test_grad_analysis's programs
 def test_accelerator_report_tiny(tmp_path):
   """`--tiny` on the CPU: every section is there and the gradient errors are within tolerance."""
   proc = subprocess.run(
@@ -31,7 +34,7 @@ def test_accelerator_report_tiny(tmp_path):
       capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
   assert proc.returncode == 0, proc.stderr[-3000:]
   report = json.loads((tmp_path / "report.json").read_text())
-  import accelerator  # noqa: PLC0415  (the benchmarks folder is on sys.path, see conftest)
+  import accelerator  # noqa: PLC0415  (benchmarks/ is on the test path, setup.cfg)
   for section in accelerator.SECTIONS:
     assert section in report, section
   assert report["device"]["platform"] == "cpu"

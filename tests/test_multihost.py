@@ -32,20 +32,10 @@ SCRIPTS = os.path.join(ROOT, "tests", "scripts")
 TIMEOUT_S = 420  # per launch; a run here takes 10 to 60 s on a 2-core CPU
 
 
-# XLA's CPU compiler with LLVM's cheap pipeline: half the compile time, which
-# is most of each run here (measured: 13 s instead of 26 s for the tiny
-# trainer's program in each of 2 processes). Without fast-math LLVM does not
-# reorder float arithmetic, and every run a test compares uses the same
-# flags. Not for the whole suite: the slower code costs more than it saves
-# in tests that execute more than they compile.
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-
-
 @pytest.fixture(scope="module")
 def env():
-  """The subprocesses' environment: the repository importable, quick compiles."""
-  return dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]),
-              XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip())
+  """The subprocesses' environment: the repository importable (quick compiles: conftest)."""
+  return dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
 
 
 @pytest.fixture(scope="module")

@@ -253,6 +253,7 @@ class TestUpdate:
       assert np.abs(np.asarray(out["weights"])).max() <= 2.0 + 1e-6
 
 
+@pytest.mark.xdist_group("on_policy_batch")  # one worker samples the module's batch once
 class TestStep:
 
   def test_rewards_are_the_python_verifiers_on_the_shared_stream(self, tiny_config):
@@ -347,6 +348,7 @@ def two_drivers(tiny_config, tmp_path_factory):
   return cfg, workdir, metrics.run_records(scan.point(runs, 0), cfg.steps, cfg.eval_every)
 
 
+@pytest.mark.xdist_group("drivers")  # one worker builds the module's two runs once
 class TestDrivers:
 
   @pytest.mark.slow

@@ -98,7 +98,9 @@ def test_objectives_are_registered():
 
 
 def test_plain_grpo_config_resolves_real_to_real_jax():
-  # GRPOConfig stores any string; what matters is what Tunix's registry makes of it.
+  # GRPOConfig stores any string; what matters is what Tunix's registry makes of
+  # it. Tunix's own config touches no name of the adapter: register first.
+  rj_tunix.register()
   config = grpo_learner.GRPOConfig(policy_loss_fn="real", num_generations=G)
   fn = function_registry.get_policy_loss_fn(config.policy_loss_fn)
   assert fn.func is rj_tunix.policy_loss and fn.keywords == {"objective": "real"}

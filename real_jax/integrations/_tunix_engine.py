@@ -27,19 +27,19 @@ except ImportError as e:  # pragma: no cover - depends on the environment
       "`pip install -e '.[tunix]'` (google-tunix).") from e
 
 from real_jax import losses as rj_losses
-from real_jax.integrations.tunix import DEFAULT_TAU
-from real_jax.integrations.tunix import LABEL_ESTIMATOR
-from real_jax.integrations.tunix import OBJECTIVES
-from real_jax.integrations.tunix import PREFIX
-from real_jax.integrations.tunix import REGISTERED
-from real_jax.integrations.tunix import REWARD_ESTIMATOR
-from real_jax.integrations.tunix import _masked_mean
-from real_jax.integrations.tunix import advantage_diagnostics
-from real_jax.integrations.tunix import advantage_loss
-from real_jax.integrations.tunix import binary_labels
-from real_jax.integrations.tunix import diagnostics
-from real_jax.integrations.tunix import label_loss
-from real_jax.integrations.tunix import raw_rewards
+from real_jax.integrations._adapter import DEFAULT_TAU
+from real_jax.integrations._adapter import LABEL_ESTIMATOR
+from real_jax.integrations._adapter import OBJECTIVES
+from real_jax.integrations._adapter import PREFIX
+from real_jax.integrations._adapter import REGISTERED
+from real_jax.integrations._adapter import REWARD_ESTIMATOR
+from real_jax.integrations._adapter import _masked_mean
+from real_jax.integrations._adapter import advantage_diagnostics
+from real_jax.integrations._adapter import advantage_loss
+from real_jax.integrations._adapter import binary_labels
+from real_jax.integrations._adapter import diagnostics
+from real_jax.integrations._adapter import label_loss
+from real_jax.integrations._adapter import raw_rewards
 
 __all__ = ["LabelGRPOConfig", "RealJaxGRPOConfig", "policy_loss", "register"]
 
