@@ -58,7 +58,7 @@ doctest: install-tunix
 # The site (user guide, results, derivations, API reference, and the notebooks,
 # executed here) in docs/_build/html, with every Sphinx warning an error.
 docs: install-tunix
-	$(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	$(PY) -m sphinx -b html -W --keep-going -q -j auto docs docs/_build/html
 	@echo "docs: docs/_build/html/index.html"
 
 test-fast: install

@@ -25,6 +25,7 @@ def test_losses_benchmark_runs_and_writes_json(tmp_path):
   assert all(r["jax_s"] > 0 and 0 < r["effective_GBps"] for r in figures["rows"])
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("grad_programs")  # its grad check compiles test_grad_analysis's programs
 def test_accelerator_report_tiny(tmp_path):
   """`--tiny` on the CPU: every section is there and the gradient errors are within tolerance."""

@@ -246,6 +246,7 @@ class TestInvariances:
     d, _ = jitted("real")(*map(jnp.asarray, (logp, old, mask, rewards)))
     assert abs(float(c) - float(d)) > 1e-3  # REAL's anchor breaks the symmetry
 
+  @pytest.mark.slow
   @hypothesis.settings(deadline=None, max_examples=25)
   @hypothesis.given(seed=st.integers(0, 2**31 - 1), G=st.integers(1, 9),
                     name=st.sampled_from(ALL))

@@ -4,11 +4,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 # The import rules (the library loads no optional engine and no command; no
 # command imports another; every layer imports only below it) are
 # tests/test_layers.py.
 
 
+@pytest.mark.slow
 def test_entry_points_share_one_flag_style():
   for entry in ("real_jax.train", "real_jax.train_scan", "real_jax.sweep", "real_jax.study"):
     out = subprocess.run([sys.executable, "-m", entry, "--help"], capture_output=True,

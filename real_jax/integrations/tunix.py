@@ -105,3 +105,7 @@ def __getattr__(name: str) -> Any:
     from real_jax.integrations import _tunix_engine  # noqa: PLC0415
     return getattr(_tunix_engine, name)
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(_ENGINE))
