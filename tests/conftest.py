@@ -67,9 +67,3 @@ def base_dir(tmp_path_factory) -> str:
 def tiny_config(base_dir):
   """`tiny_config(**overrides)`: the tiny trainer config, its base models shared."""
   return lambda **overrides: make_tiny_config(base_dir, **overrides)
-
-
-def pytest_collection_modifyitems(config, items):
-  """The slow tests first, so that both cores finish together rather than one
-  waiting on the last long test (pytest-xdist hands out tests in this order)."""
-  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
