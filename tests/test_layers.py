@@ -128,7 +128,7 @@ def _top(modules: list[str]) -> set[str]:
           } | {m.split(".")[0] for m in modules}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def loaded() -> dict[str, list[str]]:
   """Every module loaded after each import of `_LIBRARY`, in one fresh interpreter."""
   proc = subprocess.run([sys.executable, "-c", _SCRIPT, *_LIBRARY],

@@ -32,13 +32,13 @@ SCRIPTS = os.path.join(ROOT, "tests", "scripts")
 TIMEOUT_S = 420  # per launch; a run here takes 10 to 60 s on a 2-core CPU
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def env():
   """The subprocesses' environment: the repository importable (quick compiles: conftest)."""
   return dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared_base(tmp_path_factory) -> str:
   """A base-model folder that the first multi-process run of the module fills."""
   return str(tmp_path_factory.mktemp("multihost_base"))

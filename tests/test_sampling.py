@@ -15,7 +15,7 @@ from real_jax import tasks
 EOS, PAD = tasks.EOS, tasks.PAD
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_policy():
   task = tasks.Addition(2)
   cfg = model_lib.PolicyConfig(vocab_size=task.tokenizer.vocab_size,

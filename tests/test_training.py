@@ -314,7 +314,7 @@ class TestStep:
     assert os.listdir(os.path.join(str(tmp_path), "tb"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def on_policy_batch(tiny_config):
   """One sampled batch of 2 mixed groups of 4, its old log-probs the sampler's own."""
   cfg = tiny_config(minibatches=1)
@@ -333,7 +333,7 @@ def on_policy_batch(tiny_config):
 # --------------------------------------------------------------- drivers ----
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def two_drivers(tiny_config, tmp_path_factory):
   """The same config and seed through the resumable loop and the scanned run.
 

@@ -57,4 +57,6 @@ def eval_set(task: tasks_lib.ArithmeticTask, eval_seed: int, n: int, split: str 
   """Held-out prompts `(prompts, targets, target_len)` of `split` (eval, validation or test)."""
   if split == "train":
     raise ValueError("`split` of a held-out set must be 'eval', 'validation' or 'test'.")
-  return task.jax_problems(jax.random.key(eval_seed), n, split)
+  # One compiled program instead of some forty eager operations (4.6 s of a
+  # fresh process on a 2-core CPU); integer arithmetic, so the same set.
+  return jax.jit(task.jax_problems, static_argnums=(1, 2))(jax.random.key(eval_seed), n, split)
