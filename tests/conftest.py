@@ -7,37 +7,16 @@ promotion raises, so a `[G]` array cannot silently broadcast against `[G, T]`.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
 
+import xla_env  # tests/ is on the path (setup.cfg)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# One persistent compilation cache (per JAX version) for the whole run and
-# every subprocess and notebook kernel it starts, set before JAX starts. Every
-# program goes in, however quickly it compiled: a subprocess then finds the
-# small eager operations (parameter initialisers, key splits) that an earlier
-# process compiled, as well as the trainer's and the derivation check's
-# programs. Measured on the 2-core CPU: a tiny train_scan run in 10.6 s with
-# every program cached against 16.2 s with the default 0.5 s threshold.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
-    ROOT, ".jax_cache", f"jax-{importlib.metadata.version('jax')}"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-
-# XLA's CPU compiler with LLVM's cheap pipeline, for the run and everything it
-# starts: the tests' programs are small, so compiling them is most of their
-# time. Measured on the 2-core CPU: test_parallel's vmapped and 8-device tests
-# 124 s instead of 172 s, the study command's smoke run 66 s instead of 91 s.
-# Without fast-math LLVM does not reorder float arithmetic, and the programs a
-# test compares are compiled with the same flags.
-FAST_COMPILE = ["--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true"]
-# jaxlib 0.10 still has the older elemental emitters, which compile fusions in
-# about half the CPU time of the MLIR ones (a cold tiny train_scan run: 16.6 s
-# of CPU against 27.7 s); later versions removed the flag and reject it.
-if tuple(int(p) for p in importlib.metadata.version("jaxlib").split(".")[:2]) < (0, 11):
-  FAST_COMPILE.append("--xla_cpu_use_fusion_emitters=false")
-_flags = os.environ.get("XLA_FLAGS", "").split()
-os.environ["XLA_FLAGS"] = " ".join(_flags + [f for f in FAST_COMPILE if f not in _flags])
+# The compilation cache and the cheap compiler flags (tests/xla_env.py), for
+# this run and every subprocess it starts.
+xla_env.configure(ROOT)
 
 import jax  # noqa: E402
 import ml_collections  # noqa: E402
@@ -75,3 +54,23 @@ def base_dir(tmp_path_factory) -> str:
 def tiny_config(base_dir):
   """`tiny_config(**overrides)`: the tiny trainer config, its base models shared."""
   return lambda **overrides: make_tiny_config(base_dir, **overrides)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+  """`--dist loadgroup` on pytest >= 9.2: the group suffix xdist 3.8 cannot add.
+
+  xdist marks a test's group by appending `@group` to `item._nodeid`, which
+  pytest 9.2 no longer reads (ids became `item._id`, a `NodeId`), so every
+  group was scattered over the workers and their shared fixtures and compiled
+  programs were built on each. The same suffix, put where pytest reads it.
+  """
+  if not getattr(config.option, "loadgroup", False):
+    return
+  for item in items:
+    mark = item.get_closest_marker("xdist_group")
+    nodeid = item.nodeid
+    if mark is None or nodeid.rfind("@") > nodeid.rfind("]"):
+      continue  # not grouped, or xdist's own suffix took effect
+    from _pytest.nodeid import NodeId  # noqa: PLC0415  (exists exactly where it is needed)
+    item._id = NodeId.parse(f"{nodeid}@{mark.args[0] if mark.args else mark.kwargs['name']}")
