@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast test-compat lint doctest docs notebooks reproduce grad-analysis compare study bench accel-report clean
+.PHONY: install install-tunix test test-fast test-compat mutants lint doctest docs notebooks reproduce grad-analysis compare study bench accel-report clean
 
 install: $(STAMP)
 
@@ -88,6 +88,12 @@ COMPAT_TESTS := tests/test_losses.py::TestAgainstNumpyReference::test_float32_ke
     tests/test_multihost.py::test_tunix_adapter_over_two_processes_equals_one_device
 test-compat:
 	COMPAT_TESTS="$(COMPAT_TESTS)" bash .ci/compat
+
+# Bugs planted one at a time in a copy of the repository, each against the tests
+# meant to catch it (tests/mutants.py, about 15 minutes on 2 cores); writes
+# docs/mutants.json and its table docs/mutants.md. Not part of `make test`.
+mutants: install-tunix
+	$(PY) tests/mutants.py
 
 # Execute the notebooks in place (outputs are not committed: `git checkout notebooks` drops them).
 notebooks: install

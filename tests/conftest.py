@@ -18,9 +18,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # this run and every subprocess it starts.
 xla_env.configure(ROOT)
 
+import hypothesis  # noqa: E402
 import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import pytest  # noqa: E402
+
+# Property tests draw the same examples on every run and machine, and read no
+# saved examples: a failure is reproducible, and a pass means the same thing
+# everywhere.
+hypothesis.settings.register_profile("real_jax", derandomize=True, database=None)
+hypothesis.settings.load_profile("real_jax")
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_enable_x64", True)

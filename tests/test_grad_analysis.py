@@ -13,6 +13,8 @@ import batches
 from flax import nnx
 import jax
 import jax.numpy as jnp
+from numerics import EDGE_BAND
+from numerics import TOLERANCE
 import numpy as np
 import pytest
 import sympy
@@ -28,6 +30,11 @@ CLIPPED = losses.CLIPPED_LOSSES
 ADVANTAGE = tuple(cf.CONFIGURATIONS)
 AGGREGATED = tuple(n for n in ADVANTAGE
                    if "loss_agg_mode" in losses.hyperparameters(cf.configuration(n)[0]))
+
+
+def test_tolerances_are_the_pinned_ones():
+  assert ga.TOLERANCE == TOLERANCE
+  assert _sweep.EDGE_BAND == EDGE_BAND
 
 
 def _max_rel(a, b, floor=1e-300):
@@ -286,6 +293,24 @@ class TestSweep:
     assert not row["passed"]
     np.testing.assert_allclose(row["max_rel_err"], 1e-6, rtol=1e-3)
 
+  def test_tokens_at_a_clip_edge_are_left_out_and_counted(self):
+    cases = _sweep.make_cases(jax.random.key(5), 8, jnp.float64)
+    # Every third token's ratio exactly on GRPO's upper edge, 1 + epsilon_high.
+    on_edge = np.zeros(cases["mask"].shape, bool)
+    on_edge[..., ::3] = True
+    logp = jnp.where(on_edge, cases["old_logp"] + np.log(1.2), cases["logp"])
+    out = jax.device_get(_sweep.compare_chunk("grpo", **dict(cases, logp=logp)))
+    # The expected counts, from the rewards alone: a rollout's advantage has the
+    # sign of its reward minus its group's mean over the rollouts present.
+    mask, rewards = np.asarray(cases["mask"]), np.asarray(cases["rewards"])
+    present = mask.any(-1)
+    mean = (rewards * present).sum(-1, keepdims=True) / np.maximum(present.sum(-1, keepdims=True), 1)
+    side = {"positive": (rewards > mean) & present, "negative": (rewards < mean) & present}
+    for sign, members in side.items():
+      expected = int((on_edge & mask & members[..., None]).sum())
+      assert expected > 0
+      assert int(out[sign]["edge_excluded"]) == expected, sign
+
   @pytest.mark.xdist_group("grad_programs")
   def test_small_sweep_passes_with_properties(self):
     result = ga.run_sweep(512, ("float64",), chunk=64,
@@ -320,10 +345,14 @@ def _run_cli(*args, timeout=600):
 class TestCommand:
 
   def test_missing_platform_fails_clearly(self, tmp_path):
+    try:  # decided before the run: an exit of 0 without a TPU is the bug looked for
+      jax.devices("tpu")
+      pytest.skip("a TPU is attached")
+    except RuntimeError:
+      pass
     proc = _run_cli("--out", str(tmp_path), "--platform", "tpu", "--cases", "8",
                     "--compilation_cache", "")
-    if proc.returncode == 0:
-      pytest.skip("a TPU is attached")
+    assert proc.returncode != 0
     assert "JAX sees no TPU here" in proc.stdout + proc.stderr
 
   def test_bad_objective_is_a_usage_error(self, tmp_path):
@@ -348,12 +377,17 @@ class TestCommand:
         for dtype in ("float32", "float64"):
           row = report["table"][name][sign][dtype]
           assert set(row) >= {"cases", "max_abs_err", "max_rel_err", "bounded", "monotonic"}
-          assert row["max_rel_err"] <= ga.TOLERANCE[dtype]
+          assert row["max_rel_err"] <= TOLERANCE[dtype]
           assert row["monotonic"]
     assert (tmp_path / "figure1.png").stat().st_size > 10_000
     assert (tmp_path / "figure_variants.png").stat().st_size > 10_000
     assert (tmp_path / "figure_atlas.png").stat().st_size > 10_000
     assert "Zero where:" in proc.stdout and "gate peak" in proc.stdout
+    # GRAD's seed form equals REAL's C+ form, and BCE is REAL's form with
+    # C = 1: float64 round-off apart (5e-14 over 100,000 groups).
+    assert set(report["identities"]) == {"grad_seed_form_equals_real_c_plus_form",
+                                         "bce_equals_real_with_c_equal_1"}
+    assert all(0 <= v <= 1e-12 for v in report["identities"].values()), report["identities"]
 
 
 # ----------------------------------------------------- your own objective ----

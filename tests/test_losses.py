@@ -80,6 +80,14 @@ class TestAgainstNumpyReference:
     np.testing.assert_allclose(float(got), want, rtol=1e-12)
     assert float(aux.kl) != 0.0
 
+  def test_k3_is_clamped_as_in_verl(self):
+    # verl's low_var_kl: log-ratio clamped to [-20, 20], the estimate to [-10, 10].
+    x = np.array([-3.0, 0.0, 1.0, 3.0, 25.0])  # ref_logp - logp
+    got = losses.kl_penalty(jnp.zeros(5), jnp.asarray(x), "k3")
+    want = np.minimum(np.exp(np.minimum(x, 20.0)) - np.minimum(x, 20.0) - 1, 10.0)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert float(got[3]) == 10.0 and float(got[0]) == pytest.approx(np.exp(-3) + 2)
+
   def test_sequence_scores(self):
     logp, old, mask, _ = batches.random_batch(7)
     got = jax.jit(losses.sequence_scores)(logp, old, mask)
@@ -149,6 +157,22 @@ class TestGradientsAgainstFiniteDifferences:
         clean)
     np.testing.assert_allclose(np.where(mask, g, 0.0), num, atol=1e-7)
     assert np.all(np.asarray(g)[~mask] == 0.0)
+
+  @pytest.mark.parametrize("kl_type", losses.KL_TYPES)
+  def test_grad_with_kl_penalty(self, kl_type):
+    # The penalty's own gradient, not only its value: beta * KL must reach logp.
+    logp, old, mask, rewards = batches.random_batch(19, B=4, G=4, T=3)
+    ref_logp = np.where(mask, old + 0.1 * np.random.default_rng(1).normal(size=old.shape), np.nan)
+    kw = dict(beta=0.5, kl_type=kl_type)
+    _, g = loss_and_grad("grpo", *map(jnp.asarray, (logp, old, mask, rewards)),
+                         ref_logp=jnp.asarray(ref_logp), **kw)
+    _, g0 = loss_and_grad("grpo", *map(jnp.asarray, (logp, old, mask, rewards)))
+    num = reference.numeric_grad(
+        lambda x: reference.loss("grpo", np.where(mask, x, np.nan), old, mask, rewards,
+                                 ref_logp=ref_logp, **kw),
+        np.where(mask, logp, 0.0))
+    np.testing.assert_allclose(np.where(mask, g, 0.0), num, atol=1e-7)
+    assert np.max(np.abs(np.asarray(g) - np.asarray(g0))) > 1e-3  # the penalty moved it
 
 
 # ------------------------------------------------------------ invariances ----
@@ -349,6 +373,24 @@ class TestClipRegions:
     np.testing.assert_array_equal(aux.clipped_fraction, [[1.0, 1.0]])
     assert float(aux.clip_fraction) == 1.0
 
+  @pytest.mark.parametrize("name", CLIPPED)
+  def test_clip_fraction_counts_tokens_not_rollouts(self, name):
+    # Rollouts of several tokens with padding: the fractions' denominators are
+    # each rollout's and the batch's real tokens.
+    el, eh = reference.CLIPPED[name]["epsilon_low"], reference.CLIPPED[name]["epsilon_high"]
+    up, mid, down = np.log(1 + eh) + 0.1, 0.5 * (np.log(1 - el) + np.log(1 + eh)), np.log(1 - el) - 0.1
+    mask = jnp.array([[[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]])
+    rewards = jnp.array([[1.0, 0.0]])  # A > 0 is cut above 1 + eh, A < 0 below 1 - el
+    if name == "gspo":  # one ratio per rollout: all of its tokens or none; padding never
+      logp = jnp.array([[[up, up, up], [down, down, down]]])
+      want, want_all = [[1.0, 1.0]], 1.0
+    else:  # per token: rollout 0 has one cut token of 2, rollout 1 one of 3
+      logp = jnp.array([[[up, mid, up], [down, mid, up]]])
+      want, want_all = [[1 / 2, 1 / 3]], 2 / 5
+    _, aux = jitted(name)(logp, jnp.zeros_like(logp), mask, rewards)
+    np.testing.assert_allclose(aux.clipped_fraction, want, rtol=1e-12)
+    np.testing.assert_allclose(float(aux.clip_fraction), want_all, rtol=1e-12)
+
   def test_no_dual_clip_negatives_unbounded(self):
     # docs/derivations.md, section 6: |W_GRPO| grows like e^s for A < 0 (gradient domination).
     g1 = _one_group_grad("grpo", 2.0, 0.0)
@@ -445,6 +487,14 @@ class TestExtremes:
     loss, g = loss_and_grad(name, *map(jnp.asarray, (logp, old, mask, rewards)), **kwargs)
     assert np.isfinite(float(loss))
     assert np.all(np.isfinite(g))
+    # Scores of +-1e4 are exact in float32, so float32 must give float64's
+    # answer to float32 precision (float64 meets the NumPy reference wherever
+    # that reference, written without log-space tricks, is finite).
+    wide = loss_and_grad(name, *(jnp.asarray(x, jnp.float64) for x in (logp, old, mask, rewards)),
+                         **kwargs)
+    np.testing.assert_allclose(float(loss), float(wide[0]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.where(mask, g, 0.0), np.where(mask, wide[1], 0.0),
+                               rtol=1e-5, atol=1e-6 * float(np.max(np.abs(wide[1]))))
 
   @pytest.mark.parametrize("name", ALL)
   @pytest.mark.parametrize("G", [1, 256])

@@ -55,8 +55,12 @@ class TestBootstrap:
     v = np.random.default_rng(0).normal(0.5, 0.1, size=200)
     lo, hi = study.bootstrap_interval(v)
     half = 1.96 * v.std(ddof=1) / np.sqrt(len(v))
-    assert lo == pytest.approx(v.mean() - half, abs=0.004)
-    assert hi == pytest.approx(v.mean() + half, abs=0.004)
+    # The percentile bootstrap of 10,000 resamples and the normal interval of
+    # 200 normal values differ by its Monte Carlo error (about 2e-4 at these
+    # quantiles); a 90% interval would be 2.1e-3 narrower on each side, and an
+    # interval off-centre by the same, so the tolerance lies well between.
+    assert lo == pytest.approx(v.mean() - half, abs=8e-4)
+    assert hi == pytest.approx(v.mean() + half, abs=8e-4)
 
   def test_one_value_and_none(self):
     assert study.bootstrap_interval([0.3, None]) == (0.3, 0.3)

@@ -46,13 +46,16 @@ def assert_same_records(got: list[dict], want: list[dict]) -> None:
 
 class TestBaseModel:
 
-  def test_build_then_reuse(self, tiny_config):
+  def test_build_then_reuse(self, tiny_config, tmp_path):
     cfg = tiny_config()
-    _, params, info = base_model.build_base_model(cfg, **QUIET)
+    cfg.base.dir = str(tmp_path)  # its own folder: other tests may have built the shared one
+    built, reused = [], []
+    _, params, info = base_model.build_base_model(cfg, log=built.append)
+    assert any(line.startswith("building base model") for line in built), built
     assert info["steps"] == 15
     assert os.path.exists(os.path.join(base_model.base_model_dir(cfg), "info.json"))
-    _, again, info2 = base_model.build_base_model(cfg, **QUIET)
-    assert info2 == info
+    _, again, info2 = base_model.build_base_model(cfg, log=reused.append)
+    assert not reused and info2 == info
     chex.assert_trees_all_equal(nnx.to_pure_dict(params), nnx.to_pure_dict(again))
     other = tiny_config()
     other.model.width = 24
@@ -298,6 +301,17 @@ class TestStep:
     assert float(out["entropy"]) > 0.1
     assert float(out["grad_norm"]) > 0  # mixed groups: every loss has a gradient
 
+  def test_minibatch_orders_are_fresh_permutations(self):
+    orders = np.asarray(step_lib.minibatch_orders(jax.random.key(0), 8, 3, 2))
+    assert orders.shape == (12, 2)
+    epochs = orders.reshape(3, 8)
+    for e in epochs:
+      assert sorted(e) == list(range(8))  # every group once per epoch
+    assert len({tuple(e) for e in epochs}) == 3  # a new order each epoch
+    assert not np.array_equal(epochs[0], np.arange(8))
+    other = np.asarray(step_lib.minibatch_orders(jax.random.key(1), 8, 3, 2))
+    assert not np.array_equal(orders, other)  # drawn from the step's key
+
   @pytest.mark.slow
   def test_one_step_of_the_loop(self, tiny_config, tmp_path):
     """The host loop's records, evaluation and TensorBoard events after one on-policy step."""
@@ -328,6 +342,82 @@ def on_policy_batch(tiny_config):
   batch = (r.tokens.reshape(b, g, -1), r.logp.reshape(b, g, -1), r.mask.reshape(b, g, -1),
            rewards)
   return cfg, graphdef, params, task, batch
+
+
+# ------------------------------------------------- what one update applies ----
+
+
+def _one_update(on_policy_batch, *, batch=None, tau=None, **overrides):
+  """The parameters before and after one update of `on_policy_batch`'s config with `overrides`."""
+  cfg, graphdef, params, task, sampled = on_policy_batch
+  cfg = cfg.copy_and_resolve_references()
+  cfg.update(overrides)
+  optimizer = step_lib.make_optimizer(cfg)
+  state = step_lib.init_state(optimizer, params, jax.random.key(0), cfg.lr)
+  update = step_lib.make_update(cfg, graphdef, optimizer, task.prompt_len)
+  new, _, out = jax.jit(update)(state.params, state.opt_state, *(batch or sampled),
+                                jnp.float32(cfg.tau if tau is None else tau))
+  flat = lambda p: np.concatenate([np.ravel(x) for x in jax.tree.leaves(p)])  # noqa: E731
+  return flat(params), flat(new), out
+
+
+@pytest.mark.xdist_group("on_policy_batch")
+class TestUpdateMechanics:
+  """What the optimizer and the update apply, each against what it should do."""
+
+  def test_weight_decay_is_applied(self, on_policy_batch):
+    # AdamW: the decay adds -lr * wd * p to whatever the Adam step is.
+    p0, plain, _ = _one_update(on_policy_batch, lr=1e-3, weight_decay=0.0)
+    _, decayed, _ = _one_update(on_policy_batch, lr=1e-3, weight_decay=0.1)
+    np.testing.assert_allclose(decayed - plain, -1e-3 * 0.1 * p0, rtol=0.02, atol=2e-8)
+
+  def test_gradient_is_clipped_by_global_norm(self, on_policy_batch):
+    # Adam's first step is about lr * sign(g) however large g is, unless g is
+    # clipped far below Adam's epsilon (1e-8): then it is about lr * |g| / 1e-8.
+    p0, free, _ = _one_update(on_policy_batch, lr=1e-3, grad_clip=1.0)
+    _, clipped, _ = _one_update(on_policy_batch, lr=1e-3, grad_clip=1e-12)
+    assert np.max(np.abs(free - p0)) > 0.5e-3
+    assert np.max(np.abs(clipped - p0)) < 1e-6
+
+  def test_the_traced_tau_is_the_one_used(self, on_policy_batch):
+    _, _, traced = _one_update(on_policy_batch, loss="real", tau=2.0)  # config's tau is 0.5
+    cfg = on_policy_batch[0].copy_and_resolve_references()
+    cfg.tau = 2.0
+    _, _, own = _one_update((cfg, *on_policy_batch[1:]), loss="real")
+    _, _, half = _one_update(on_policy_batch, loss="real", tau=0.5)
+    assert on_policy_batch[0].tau == 0.5
+    # On-policy every score is 0, so REAL's loss does not depend on tau, but its
+    # weights are 1 / (tau (1 + |O-|)): four times smaller at tau 2 than at 0.5.
+    assert float(traced["grad_norm"]) == float(own["grad_norm"])
+    np.testing.assert_allclose(float(half["grad_norm"]) / float(traced["grad_norm"]), 4.0,
+                               rtol=1e-4)
+
+  def test_entropy_is_the_sampling_policy_s(self, on_policy_batch):
+    # Sampling comes before any update, so the step's entropy (of the first,
+    # on-policy update) cannot depend on how many updates follow.
+    cfg, graphdef, params, _, _ = on_policy_batch
+    entropy = []
+    for epochs in (1, 2):
+      c = cfg.copy_and_resolve_references()
+      c.update(ppo_epochs=epochs, lr=1e-2)
+      state = step_lib.init_state(step_lib.make_optimizer(c), params, jax.random.key(0), c.lr)
+      _, m = jax.jit(step_lib.make_step(c, graphdef))(state, jnp.float32(c.tau))
+      entropy.append(float(m["entropy"]))
+    np.testing.assert_allclose(entropy[1], entropy[0], rtol=1e-6)
+
+  def test_the_update_scores_at_the_sampling_temperature(self, on_policy_batch):
+    # Sampled at temperature 0.5, the first update is on-policy only if its
+    # log-probabilities are taken at 0.5 too.
+    cfg, graphdef, params, task, (tokens, _, _, rewards) = on_policy_batch
+    b, g = rewards.shape
+    r = sampling.sample(graphdef, params, tokens[:, :, :task.prompt_len].reshape(b * g, -1),
+                        jax.random.key(2), max_new=task.max_response, temperature=0.5,
+                        **task.special_ids)
+    batch = (r.tokens.reshape(b, g, -1), r.logp.reshape(b, g, -1), r.mask.reshape(b, g, -1),
+             rewards)
+    _, _, out = _one_update(on_policy_batch, batch=batch, temperature=0.5)
+    np.testing.assert_allclose(out["scores"], 0.0, atol=1e-5)
+    assert abs(float(out["kl_old"])) < 1e-6
 
 
 # --------------------------------------------------------------- drivers ----

@@ -537,6 +537,7 @@ def test_prompt_batches_are_seeded_and_reiterable():
 @pytest.mark.slow
 def test_toy_recipe_trains_checkpoints_and_resumes(tmp_path):
   cfg = recipe.get_config("toy")  # trains on experiments/data/toy_math.jsonl
+  assert os.path.isabs(cfg.data.train) and os.path.exists(cfg.data.train)
   cfg.data.eval = cfg.data.train
   cfg.eval_every = 2
   workdir = str(tmp_path / "run")

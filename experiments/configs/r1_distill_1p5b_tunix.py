@@ -23,6 +23,8 @@ short responses and tiny batches, so it runs on a CPU in seconds; the tests
 run it. It learns nothing: it is a wiring check, not an experiment.
 """
 
+import os
+
 import ml_collections
 
 # Appended to every problem, as in DeepScaleR's training data pipeline.
@@ -103,7 +105,9 @@ def get_config(variant: str = "paper") -> ml_collections.ConfigDict:
     c.model.family = "toy"
     c.model.path = ""
     c.model.remat = "none"
-    c.data.train = "experiments/data/toy_math.jsonl"
+    # Found from the config's own folder, so the toy recipe runs from anywhere.
+    c.data.train = os.path.normpath(os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), os.pardir, "data", "toy_math.jsonl"))
     c.data.chat_template = False
     c.data.instruction = ""
     c.rollout.temperature = 1.0

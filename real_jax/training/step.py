@@ -45,6 +45,7 @@ __all__ = [
     "init_state",
     "make_update",
     "make_step",
+    "minibatch_orders",
     "scan_steps",
     "make_evaluate",
 ]
@@ -169,8 +170,7 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
     tokens = constrain(rollout.tokens.reshape(B, G, -1))
     mask = constrain(rollout.mask.reshape(B, G, -1))
     old_logp = constrain(rollout.logp.reshape(B, G, -1))
-    orders = jnp.concatenate([jax.random.permutation(jax.random.fold_in(k_order, e), B)
-                              for e in range(cfg.ppo_epochs)]).reshape(-1, mb)
+    orders = minibatch_orders(k_order, B, cfg.ppo_epochs, mb)
 
     def one_update(carry, idx):
       params, opt_state = carry
@@ -186,6 +186,16 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
     return TrainState(params, opt_state, state.key, t), metrics
 
   return step
+
+
+def minibatch_orders(key: jax.Array, groups: int, epochs: int, minibatch: int) -> jax.Array:
+  """`[epochs * groups // minibatch, minibatch]` group indices, one row per update.
+
+  Each epoch visits every group once, in a fresh order drawn from
+  `fold_in(key, epoch)`, split into minibatches of whole groups.
+  """
+  return jnp.concatenate([jax.random.permutation(jax.random.fold_in(key, e), groups)
+                          for e in range(epochs)]).reshape(-1, minibatch)
 
 
 def scan_steps(step, state: TrainState, tau, n: int) -> tuple[TrainState, dict]:

@@ -1,0 +1,271 @@
+r"""`make mutants`: plant each listed bug in a copy of the repository, run the tests meant to catch it.
+
+  python tests/mutants.py [--only NAME,...] [--jobs 2] [--out docs]
+
+Each mutant is one exact text replacement in one file of a fresh copy of the
+tracked files; its tests then run against that copy (which comes first on
+the import path). A mutant is *caught* when they fail, *missed* when they
+pass. The results go to `docs/mutants.json` and the table `docs/mutants.md`
+(`--render` rewrites the table from the JSON). Run it on a tree whose suite
+passes, and again whenever a listed module changes: a replacement that no
+longer matches its file is an error (tests/test_mutants.py checks that too).
+
+The list covers the losses, the derivation check, the training step and
+its metrics, the data splits, the sampler and the study's statistics. A
+mutant is chosen for being a plausible slip that leaves every value finite.
+"""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ThreadPoolExecutor
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT_S = 900  # per mutant; a mutant that hangs its tests counts as caught
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+  name: str
+  path: str      # relative to the repository
+  old: str       # must occur exactly once in `path`
+  new: str
+  tests: str     # pytest arguments, split on spaces
+  what: str      # the bug, in words
+
+
+M = Mutant
+MUTANTS = (
+    # ------------------------------------------------------------- losses --
+    M("kl-gradient-stopped", "real_jax/losses/_clipped.py",
+      "    loss = loss + beta * kl", "    loss = loss + beta * jax.lax.stop_gradient(kl)",
+      "tests/test_losses.py -k kl", "the KL penalty's value without its gradient"),
+    M("k3-unclamped", "real_jax/losses/_clipped.py",
+      "    return jnp.clip(jnp.exp(log_ratio) - log_ratio - 1.0, -10.0, 10.0)",
+      "    return jnp.exp(log_ratio) - log_ratio - 1.0",
+      "tests/test_losses.py -k k3", "k3 without verl's clamp to [-10, 10]"),
+    M("gspo-padding-clipped", "real_jax/losses/_clipped.py",
+      "adv, is_clipped & m)", "adv, is_clipped)",
+      "tests/test_losses.py -k clip_fraction", "GSPO's padding counted as clipped"),
+    M("clip-fraction-per-rollout", "real_jax/losses/_clipped.py",
+      "clip_fraction=jnp.sum(n_clipped) / jnp.maximum(jnp.sum(n_tok), 1),",
+      "clip_fraction=jnp.mean(n_clipped / jnp.maximum(n_tok, 1)),",
+      "tests/test_losses.py -k clip_fraction", "the batch's clip fraction averaged over rollouts"),
+    M("dual-clip-ignored", "real_jax/losses/_clipped.py",
+      "    token_loss = jnp.where(dual, cap, token_loss)", "    token_loss = token_loss",
+      "tests/test_losses.py -k dual", "the dual clip's cap never applied"),
+    M("ratio-unclamped", "real_jax/losses/_clipped.py",
+      "  ratio = jnp.exp(jnp.clip(log_ratio, -max_log_ratio, max_log_ratio))",
+      "  ratio = jnp.exp(log_ratio)",
+      "tests/test_losses.py tests/test_grad_analysis.py -k clamp",
+      "the importance ratio without its log-ratio clamp"),
+    M("std-biased", "real_jax/losses/_common.py",
+      "    var = jnp.sum(centered**2) / jnp.maximum(n - 1, 1)",
+      "    var = jnp.sum(centered**2) / jnp.maximum(n, 1)",
+      "tests/test_losses.py -k Reference", "GRPO's advantage with the biased (ddof=0) std"),
+    M("std-eps-dropped", "real_jax/losses/_common.py",
+      "    centered = centered / (jnp.sqrt(var) + eps)", "    centered = centered / jnp.sqrt(var)",
+      "tests/test_losses.py -k Reference", "GRPO's advantage without its epsilon"),
+    M("real-anchor-dropped", "real_jax/losses/_label.py",
+      "  return jax.nn.logsumexp(jnp.concatenate([z, jnp.zeros((1,), z.dtype)]))",
+      "  return jax.nn.logsumexp(z)",
+      "tests/test_losses.py -k Reference", "REAL's anchor logit at 0 left out"),
+    M("label-padding-unmasked", "real_jax/losses/_label.py",
+      "  return jnp.where(where, values, -jnp.inf)", "  return values",
+      "tests/test_losses.py -k Invariances", "absent rollouts inside REAL's logsumexp"),
+    # ---------------------------------------------------- derivation check --
+    M("tolerance-loosened", "real_jax/grad_analysis/_sweep.py",
+      'TOLERANCE = {"float32": 1e-4, "float64": 1e-9}',
+      'TOLERANCE = {"float32": 1.0, "float64": 1e-9}',
+      "tests/test_grad_analysis.py -k pinned", "float32's tolerance raised to 1"),
+    M("edge-band-widened", "real_jax/grad_analysis/_sweep.py",
+      'EDGE_BAND = {"float32": 1e-5, "float64": 1e-12}',
+      'EDGE_BAND = {"float32": 1e-5, "float64": 1e-2}',
+      "tests/test_grad_analysis.py -k clip_edge", "clip-edge errors hidden by a wide band"),
+    M("edge-excluded-both-sides", "real_jax/grad_analysis/_sweep.py",
+      'stats["edge_excluded"] = jnp.sum(edge & mask & side)',
+      'stats["edge_excluded"] = jnp.sum(edge & mask)',
+      "tests/test_grad_analysis.py -k clip_edge", "edge tokens counted under both signs"),
+    M("bce-identity-unnormalised", "real_jax/grad_analysis/_sweep.py",
+      "identity = _max_rel(auto * closed.normaliser, c_one, closed.group_weights != 0)",
+      "identity = _max_rel(auto, c_one, closed.group_weights != 0)",
+      "tests/test_grad_analysis.py -k test_end_to_end", "the BCE identity without 1/N"),
+    M("closed-form-off", "real_jax/grad_analysis/_closed_forms.py",
+      "  return -sign / tau * jax.nn.sigmoid(-(log_c + sign * scores / tau))",
+      "  return -sign / tau * jax.nn.sigmoid(-(log_c + sign * scores / tau)) * (1 + 1e-3)",
+      "tests/test_grad_analysis.py -k Autodiff", "the label losses' closed form off by 0.1%"),
+    M("domination-over-all", "real_jax/domination.py",
+      "  mass = jnp.where(members, jnp.abs(mass), 0.0)", "  mass = jnp.abs(mass)",
+      "tests/test_training.py -k StepMetrics", "the top share taken over every rollout"),
+    M("dominated-at-half", "real_jax/training/metrics.py",
+      "(share > 0.5)", "(share >= 0.5)",
+      "tests/test_training.py -k StepMetrics", "a share of exactly 1/2 called dominated"),
+    # ------------------------------------------------------ training step --
+    M("minibatch-order-fixed", "real_jax/training/step.py",
+      "  return jnp.concatenate([jax.random.permutation(jax.random.fold_in(key, e), groups)",
+      "  return jnp.concatenate([jnp.arange(groups)",
+      "tests/test_training.py -k minibatch_orders", "every epoch in the sampled order"),
+    M("no-grad-clip", "real_jax/training/step.py",
+      "optax.chain(optax.clip_by_global_norm(cfg.grad_clip),", "optax.chain(optax.identity(),",
+      "tests/test_training.py -k UpdateMechanics", "the gradient never clipped"),
+    M("no-weight-decay", "real_jax/training/step.py",
+      "optax.adamw(learning_rate, weight_decay=cfg.weight_decay)",
+      "optax.adamw(learning_rate, weight_decay=0.0)",
+      "tests/test_training.py -k UpdateMechanics", "weight decay dropped"),
+    M("update-temperature-dropped", "real_jax/training/step.py",
+      "tokens.reshape(b * g, -1), prompt_len, temperature)",
+      "tokens.reshape(b * g, -1), prompt_len, 1.0)",
+      "tests/test_training.py -k UpdateMechanics",
+      "the update's log-probs at temperature 1 whatever the sampler's"),
+    M("entropy-of-last-update", "real_jax/training/step.py",
+      'entropy=outs["entropy"][0]', 'entropy=outs["entropy"][-1]',
+      "tests/test_training.py -k UpdateMechanics", "the entropy of the last update's policy"),
+    M("traced-tau-ignored", "real_jax/training/step.py",
+      "functools.partial(base_loss, tau=tau) if uses_tau",
+      "functools.partial(base_loss, tau=cfg.tau) if uses_tau",
+      "tests/test_training.py -k UpdateMechanics", "the config's tau instead of the vmapped one"),
+    M("kl-old-k1", "real_jax/training/step.py",
+      "jnp.where(mask, jnp.expm1(s) - s, 0.0)", "jnp.where(mask, jnp.expm1(s), 0.0)",
+      "tests/test_training.py -k weights_scores_and_kl", "kl_old without its -s term"),
+    # --------------------------------------------------- data and sampler --
+    M("train-sees-held-out", "real_jax/tasks/_base.py",
+      'wanted = {"train": ~held,', 'wanted = {"train": held | ~held,',
+      "tests/test_tasks.py tests/test_training.py -k held_out or split or Streams",
+      "training draws held-out problems"),
+    M("validation-is-everything", "real_jax/tasks/_base.py",
+      "    half = (h // 10) % 2 == 0", "    half = (h // 10) % 2 >= 0",
+      "tests/test_tasks.py", "the test half folded into validation"),
+    M("top-p-ignored", "real_jax/sampling.py",
+      "    drawn_from = _top_p_logits(scaled, top_p) if top_p < 1.0 else scaled",
+      "    drawn_from = scaled", "tests/test_sampling.py", "nucleus sampling switched off"),
+    # ------------------------------------------------------------- study --
+    M("interval-at-90", "real_jax/reporting/study.py",
+      "CONFIDENCE = 0.95", "CONFIDENCE = 0.90",
+      "tests/test_study.py -k Bootstrap", "a 90% interval reported as 95%"),
+    M("selected-on-test", "real_jax/reporting/study.py",
+      '          r["val_pass_at_1"])', '          r["test_pass_at_1"])',
+      "tests/test_study.py -k Selection", "learning rates chosen on the test half"),
+)
+
+
+def check(mutant: Mutant, root: str = ROOT) -> None:
+  """Raises ValueError unless `mutant.old` occurs exactly once in its file."""
+  with open(os.path.join(root, mutant.path)) as f:
+    count = f.read().count(mutant.old)
+  if count != 1:
+    raise ValueError(f"mutant {mutant.name}: {mutant.old!r} occurs {count} times in "
+                     f"{mutant.path} (expected once)")
+
+
+def _tracked_files() -> list[str]:
+  out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+  return [p for p in out.stdout.splitlines() if p.startswith(("real_jax/", "tests/", "experiments/",
+                                                               "benchmarks/"))
+          or p in ("setup.cfg", "pyproject.toml")]
+
+
+def run_one(mutant: Mutant, files: list[str], cache_dir: str) -> dict:
+  check(mutant)
+  start = time.perf_counter()
+  with tempfile.TemporaryDirectory(prefix=f"mutant_{mutant.name}_") as tmp:
+    for rel in files:
+      os.makedirs(os.path.dirname(os.path.join(tmp, rel)) or tmp, exist_ok=True)
+      shutil.copy2(os.path.join(ROOT, rel), os.path.join(tmp, rel))
+    target = os.path.join(tmp, mutant.path)
+    with open(target) as f:
+      text = f.read()
+    with open(target, "w") as f:
+      f.write(text.replace(mutant.old, mutant.new))
+    # The copy first on the path, ahead of the installed (editable) package.
+    env = dict(os.environ, PYTHONPATH=tmp, JAX_COMPILATION_CACHE_DIR=cache_dir)
+    where = subprocess.run([sys.executable, "-c", "import real_jax; print(real_jax.__file__)"],
+                           cwd=tmp, env=env, capture_output=True, text=True)
+    if not where.stdout.startswith(tmp):
+      raise RuntimeError(f"the copy's package is not the one imported: {where.stdout}{where.stderr}")
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+           *mutant.tests.split(" -k ")[0].split()]
+    if " -k " in mutant.tests:
+      cmd += ["-k", mutant.tests.split(" -k ", 1)[1]]
+    try:
+      proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
+                            timeout=TIMEOUT_S)
+      code, tail = proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
+    except subprocess.TimeoutExpired:
+      code, tail = -1, [f"timed out after {TIMEOUT_S} s"]
+  # pytest: 0 all passed, 1 some failed, 5 none collected (a broken selection).
+  result = {0: "missed", 1: "caught", 5: "no tests"}.get(code, "caught (error)")
+  if code == -1:
+    result = "caught (timeout)"
+  return {"name": mutant.name, "path": mutant.path, "what": mutant.what, "tests": mutant.tests,
+          "result": result, "seconds": round(time.perf_counter() - start, 1),
+          "last_line": tail[0] if tail else ""}
+
+
+def render(report: dict) -> str:
+  rows = report["rows"]
+  caught = sum(r["result"].startswith("caught") for r in rows)
+  lines = ["# Planted bugs (mutants)", "",
+           "Written by `make mutants` (tests/mutants.py) from `docs/mutants.json`; do not edit.",
+           "Each row is one bug planted in a copy of the repository and the tests run against it.",
+           "", f"{caught} of {len(rows)} caught; {report['seconds']:.0f} s on {report['machine']}.",
+           "", "| mutant | file | the bug | tests run | result | s |",
+           "| --- | --- | --- | --- | --- | --- |"]
+  lines += [f"| `{r['name']}` | `{r['path']}` | {r['what']} | `{r['tests']}` | {r['result']} "
+            f"| {r['seconds']:.0f} |" for r in rows]
+  return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--only", default="", help="comma-separated mutant names")
+  parser.add_argument("--jobs", type=int, default=2, help="mutants run at once")
+  parser.add_argument("--out", default=os.path.join(ROOT, "docs"))
+  parser.add_argument("--render", action="store_true", help="rewrite the table from the JSON")
+  args = parser.parse_args()
+  json_path, md_path = os.path.join(args.out, "mutants.json"), os.path.join(args.out, "mutants.md")
+  if args.render:
+    with open(json_path) as f:
+      report = json.load(f)
+  else:
+    chosen = [m for m in MUTANTS if not args.only or m.name in args.only.split(",")]
+    unknown = set(filter(None, args.only.split(","))) - {m.name for m in MUTANTS}
+    if unknown:
+      parser.error(f"--only: unknown mutants {sorted(unknown)}")
+    for m in chosen:
+      check(m)
+    files = _tracked_files()
+    cache_dir = os.path.join(ROOT, ".jax_cache", "mutants")
+    start = time.perf_counter()
+    rows = []
+    with ThreadPoolExecutor(args.jobs) as pool:
+      for row in pool.map(lambda m: run_one(m, files, cache_dir), chosen):
+        print(f"{row['result']:>16}  {row['name']:<28} {row['seconds']:6.1f}s  {row['last_line']}",
+              flush=True)
+        rows.append(row)
+    report = {"machine": f"{os.cpu_count()}-core CPU", "seconds": time.perf_counter() - start,
+              "rows": rows}
+    if args.only:  # a partial run updates its rows of the last full report
+      with open(json_path) as f:
+        last = json.load(f)
+      mine = {r["name"]: r for r in rows}
+      report = dict(last, rows=[mine.get(r["name"], r) for r in last["rows"]])
+    with open(json_path, "w") as f:
+      json.dump(report, f, indent=1)
+  with open(md_path, "w") as f:
+    f.write(render(report))
+  missed = [r["name"] for r in report["rows"] if not r["result"].startswith("caught")]
+  print(f"{len(report['rows']) - len(missed)} of {len(report['rows'])} caught"
+        + (f"; not caught: {', '.join(missed)}" if missed else ""))
+  return 1 if missed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
