@@ -142,10 +142,11 @@ MUTANTS = (
       "training draws held-out problems"),
     M("validation-is-everything", "real_jax/tasks/_base.py",
       "    half = (h // 10) % 2 == 0", "    half = (h // 10) % 2 >= 0",
-      "tests/test_tasks.py", "the test half folded into validation"),
+      "tests/test_tasks.py tests/test_training.py -k held_out or split or Streams",
+      "the test half folded into validation"),
     M("top-p-ignored", "real_jax/sampling.py",
       "    drawn_from = _top_p_logits(scaled, top_p) if top_p < 1.0 else scaled",
-      "    drawn_from = scaled", "tests/test_sampling.py", "nucleus sampling switched off"),
+      "    drawn_from = scaled", "tests/test_sampling.py -k top_p", "nucleus sampling switched off"),
     # ------------------------------------------------------------- study --
     M("interval-at-90", "real_jax/reporting/study.py",
       "CONFIDENCE = 0.95", "CONFIDENCE = 0.90",

@@ -54,6 +54,19 @@ class TestAgainstNumpyReference:
     assert got.dtype == jnp.float32
     np.testing.assert_allclose(float(got), reference.loss(name, *batch), rtol=2e-5)
 
+  @pytest.mark.parametrize("name", ALL)
+  def test_bfloat16_matches_the_float64_reference(self, name):
+    # The reference takes the bfloat16-rounded inputs, so only the loss's own
+    # arithmetic is judged: bfloat16 keeps 8 mantissa bits (relative rounding
+    # 2^-9 = 2e-3), and a loss is a few dozen roundings deep.
+    logp, old, mask, rewards = batches.random_batch(3, score_scale=0.5)
+    narrow = [jnp.asarray(x, jnp.bfloat16) for x in (logp, old)]
+    rounded = [np.where(mask, np.asarray(x, np.float64), np.nan) for x in narrow]
+    got, _ = jitted(name)(*narrow, jnp.asarray(mask), jnp.asarray(rewards, jnp.bfloat16))
+    assert got.dtype == jnp.bfloat16
+    want = reference.loss(name, *rounded, mask, rewards)
+    np.testing.assert_allclose(float(got), want, rtol=3e-2, atol=1e-3)
+
   @pytest.mark.parametrize("name", LABEL)
   @pytest.mark.parametrize("tau", [0.05, 0.5, 2.0])
   def test_label_losses_across_tau(self, name, tau):

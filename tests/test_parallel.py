@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import chex
+from flax import nnx
 import jax
 import jax.numpy as jnp
 from numerics import assert_allclose_scaled
@@ -16,7 +17,9 @@ import numpy as np
 import pytest
 
 from real_jax import metric_names
+from real_jax import model as model_lib
 from real_jax.training import base_model
+from real_jax.training import data
 from real_jax.training import metrics
 from real_jax.training import scan
 
@@ -120,3 +123,14 @@ class TestBfloat16:
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(final))
     for k in ("loss", "reward_mean", "entropy", "grad_norm", "kl_old", metric_names.EVAL_METRIC):
       assert np.all(np.isfinite(np.asarray(run[k]))), k
+    # The bfloat16 forward pass is the float32 one to bfloat16 precision (8
+    # mantissa bits, about 4e-3 per rounding, a few roundings deep), on the
+    # same parameters: a policy that ignored its input would fail here.
+    tokens = jnp.asarray(np.random.default_rng(0).integers(3, 12, (4, 8)), jnp.int32)
+    wide_cfg = cfg.copy_and_resolve_references()
+    wide_cfg.model.compute_dtype = "float32"
+    wide_graphdef, _ = nnx.split(base_model.make_policy(wide_cfg, data.make_task(cfg), 0))
+    narrow = np.asarray(model_lib.apply(graphdef, params, tokens), np.float64)
+    wide = np.asarray(model_lib.apply(wide_graphdef, params, tokens), np.float64)
+    np.testing.assert_allclose(narrow, wide, rtol=0, atol=0.05 * np.max(np.abs(wide)))
+    assert np.std(wide) > 0.1  # logits that vary, so the comparison means something

@@ -37,6 +37,27 @@ class TestSampler:
     np.testing.assert_allclose(np.where(r.mask, logp, 0.0), r.logp, atol=2e-6)
     assert np.all(np.asarray(r.logp)[~np.asarray(r.mask)] == 0.0)
 
+  def test_top_p_draws_only_from_the_nucleus(self, tiny_policy):
+    # The nucleus recomputed in NumPy from a full forward pass: the most
+    # probable tokens up to and including the one that brings the mass to top_p.
+    task, graphdef, state, prompts = tiny_policy
+    top_p, temperature = 0.5, 1.0
+    r = sampling.sample(graphdef, state, prompts, jax.random.key(4), max_new=task.max_response,
+                        temperature=temperature, top_p=top_p, **task.special_ids)
+    logits = np.asarray(nnx.merge(graphdef, state)(r.tokens), np.float64) / temperature
+    p_len, mask, tokens = task.prompt_len, np.asarray(r.mask), np.asarray(r.tokens)
+    outside, sizes = 0, []
+    for n, t in zip(*np.nonzero(mask)):
+      z = logits[n, p_len + t - 1]
+      probs = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+      order = np.argsort(-probs)
+      above = np.cumsum(probs[order]) - probs[order]
+      nucleus = set(order[above < top_p])
+      sizes.append(len(nucleus))
+      outside += tokens[n, p_len + t] not in nucleus
+    assert outside == 0
+    assert np.mean(sizes) < 0.5 * logits.shape[-1]  # a real restriction, not the vocabulary
+
   @pytest.mark.parametrize("temperature", [0.0, 1.0])
   def test_kv_cache_equals_recomputing_the_prefix(self, tiny_policy, temperature):
     task, graphdef, state, prompts = tiny_policy

@@ -394,12 +394,13 @@ class TestUpdateMechanics:
 
   def test_entropy_is_the_sampling_policy_s(self, on_policy_batch):
     # Sampling comes before any update, so the step's entropy (of the first,
-    # on-policy update) cannot depend on how many updates follow.
+    # on-policy update) cannot depend on how many updates follow. The weight
+    # decay moves the policy even when every sampled group is all-wrong.
     cfg, graphdef, params, _, _ = on_policy_batch
     entropy = []
     for epochs in (1, 2):
       c = cfg.copy_and_resolve_references()
-      c.update(ppo_epochs=epochs, lr=1e-2)
+      c.update(ppo_epochs=epochs, lr=0.1, weight_decay=0.5)
       state = step_lib.init_state(step_lib.make_optimizer(c), params, jax.random.key(0), c.lr)
       _, m = jax.jit(step_lib.make_step(c, graphdef))(state, jnp.float32(c.tau))
       entropy.append(float(m["entropy"]))
@@ -448,8 +449,10 @@ class TestDrivers:
     assert_same_records(looped, scanned)
     evaluated = [r["step"] for r in looped if r["eval_pass_at_1"] is not None]
     assert evaluated == [0, 2, 4, 5]
-    # Off-policy updates happened, so the mechanism metrics compared are not zeros.
-    assert max(r["kl_old"] for r in looped[1:]) > 0
+    # Off-policy updates happened, so the mechanism metrics compared are not zeros:
+    # an on-policy update's kl_old is rounding (about 2e-6 in float32); these
+    # runs' largest was 1.3e-3.
+    assert max(r["kl_old"] for r in looped[1:]) > 1e-4
     assert any(r["reward_mean"] > 0 for r in looped[1:])
 
   @pytest.mark.slow
