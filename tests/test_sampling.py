@@ -47,7 +47,7 @@ class TestSampler:
     logits = np.asarray(nnx.merge(graphdef, state)(r.tokens), np.float64) / temperature
     p_len, mask, tokens = task.prompt_len, np.asarray(r.mask), np.asarray(r.tokens)
     outside, sizes = 0, []
-    for n, t in zip(*np.nonzero(mask)):
+    for n, t in zip(*np.nonzero(mask), strict=True):
       z = logits[n, p_len + t - 1]
       probs = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
       order = np.argsort(-probs)
