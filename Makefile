@@ -21,13 +21,12 @@ install-tunix: $(TUNIX_STAMP)
 define make_venv
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "real_jax needs Python 3.11+, found " + sys.version.split()[0])'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 endef
 
 # --no-compile: pip's byte-compilation of every installed file took 94 s of a
 # 150 s install (the Tunix stack is large); Python compiles what is imported,
 # once, on first import.
-PIP_INSTALL := $(PY) -m pip install --quiet --no-compile
+PIP_INSTALL := $(PY) -m pip install --quiet --no-compile --disable-pip-version-check
 # Without this the first-import compilation would be redone by every process.
 export PYTHONDONTWRITEBYTECODE :=
 
@@ -42,14 +41,25 @@ $(TUNIX_STAMP): setup.cfg pyproject.toml
 	$(PIP_INSTALL) -e '.[test,notebook,tunix,docs]'
 	@touch $(STAMP) $(TUNIX_STAMP)
 
-# The linter, the docstrings' examples, the test suite on every core
-# (pytest-xdist; Tunix integration included) and the documentation site, whose
-# build executes the three notebooks once (a failing cell fails it).
+# The linter first (a second); then, all at once, the docstrings' examples, the
+# test suite on every core (pytest-xdist; Tunix integration included) and the
+# documentation site, whose build executes the three notebooks once (a failing
+# cell fails it). Each of the three leaves a core idle at times (the examples
+# always, the site while its last notebook runs, the suite at its tail), so
+# together they finish sooner than one after another. The examples' and the
+# site's logs are printed after the suite's; any failure fails the target.
 TEST_WORKERS ?= auto
+TEST_LOGS := $(OUT)/test_logs
 test: install-tunix
-	$(MAKE) --no-print-directory lint doctest
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 tests
-	$(MAKE) --no-print-directory docs
+	$(MAKE) --no-print-directory lint
+	@mkdir -p $(TEST_LOGS)
+	@$(MAKE) --no-print-directory doctest > $(TEST_LOGS)/doctest.log 2>&1 & doctest=$$!; \
+	 $(MAKE) --no-print-directory docs > $(TEST_LOGS)/docs.log 2>&1 & docs=$$!; \
+	 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 tests; suite=$$?; \
+	 wait $$doctest; examples=$$?; echo "--- doctest (exit $$examples):"; \
+	 tail -n 40 $(TEST_LOGS)/doctest.log; \
+	 wait $$docs; site=$$?; echo "--- docs (exit $$site):"; tail -n 40 $(TEST_LOGS)/docs.log; \
+	 test $$suite -eq 0 -a $$examples -eq 0 -a $$site -eq 0
 
 lint: install-tunix
 	$(PY) -m ruff check .

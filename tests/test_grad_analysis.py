@@ -293,6 +293,26 @@ class TestSweep:
     assert not row["passed"]
     np.testing.assert_allclose(row["max_rel_err"], 1e-6, rtol=1e-3)
 
+  def test_domination_summary_against_numpy(self):
+    # The sweep's first chunk rebuilt, REAL's per-rollout weights by autodiff,
+    # and the top-negative shares and their summary computed here in NumPy.
+    result = ga.run_sweep(64, ("float64",), chunk=16, objectives=("real",),
+                          progress=lambda _: None)
+    cases = _sweep.make_cases(jax.random.fold_in(jax.random.key(0), 0), 16, jnp.float64)
+    weights = jax.vmap(lambda lp, olp, m, r, t: ga.rollout_weights("real", lp, olp, m, r, tau=t))(
+        cases["logp"], cases["old_logp"], cases["mask"], cases["rewards"], cases["tau"])
+    g = weights.shape[-1]
+    weights = np.abs(np.asarray(weights)).reshape(-1, g)
+    wrong = (np.asarray(cases["mask"]).any(-1) & (np.asarray(cases["rewards"]) == 0)).reshape(-1, g)
+    shares = np.array([w[n].max() / w[n].sum() for w, n in zip(weights, wrong, strict=True)
+                       if n.sum() >= 2 and w[n].sum() > 0])
+    got = result.domination["real"]
+    assert got["groups"] == len(shares) > 10
+    np.testing.assert_allclose(
+        [got["mean"], got["median"], got["p90"], got["above_half"]],
+        [shares.mean(), np.median(shares), np.quantile(shares, 0.9), np.mean(shares > 0.5)],
+        rtol=1e-9)
+
   def test_tokens_at_a_clip_edge_are_left_out_and_counted(self):
     cases = _sweep.make_cases(jax.random.key(5), 8, jnp.float64)
     # Every third token's ratio exactly on GRPO's upper edge, 1 + epsilon_high.

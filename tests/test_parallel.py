@@ -63,17 +63,18 @@ SHARDED_SCRIPT = textwrap.dedent("""
     from conftest import make_tiny_config
     from real_jax.training import base_model, scan
     assert len(jax.devices()) == 8, jax.devices()
-    cfg = make_tiny_config({base!r}, loss={loss!r}, prompts_per_step=8, steps=2)
-    graphdef, params, _ = base_model.build_base_model(cfg, log=lambda _: None)
-    key = jax.random.key(3)
-    _, ref = jax.jit(scan.make_train(cfg, graphdef))(params, key, cfg.tau, cfg.lr)
     out = {{}}
-    for data, fsdp in ((8, 1), (4, 2)):
-      mesh = scan.make_mesh(data=data, fsdp=fsdp)
-      sharded = scan.shard_params(params, mesh)
-      _, got = jax.jit(scan.make_train(cfg, graphdef, mesh))(sharded, key, cfg.tau, cfg.lr)
-      out[f"{{data}}x{{fsdp}}"] = {{k: [np.asarray(ref[k]).tolist(), np.asarray(got[k]).tolist()]
-                                  for k in ref}}
+    for loss in {losses!r}:
+      cfg = make_tiny_config({base!r}, loss=loss, prompts_per_step=8, steps=2)
+      graphdef, params, _ = base_model.build_base_model(cfg, log=lambda _: None)
+      key = jax.random.key(3)
+      _, ref = jax.jit(scan.make_train(cfg, graphdef))(params, key, cfg.tau, cfg.lr)
+      for data, fsdp in ((8, 1), (4, 2)):
+        mesh = scan.make_mesh(data=data, fsdp=fsdp)
+        sharded = scan.shard_params(params, mesh)
+        _, got = jax.jit(scan.make_train(cfg, graphdef, mesh))(sharded, key, cfg.tau, cfg.lr)
+        out[f"{{loss}} {{data}}x{{fsdp}}"] = {{
+            k: [np.asarray(ref[k]).tolist(), np.asarray(got[k]).tolist()] for k in ref}}
     try:  # 4 groups cannot be spread over 8 devices without splitting one
       scan.make_train(make_tiny_config({base!r}, prompts_per_step=4), graphdef,
                       scan.make_mesh(data=8))
@@ -87,16 +88,17 @@ SHARDED_SCRIPT = textwrap.dedent("""
 class TestSharding:
 
   @pytest.mark.slow
-  @pytest.mark.parametrize("loss", ["real", "dapo"])
-  def test_eight_devices_equal_one(self, tiny_config, base_dir, loss):
+  def test_eight_devices_equal_one(self, tiny_config, base_dir):
+    # Both losses in one process: JAX starts its 8 devices once.
     base_model.build_base_model(tiny_config(), **QUIET)  # the subprocess only loads it
-    script = SHARDED_SCRIPT.format(base=base_dir, loss=loss)
+    script = SHARDED_SCRIPT.format(base=base_dir, losses=("real", "dapo"))
     # conftest's config builder comes from tests/; the package is installed.
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.path.join(ROOT, "tests"))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=900, env=env, cwd="/")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert sorted(result) == ["dapo 4x2", "dapo 8x1", "real 4x2", "real 8x1"]
     for layout, values in result.items():
       for name, (ref, got) in values.items():
         # Means of rewards, weights and log-probability differences whose
