@@ -21,6 +21,9 @@ install-tunix: $(TUNIX_STAMP)
 define make_venv
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "real_jax needs Python 3.11+, found " + sys.version.split()[0])'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# A current pip resolves and installs this project's stack in 54 s; the one
+	@# Python 3.11 ships (23.2) took 113 s (measured on the 2-core CI machine).
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 endef
 
 # --no-compile: pip's byte-compilation of every installed file took 94 s of a
