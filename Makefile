@@ -103,7 +103,7 @@ test-compat:
 	COMPAT_TESTS="$(COMPAT_TESTS)" bash .ci/compat
 
 # Bugs planted one at a time in a copy of the repository, each against the tests
-# meant to catch it (tests/mutants.py, about 15 minutes on 2 cores); writes
+# meant to catch it (tests/mutants.py, about 3 minutes on 2 cores); writes
 # docs/mutants.json and its table docs/mutants.md. Not part of `make test`.
 mutants: install-tunix
 	$(PY) tests/mutants.py

@@ -125,7 +125,8 @@ def grad_check_section(device, sizes) -> dict:
       for dtype, stats in by_dtype.items():
         rows.append({"objective": name, "sign": sign, "dtype": dtype,
                      "max_rel_err": stats["max_rel_err"], "passed": stats["passed"]})
-  out.update(cold_s=times[0], warm_s=times[1] if len(times) > 1 else None, cases_per_dtype=sizes["cases"], rows=rows,
+  warm_s = times[1] if len(times) > 1 else None
+  out.update(cold_s=times[0], warm_s=warm_s, cases_per_dtype=sizes["cases"], rows=rows,
              passed=all(r["passed"] for r in rows))
   return out
 
@@ -270,6 +271,7 @@ def _targets(report: dict) -> list[str]:
 
 def markdown(report: dict) -> str:
   d, lim, gc = report["device"], report["limits"], report["grad_check"]
+  warm = f", warm {gc['warm_s']:.1f} s" if gc["warm_s"] is not None else ""
   out = [f"# Accelerator report: {d['device_kind']} ({d['platform']})", "",
          f"{d['device_count']} device(s), memory {d['memory_bytes'] or 'not reported'} bytes; "
          f"JAX {d['jax']}, jaxlib {d['jaxlib']}, Python {d['python']}"
@@ -280,10 +282,7 @@ def markdown(report: dict) -> str:
          f"bfloat16 {lim['matmul_bfloat16_TFLOPs']:.3f} TFLOP/s", "",
          "## Derivation check (autodiff against the closed forms)", "",
          f"{gc['cases_per_dtype']:,} random groups per dtype; float64: {gc['float64']}; "
-         f"cold {gc['cold_s']:.1f} s"
-         + (f", warm {gc['warm_s']:.1f} s; " if gc["warm_s"] is not None else "; ")
-         +
-         f"{'PASS' if gc['passed'] else 'FAIL'}", "",
+         f"cold {gc['cold_s']:.1f} s{warm}; {'PASS' if gc['passed'] else 'FAIL'}", "",
          "| objective | sign | dtype | max rel. error | tolerance |", "| --- | --- | --- | --- | --- |"]
   out += [f"| {r['objective']} | {r['sign']} | {r['dtype']} | {r['max_rel_err']:.1e} "
           f"| {gc['tolerance'][r['dtype']]:.0e} |" for r in gc["rows"]]

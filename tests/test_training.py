@@ -287,13 +287,7 @@ class TestStep:
     # The first update after sampling is on-policy: the trainer's log-probs
     # must equal the sampler's, so every score is 0, nothing is clipped and the
     # KL is 0, whatever the loss. One update on one sampled batch checks it.
-    cfg, graphdef, params, task, batch = on_policy_batch
-    cfg = cfg.copy_and_resolve_references()
-    cfg.loss = loss
-    optimizer = step_lib.make_optimizer(cfg)
-    state = step_lib.init_state(optimizer, params, jax.random.key(0), cfg.lr)
-    update = step_lib.make_update(cfg, graphdef, optimizer, task.prompt_len)
-    _, _, out = jax.jit(update)(state.params, state.opt_state, *batch, jnp.float32(cfg.tau))
+    _, _, out = _one_update(on_policy_batch, loss=loss)
     for k in ("loss", "entropy", "grad_norm", "kl_old", "clip_fraction"):
       assert np.isfinite(float(out[k])), k
     assert abs(float(out["kl_old"])) < 1e-6 and float(out["clip_fraction"]) == 0.0
