@@ -18,6 +18,10 @@ the step's final minibatch update, the most off-policy one):
 - `entropy`: mean token entropy of the policy on the step's first minibatch,
   before any update (the sampling policy, at the sampling temperature).
 - `response_length`: mean response length in tokens, EOS included.
+- `length_correct`, `length_wrong`: the same over correct and over wrong
+  rollouts; `length_wrong_max`: the longest wrong rollout.
+- `truncated_fraction`: share of rollouts that reached the task's response
+  limit without EOS (each scores 0).
 - `mixed_group_fraction`, `solve_all_fraction`: share of groups with both
   labels, and with every rollout correct.
 - `score_pos_mean`, `score_neg_mean`: mean sequence score `sbar` of correct
@@ -36,6 +40,14 @@ the step's final minibatch update, the most off-policy one):
 - `kl_old`: token-mean `k3` estimate of KL(pi_old || pi) at the last update,
   `mean(e^s - 1 - s)` with `s = log pi - log pi_old` on tokens sampled from
   pi_old: 0 on-policy, growing as the updates move the policy.
+- `mismatch_kl`, `is_ratio_min`, `is_ratio_max`, `seq_log_ratio_max`: how far
+  the sampler's policy `mu` is from the trainer's `pi_old` on the step's
+  rollouts (`real_jax.losses.mismatch_stats`): the k3 estimate of
+  KL(mu || pi_old), the extreme token ratios `pi_old / mu`, and the largest
+  `|log|` of a rollout's sequence ratio. 0, 1, 1 and 0 when the trainer samples
+  with its own policy (`sampler_dtype` float32).
+- `corrected_fraction`: share of the last update's response tokens whose
+  weight the rollout correction changed (truncated or masked); 0 without one.
 """
 
 __all__ = ["STEP_METRICS", "EVAL_METRIC", "TEST_METRIC", "EVAL_METRICS", "METRICS",
@@ -45,13 +57,15 @@ PERCENTILES = (10, 50, 90)
 
 # Computed by `step_metrics`, one value per training step.
 STEP_METRICS: tuple[str, ...] = (
-    "loss", "reward_mean", "entropy", "response_length", "grad_norm",
+    "loss", "reward_mean", "entropy", "response_length",
+    "length_correct", "length_wrong", "length_wrong_max", "truncated_fraction", "grad_norm",
     "mixed_group_fraction", "solve_all_fraction",
     "score_pos_mean", "score_neg_mean",
     "weight_pos_mean", "weight_neg_mean", "weight_neg_max", "neg_top_share",
     "neg_dominated_fraction",
     *(f"weight_{sign}_p{q}" for sign in ("pos", "neg") for q in PERCENTILES),
     "clip_fraction", "kl_old",
+    "mismatch_kl", "is_ratio_min", "is_ratio_max", "seq_log_ratio_max", "corrected_fraction",
 )
 EVAL_METRIC = "eval_pass_at_1"
 TEST_METRIC = "test_pass_at_1"

@@ -15,6 +15,7 @@ import pytest
 from real_jax import metric_names
 from real_jax.reporting import sweep as report
 from real_jax.training import metrics
+from real_jax.training import scan
 from real_jax.training import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,13 +50,13 @@ class TestRunner:
                              run_group=self.fake_group(calls))
     assert len(status["done"]) == 4 and len(status["failed"]) == 4
     assert [c[0] for c in calls] == ["real", "boom"]
-    assert len(calls[0][1]) == 4  # seeds x taus of one loss: one vmapped program
+    assert len(calls[0][1]) == 4  # seeds x taus of one loss: one program of the config's width
     failed = tmp_path / sweep.point_name({"loss": "boom", "tau": 0.25, "seed": 0}) / "FAILED"
     assert "this point's training raised" in failed.read_text()
 
-    # Interrupted: a point lost its DONE marker. Its whole group runs again (a
-    # point's numbers depend on the program it is vmapped in), with the
-    # failures; only the missing point is written.
+    # Interrupted: a point lost its DONE marker. Only it is trained again (a
+    # point's numbers do not depend on its neighbours in a program of fixed
+    # width), with the failures.
     lost = {"loss": "real", "tau": 1.0, "seed": 1}
     os.remove(sweep.done_marker(str(tmp_path), lost))
     kept = pathlib.Path(sweep.done_marker(str(tmp_path), {"loss": "real", "tau": 0.25, "seed": 0}))
@@ -63,7 +64,7 @@ class TestRunner:
     calls.clear()
     status = sweep.run_grid(cfg, self.points, str(tmp_path), log=lambda _: None,
                              run_group=self.fake_group(calls))
-    assert calls[0] == ("real", [(0.25, 0), (0.25, 1), (1.0, 0), (1.0, 1)])
+    assert calls[0] == ("real", [(1.0, 1)])
     assert len(status["skipped"]) == 3 and len(status["done"]) == 1
     assert kept.read_text().endswith(" ")
 
@@ -92,6 +93,17 @@ class TestRunner:
     table = report.format_summary(summary)
     assert "1.500 +- 0.707" in table
 
+  def test_a_group_wider_than_a_program_is_trained_in_programs(self, tmp_path, tiny_config):
+    cfg = tiny_config(steps=3, eval_every=3, points_per_program=3)
+    calls = []
+    points = sweep.product(loss=["real"], tau=[0.25, 1.0], seed=[0, 1, 2, 3])
+    status = sweep.run_grid(cfg, points, str(tmp_path), log=lambda _: None,
+                             run_group=self.fake_group(calls))
+    assert [len(todo) for _, todo in calls] == [3, 3, 2]
+    assert sorted(p for _, todo in calls for p in todo) == sorted(
+        (p["tau"], p["seed"]) for p in points)
+    assert len(status["done"]) == 8
+
   def test_unknown_override_is_an_error(self, tiny_config):
     with pytest.raises(ValueError, match="no such field"):
       sweep.apply_overrides(tiny_config(), {"learning_rate": 1.0})
@@ -112,6 +124,22 @@ class TestEndToEnd:
     assert by_point[("grpo", 0.25, 3e-4)] == by_point[("grpo", 1.0, 3e-4)]
     assert by_point[("real", 0.25, 3e-4)] != by_point[("real", 1.0, 3e-4)]
     assert by_point[("real", 0.25, 3e-4)] != by_point[("real", 0.25, 3e-3)]
+
+  def test_a_point_is_the_same_to_the_bit_whatever_shares_its_program(self, tiny_config):
+    # The previous test's config and program: seed 0 at tau 0.25, lr 3e-4,
+    # alone (padded to the program width of 4), then among 4 other points
+    # in another order: in slot 2 of the first program and in slot 0 of the
+    # second, padded.
+    cfg = tiny_config(steps=3)
+    alone, _ = scan.run_points(cfg, [0], taus=[0.25], lrs=[3e-4], log=lambda _: None)
+    mixed, _ = scan.run_points(cfg, [2, 1, 0, 3, 0], taus=[1.0, 0.25, 0.25, 0.5, 0.25],
+                               lrs=[3e-3, 1e-4, 3e-4, 3e-4, 3e-4], log=lambda _: None)
+    assert set(alone) == set(metric_names.STEP_METRICS) | set(metric_names.EVAL_METRICS)
+    for k in alone:
+      assert alone[k].shape[0] == 1 and mixed[k].shape[0] == 5
+      np.testing.assert_array_equal(mixed[k][2], alone[k][0], err_msg=k)
+      np.testing.assert_array_equal(mixed[k][4], alone[k][0], err_msg=k)
+    assert not np.array_equal(mixed["loss"][0], alone["loss"][0])  # the neighbours differ
 
   @pytest.mark.slow
   def test_command_from_outside_the_repository(self, tmp_path, base_dir):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from real_jax import tasks
+from real_jax.tasks._chain import chain_text
 
 EOS, BOS, PAD = tasks.EOS, tasks.BOS, tasks.PAD
 
@@ -98,3 +99,93 @@ class TestArrayTask:
         got = float(task.jax_rewards(jnp.asarray(response)[None], jnp.asarray(target)[None],
                                      jnp.asarray([n]))[0])
         assert got == want, (text, response, answer)
+
+
+class TestChainAddition:
+  """Chain-of-thought responses of varying length, rewarded on their final value only."""
+
+  task = tasks.ChainAddition(2)
+  enc = task.tokenizer.encode
+
+  def test_chain_by_hand(self):
+    assert tasks.ChainAddition(3).solution("999+001=", "1000", _AlwaysChain()) == (
+        "9+1=10,9+0+1=10,9+0+1=10:1000")
+    assert self.task.solution("47+85=", "132", _AlwaysChain()) == "7+5=12,4+8+1=13:132"
+    assert self.task.solution("47+85=", "132", np.random.default_rng(0)) in (
+        "132", "7+5=12,4+8+1=13:132")
+
+  def test_final_value_decides(self):
+    r = self.task.reward
+    assert r(self.enc("7+5=12,4+8+1=13:132") + [EOS], "132") == 1.0
+    assert r(self.enc("132") + [EOS], "132") == 1.0                 # direct
+    assert r(self.enc("7+5=99,1:2:132") + [EOS, 4, 4], "132") == 1.0  # a wrong chain, the last ":"
+    assert r(self.enc("7+5=12,4+8+1=13:131") + [EOS], "132") == 0.0
+    assert r(self.enc("7+5=12,4+8+1=13:132"), "132") == 0.0        # truncated
+    assert r(self.enc("7+5=12,4+8+1=13,132") + [EOS], "132") == 0.0  # no ":" before the value
+    assert r(self.enc("132:") + [EOS], "132") == 0.0                 # empty final value
+    assert r(self.enc(":0132") + [EOS], "132") == 0.0                # leading zero
+
+  def test_lengths_span_a_factor_of_four(self):
+    rng = np.random.default_rng(1)
+    batch = self.task.batch(0, 0, 512)
+    lengths = [len(self.task.solution(self.task.tokenizer.decode(p[1:]), a, rng)) + 1
+               for p, a in zip(batch.prompts, batch.answers, strict=True)]
+    assert min(lengths) <= 4 and max(lengths) >= 16 and max(lengths) <= self.task.max_response
+    assert self.task.max_response == len("9+9=18,9+9+1=19:198") + 1
+    chained = np.mean([n > 4 for n in lengths])
+    assert 0.4 < chained < 0.6  # chain_fraction 0.5
+    assert all(len(tasks.ChainAddition(2, chain_fraction=0.0).solution("47+85=", "132", rng))
+               == 3 for _ in range(20))
+
+  def test_prompts_and_splits_are_additions(self):
+    for split in ("train", "eval"):
+      a = self.task.batch(3, 1, 32, split)
+      b = tasks.Addition(2).batch(3, 1, 32, split)
+      assert a.answers == b.answers
+      assert [self.task.tokenizer.decode(p[1:]) for p in a.prompts] == [
+          tasks.Addition(2).tokenizer.decode(p[1:]) for p in b.prompts]
+
+  def test_array_verifier_is_the_string_verifier(self):
+    # Responses built from the pieces a policy could emit: correct and wrong
+    # chains and answers, stray marks, PAD and BOS, cut short or not.
+    task, rng = self.task, np.random.default_rng(0)
+    prompts, targets, length = task.jax_problems(jax.random.key(2), 64, "train")
+    answers = [str(int(t[1:3]) + int(t[4:6])) for t in
+               (task.tokenizer.decode(p) for p in np.asarray(prompts))]
+    responses, wanted, rows = [], [], []
+    pieces = ["7+5=12,", "4+8+1=13", ":", ",", "1", "0", "=", "+"]
+    for i, answer in enumerate(answers):
+      for _ in range(8):
+        text = "".join(rng.choice(pieces) for _ in range(rng.integers(0, 4)))
+        if rng.random() < 0.6:
+          text += ":" if rng.random() < 0.7 else ""
+          text += answer if rng.random() < 0.6 else str(int(answer) + rng.integers(-2, 3))
+        ids = task.tokenizer.encode(text)[: task.max_response]
+        if rng.random() < 0.85 and len(ids) < task.max_response:
+          ids.append(EOS)
+        ids += [int(rng.choice([PAD, PAD, BOS, 5]))] * (task.max_response - len(ids))
+        if rng.random() < 0.05:
+          ids[rng.integers(0, len(ids))] = PAD
+        responses.append(ids)
+        wanted.append(task.reward(ids, answer))
+        rows.append(i)
+    rows = np.asarray(rows)
+    got = jax.jit(task.jax_rewards)(jnp.asarray(responses, jnp.int32), targets[rows], length[rows])
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(wanted, np.float32))
+    assert 0.2 < np.mean(wanted) < 0.8  # both verdicts are exercised
+
+  def test_bad_arguments(self):
+    with pytest.raises(ValueError, match="`digits`"):
+      tasks.ChainAddition(0)
+    with pytest.raises(ValueError, match="`chain_fraction`"):
+      tasks.ChainAddition(2, chain_fraction=1.5)
+    assert tasks.get_task("chain_addition", digits=3).max_response == len(
+        chain_text(999, 999, 3)) + 1
+
+
+class _AlwaysChain:
+  """A stand-in generator whose draw always picks the chain (`random()` below any fraction)."""
+
+  @staticmethod
+  def random():
+    return 0.0

@@ -16,6 +16,7 @@ import pytest
 from real_jax import losses
 from real_jax import metric_names
 from real_jax import sampling
+from real_jax import tasks
 from real_jax.training import base_model
 from real_jax.training import config as config_lib
 from real_jax.training import data
@@ -136,17 +137,21 @@ class TestStepMetrics:
     mask = rng.random((3, 4, 5)) < 0.7
     return rewards, weights, scores, present, mask
 
+  truncated = np.array([[0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]], bool)
+
   def test_against_numpy(self):
     rewards, weights, scores, present, mask = self.inputs()
     last = dict(weights=weights, scores=scores, rewards=rewards, present=present,
                 clip_fraction=np.float32(0.25), kl_old=np.float32(0.01))
     got = jax.jit(functools.partial(metrics.step_metrics))(
-        rewards=rewards, response_mask=mask, losses=np.array([1.0, 3.0], np.float32),
+        rewards=rewards, response_mask=mask, truncated=self.truncated,
+        losses=np.array([1.0, 3.0], np.float32),
         grad_norms=np.array([2.0, 4.0], np.float32), entropy=np.float32(0.7), last=last)
     assert set(got) == set(metric_names.STEP_METRICS)
     pos = present & (rewards > 0.5)
     neg = present & (rewards <= 0.5)
     w = np.abs(weights)
+    length = mask.sum(-1)
     # Group 0: negatives 2.0 and 1.0 -> top share 2/3; group 1: 0.1, 0.3, 0.6 (the
     # absent fourth ignored) -> 0.6; group 2 has no negatives.
     want = {
@@ -157,6 +162,8 @@ class TestStepMetrics:
         "weight_neg_mean": w[neg].mean(), "weight_neg_max": 2.0,
         "neg_top_share": (2 / 3 + 0.6) / 2, "neg_dominated_fraction": 1.0,
         "clip_fraction": 0.25, "kl_old": 0.01,
+        "length_correct": length[rewards > 0.5].mean(), "length_wrong": length[rewards < 0.5].mean(),
+        "length_wrong_max": length[rewards < 0.5].max(), "truncated_fraction": 3 / 12,
         **{f"weight_pos_p{q}": np.percentile(w[pos], q) for q in metric_names.PERCENTILES},
         **{f"weight_neg_p{q}": np.percentile(w[neg], q) for q in metric_names.PERCENTILES},
     }
@@ -169,12 +176,13 @@ class TestStepMetrics:
     rewards = np.zeros_like(rewards)  # no positive rollout anywhere
     last = dict(weights=weights, scores=scores, rewards=rewards, present=present,
                 clip_fraction=np.float32(0), kl_old=np.float32(0))
-    got = metrics.step_metrics(rewards=rewards, response_mask=mask, losses=np.ones(1),
+    got = metrics.step_metrics(rewards=rewards, response_mask=mask, truncated=self.truncated,
+                               losses=np.ones(1),
                                grad_norms=np.ones(1), entropy=np.float32(1), last=last)
     recs = metrics.records({k: np.asarray(v)[None] for k, v in got.items()}, 7,
                            {7: {"eval_pass_at_1": 0.5}})
     assert list(recs[0]) == list(metric_names.METRICS)
-    for k in ("score_pos_mean", "weight_pos_mean", "weight_pos_p50"):
+    for k in ("score_pos_mean", "weight_pos_mean", "weight_pos_p50", "length_correct"):
       assert recs[0][k] is None, k
     assert recs[0]["weight_neg_max"] == pytest.approx(2.0)
     assert recs[0]["eval_pass_at_1"] == 0.5 and recs[0]["test_pass_at_1"] is None
@@ -202,7 +210,8 @@ class StepMetricsVariantsTest(chex.TestCase):
                 rewards=rewards, present=np.ones((2, 3), bool),
                 clip_fraction=np.float32(0.0), kl_old=np.float32(0.0))
     fn = self.variant(lambda r, loss: metrics.step_metrics(
-        rewards=r, response_mask=np.ones((2, 3, 4), bool), losses=np.ones(2, np.float32),
+        rewards=r, response_mask=np.ones((2, 3, 4), bool), truncated=np.zeros((2, 3), bool),
+        losses=np.ones(2, np.float32),
         grad_norms=np.ones(2, np.float32), entropy=np.float32(0.5), last=loss))
     got = fn(rewards, last)
     # Group 0: negatives 1.5, 0.5 -> 0.75; group 1: 1, 1, 2 -> 0.5.
@@ -280,7 +289,42 @@ class TestStep:
     correct = rewards > 0.5
     np.testing.assert_allclose(m["mixed_group_fraction"],
                                (correct.any(-1) & ~correct.all(-1)).mean(), rtol=1e-6)
-    np.testing.assert_allclose(m["response_length"], np.asarray(r.mask).sum(-1).mean(), rtol=1e-6)
+    length = np.asarray(r.mask).sum(-1).reshape(8, 4)
+    np.testing.assert_allclose(m["response_length"], length.mean(), rtol=1e-6)
+    np.testing.assert_allclose(m["length_wrong"], length[~correct].mean(), rtol=1e-6)
+    np.testing.assert_allclose(m["length_wrong_max"], length[~correct].max(), rtol=1e-6)
+    truncated = ~(np.asarray(r.response) == tasks.EOS).any(-1)
+    np.testing.assert_allclose(m["truncated_fraction"], truncated.mean(), rtol=1e-6)
+
+  def test_mismatch_regime_samples_in_bfloat16_and_trains_against_pi_old(self, tiny_config):
+    # The step's mismatch statistics against an independent path: the batch
+    # re-sampled with the weights rounded to bfloat16, then scored by the
+    # float32 policy. IcePop with a band of [1/1.01, 1.01] masks some tokens.
+    cfg = tiny_config(prompts_per_step=8, sampler_dtype="bfloat16", correction="icepop",
+                      correction_cap=1.01)
+    graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
+    task = data.make_task(cfg)
+    state = step_lib.init_state(step_lib.make_optimizer(cfg), params, jax.random.key(5), cfg.lr)
+    _, m = jax.jit(step_lib.make_step(cfg, graphdef))(state, jnp.float32(cfg.tau))
+    prompts = data.train_batch(task, jax.random.key(5), 1, 8)[0]
+    _, k_sample, _ = data.step_keys(jax.random.key(5), 1)
+    rounded = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
+    r = sampling.sample(base_model.graphdef(cfg, task, "bfloat16"), rounded,
+                        jnp.repeat(prompts, 4, axis=0), k_sample, max_new=task.max_response,
+                        temperature=cfg.temperature, **task.special_ids)
+    old, _ = sampling.response_logprobs(graphdef, params, r.tokens, task.prompt_len)
+    mask = np.asarray(r.mask)
+    log_rho = (np.asarray(old, np.float64) - np.asarray(r.logp, np.float64))[mask]
+    np.testing.assert_allclose(m["mismatch_kl"], np.mean(np.expm1(log_rho) - log_rho),
+                               rtol=1e-3, atol=1e-9)
+    np.testing.assert_allclose(m["is_ratio_max"], np.exp(log_rho.max()), rtol=1e-5)
+    assert float(m["mismatch_kl"]) > 0 and float(m["is_ratio_min"]) < 1 < float(m["is_ratio_max"])
+    assert 0 < float(m["corrected_fraction"]) < 1
+    # The float32 sampler is the trainer's own policy: no mismatch at all.
+    f32 = tiny_config(prompts_per_step=8)
+    _, m32 = jax.jit(step_lib.make_step(f32, graphdef))(state, jnp.float32(cfg.tau))
+    assert float(m32["mismatch_kl"]) == 0 and float(m32["is_ratio_max"]) == 1
+    assert float(m32["corrected_fraction"]) == 0
 
   @pytest.mark.parametrize("loss", sorted(losses.LOSSES))
   def test_one_on_policy_update_for_every_loss(self, on_policy_batch, loss):

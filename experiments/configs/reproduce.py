@@ -12,7 +12,9 @@ from real_jax.training.sweep import product
 
 
 def get_config():
-  return config.get_config()
+  c = config.get_config()
+  c.points_per_program = 2  # one loss's two seeds, unpadded
+  return c
 
 
 def get_sweep():

@@ -21,9 +21,11 @@ test half (used only for the reported numbers).
 paper (CISPO, SAPO, GMPO, GPG) beside REAL and GRPO, each at its own
 defaults, with the same paired seeds, so that REAL minus each loss is paired
 as in the main study. REAL and GRPO rerun here do not reproduce the main
-study's numbers to the last digit: a program vmapped over a different number
-of runs rounds differently, and 100 RL steps amplify that ("Replication" in
-docs/results/study.md measures by how much):
+study's numbers to the last digit: they were trained in programs of 20 and
+5 runs there and of 25 here, a program vmapped over a different number of
+runs rounds differently, and 100 RL steps amplify that ("Replication" in
+docs/results/study.md measures by how much; today every program of a config
+has its `points_per_program` width, so a rerun is exact):
   python -m real_jax.study --config=experiments/configs/study_offpolicy.py:atlas \
       --workdir=runs/study_atlas --out=docs/study_atlas
 
@@ -53,12 +55,15 @@ def get_config(arg=None):
   c.eval_split = "validation"
   c.eval_size = 512
   c.test_size = 512
+  # A (loss, regime) group's 5 learning rates x 5 seeds per program, the width
+  # the committed results were trained at.
+  c.points_per_program = 25
   if arg == "smoke":
     c.task.kwargs.digits = 1
     c.model.update(width=16, depth=1, heads=2)
     c.base.update(max_steps=30, eval_every=15, eval_size=32, batch_size=32, band=(0.0, 1.0))
     c.update(prompts_per_step=4, group_size=4, steps=4, eval_every=2, eval_size=16,
-             test_size=16)
+             test_size=16, points_per_program=4)
   return c
 
 

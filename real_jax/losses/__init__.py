@@ -5,7 +5,8 @@ and the objectives since: CISPO, SAPO, GMPO, GPG, dual-clip PPO
 (`clip_ratio_c`) and RLOO advantages (`advantage="rloo"`).
 
 Every batched loss takes `logp, old_logp, mask: [B, G, T]` and `rewards: [B, G]`
-and returns `(loss, aux)`. Each is built from a function of one rollout group
+and returns `(loss, aux)`. `rollout_correction` adapts a batch to any of
+them when the sampler's policy differs from the trainer's. Each is built from a function of one rollout group
 (`*_group`) that is `jax.vmap`-ed over groups. docs/derivations.md gives the
 formulas and conventions. `LOSSES` names every objective; `defaults(name)`
 gives its default hyperparameters, read from its signature.
@@ -25,6 +26,12 @@ from real_jax.losses._clipped import kl_penalty
 from real_jax.losses._common import ADVANTAGE_ESTIMATORS
 from real_jax.losses._common import group_advantages
 from real_jax.losses._common import sequence_scores
+from real_jax.losses._correction import CORRECTIONS
+from real_jax.losses._correction import DEFAULT_CAP
+from real_jax.losses._correction import DEFAULT_KL_THRESHOLD
+from real_jax.losses._correction import Corrected
+from real_jax.losses._correction import mismatch_stats
+from real_jax.losses._correction import rollout_correction
 from real_jax.losses._label import LabelLossAux
 from real_jax.losses._label import bce
 from real_jax.losses._label import bce_group
@@ -57,6 +64,10 @@ __all__ = [
     "ADVANTAGE_LOSSES",
     "AGG_MODES",
     "CLIPPED_LOSSES",
+    "CORRECTIONS",
+    "Corrected",
+    "DEFAULT_CAP",
+    "DEFAULT_KL_THRESHOLD",
     "ClippedLossAux",
     "KL_TYPES",
     "LABEL_LOSSES",
@@ -85,10 +96,12 @@ __all__ = [
     "gspo",
     "hyperparameters",
     "kl_penalty",
+    "mismatch_stats",
     "real",
     "real_group",
     "real_product",
     "real_product_group",
+    "rollout_correction",
     "sapo",
     "sapo_group",
     "sequence_scores",

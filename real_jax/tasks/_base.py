@@ -90,9 +90,20 @@ class Task(abc.ABC):
     ids = np.array([[BOS] + self.tokenizer.encode(t) for t in texts], np.int32)
     return Batch(ids, tuple(answers))
 
-  def demonstration(self, prompt_text: str, answer: str) -> list[int]:
-    """Full token sequence of a correct episode (for the supervised warm start)."""
-    return [BOS] + self.tokenizer.encode(prompt_text + answer) + [EOS]
+  def solution(self, prompt: str, answer: str, rng: np.random.Generator) -> str:
+    """The response text of a correct demonstration (the supervised warm start's data).
+
+    The answer itself here; a task whose solutions vary (in length, say) draws
+    one from `rng`.
+    """
+    del prompt, rng
+    return answer
+
+  def demonstration(self, prompt_text: str, answer: str,
+                    rng: np.random.Generator | None = None) -> list[int]:
+    """Full token sequence of a correct episode: BOS, prompt, `solution`, EOS."""
+    response = self.solution(prompt_text, answer, rng or np.random.default_rng(0))
+    return [BOS] + self.tokenizer.encode(prompt_text + response) + [EOS]
 
   def reward(self, response: Sequence[int], answer: str) -> float:
     """1.0 for exactly `answer` then EOS within `max_response` tokens, else 0.0."""
@@ -240,13 +251,3 @@ def _stable_hash(text: str) -> int:
   for c in text.encode():
     h = ((h ^ c) * 16777619) & 0xFFFFFFFF
   return h
-
-
-TASKS = {"addition": Addition, "multiplication": Multiplication}
-
-
-def get_task(name: str, **kwargs) -> Task:
-  try:
-    return TASKS[name](**kwargs)
-  except KeyError:
-    raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}.") from None

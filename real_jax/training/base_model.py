@@ -38,18 +38,36 @@ from real_jax import tasks as tasks_lib
 from real_jax.training import data
 
 __all__ = [
+    "policy_config",
+    "graphdef",
     "make_policy",
     "base_model_dir",
     "build_base_model",
 ]
 
 
-def make_policy(cfg: ml_collections.ConfigDict, task: tasks_lib.Task, seed: int) -> model_lib.Policy:
+def policy_config(cfg: ml_collections.ConfigDict, task: tasks_lib.Task,
+                  compute_dtype: str | None = None) -> model_lib.PolicyConfig:
+  """The policy's architecture for the config's task, computing in `compute_dtype`
+  (default: `model.compute_dtype`)."""
   m = cfg.model
-  policy_cfg = model_lib.PolicyConfig(
+  compute_dtype = compute_dtype or m.get("compute_dtype", "float32")
+  return model_lib.PolicyConfig(
       vocab_size=task.tokenizer.vocab_size, max_len=task.prompt_len + task.max_response,
       width=m.width, depth=m.depth, heads=m.heads, mlp_ratio=m.mlp_ratio,
-      dtype=jnp.bfloat16 if m.get("compute_dtype", "float32") == "bfloat16" else jnp.float32)
+      dtype=jnp.bfloat16 if compute_dtype == "bfloat16" else jnp.float32)
+
+
+def graphdef(cfg: ml_collections.ConfigDict, task: tasks_lib.Task,
+             compute_dtype: str | None = None) -> nnx.GraphDef:
+  """The policy's graph definition alone, built abstractly (no parameters are initialised)."""
+  abstract = nnx.eval_shape(lambda: model_lib.Policy(policy_config(cfg, task, compute_dtype),
+                                                     rngs=nnx.Rngs(0)))
+  return nnx.split(abstract)[0]
+
+
+def make_policy(cfg: ml_collections.ConfigDict, task: tasks_lib.Task, seed: int) -> model_lib.Policy:
+  policy_cfg = policy_config(cfg, task)
   # Initialised in one compiled program rather than op by op (the same values,
   # bit for bit): a fresh process then spends a fraction of a second here, not
   # three, and the program comes from the persistent compilation cache.
@@ -132,8 +150,10 @@ def _train_and_save(cfg, task, graphdef, params, path, log) -> None:
     batch = task.batch(base.seed, step, base.batch_size, "train")
     seqs = np.zeros((base.batch_size, length), np.int32)
     mask = np.zeros((base.batch_size, task.max_response), bool)
+    rng = np.random.default_rng([base.seed, step, 2])  # which solution, where a task has several
     for i, (ids, answer) in enumerate(zip(batch.prompts, batch.answers, strict=True)):
-      answer_ids = task.tokenizer.encode(answer) + [tasks_lib.EOS]
+      prompt = task.tokenizer.decode(ids[1:])
+      answer_ids = task.tokenizer.encode(task.solution(prompt, answer, rng)) + [tasks_lib.EOS]
       seqs[i, :p_len] = ids
       seqs[i, p_len:p_len + len(answer_ids)] = answer_ids
       mask[i, :len(answer_ids)] = True

@@ -15,12 +15,23 @@ configs start from it and change what they study. Fields:
 - the RL step: `prompts_per_step` (B) groups of `group_size` (G) rollouts at
   `temperature` / `top_p`, then `ppo_epochs x minibatches` AdamW updates on
   whole groups (`lr`, `weight_decay`, `grad_clip`), for `steps` steps.
+- a sampler/trainer mismatch: `sampler_dtype` "bfloat16" samples with the
+  policy's weights rounded to bfloat16 and computed in bfloat16 (as an
+  inference engine would) while the trainer stays in float32 and recomputes
+  `pi_old` itself; `correction` (one of `real_jax.losses.CORRECTIONS`) with
+  `correction_cap` and `correction_kl` corrects for it. "float32" samples with
+  the trainer's own policy, where every correction is the identity.
 - evaluation: greedy (`eval_temperature=0`) pass@1 on `eval_size` held-out
   prompts of `eval_split` drawn from `eval_seed`, at step 0 and every
   `eval_every` steps; with `test_size > 0`, also on that many prompts of the
   test split (`eval_split` is then `validation`, so that hyperparameters are
   chosen on one half of the held-out problems and reported on the other).
 - the resumable trainer: `checkpoint_every`, `log_every` (a progress line).
+- `points_per_program`: how many runs (seeds, taus, learning rates) the
+  scanned driver trains in one vmapped program. Every program has exactly this
+  width, padded with inert copies when fewer runs are left, because XLA's
+  rounding depends on the width: a run's metrics are then the same to the
+  last bit whichever other runs share its program, and in whatever order.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ __all__ = [
     "get_config",
     "validate",
     "LOSS_FIELDS",
+    "SAMPLER_DTYPES",
     "loss_kwargs",
 ]
 
@@ -69,6 +81,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.ppo_epochs = 1
   c.minibatches = 2
   c.steps = 100
+  c.sampler_dtype = "float32"
+  c.correction = "none"
+  c.correction_cap = losses.DEFAULT_CAP
+  c.correction_kl = losses.DEFAULT_KL_THRESHOLD
 
   c.eval_every = 10
   c.eval_size = 256
@@ -79,6 +95,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 10
   c.log_every = 10
   c.seed = 0
+  c.points_per_program = 4
   return c
 
 
@@ -88,7 +105,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ValueError(f"`config.loss` must be one of {', '.join(sorted(losses.LOSSES))}; "
                      f"got {cfg.loss!r}.")
   for field in ("prompts_per_step", "group_size", "minibatches", "ppo_epochs", "steps",
-                "eval_every", "eval_size", "checkpoint_every", "log_every"):
+                "eval_every", "eval_size", "checkpoint_every", "log_every", "points_per_program"):
     value = cfg.get(field)
     if not isinstance(value, int) or value < 1:
       raise ValueError(f"`config.{field}` must be an integer >= 1, got {value!r}.")
@@ -103,6 +120,16 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if cfg.test_size and cfg.eval_split != "validation":
     raise ValueError(f"`eval_split` must be 'validation' when `test_size` > 0, so that the "
                      f"two held-out sets are disjoint; got {cfg.eval_split!r}.")
+  if cfg.sampler_dtype not in SAMPLER_DTYPES:
+    raise ValueError(f"`config.sampler_dtype` must be one of {SAMPLER_DTYPES}, "
+                     f"got {cfg.sampler_dtype!r}.")
+  if cfg.correction not in losses.CORRECTIONS:
+    raise ValueError(f"`config.correction` must be one of {', '.join(losses.CORRECTIONS)}; "
+                     f"got {cfg.correction!r}.")
+  if not cfg.correction_cap > 1:
+    raise ValueError(f"`config.correction_cap` must be > 1, got {cfg.correction_cap!r}.")
+  if not cfg.correction_kl > 0:
+    raise ValueError(f"`config.correction_kl` must be > 0, got {cfg.correction_kl!r}.")
   if not cfg.lr > 0:
     raise ValueError(f"`config.lr` must be > 0, got {cfg.lr!r}.")
   if not cfg.tau > 0:
@@ -120,6 +147,8 @@ def loss_kwargs(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
   accepted = losses.hyperparameters(cfg.loss)
   return {k: cfg.get(k) for k in LOSS_FIELDS if k in accepted and cfg.get(k) is not None}
 
+
+SAMPLER_DTYPES = ("float32", "bfloat16")
 
 # The config fields that carry an advantage-weighted loss's hyperparameters.
 LOSS_FIELDS = ("epsilon_low", "epsilon_high", "loss_agg_mode", "advantage", "clip_ratio_c",

@@ -47,18 +47,23 @@ def _mean_where(x: jax.Array, where: jax.Array) -> jax.Array:
   return jnp.where(n > 0, total / jnp.maximum(n, 1), jnp.nan)
 
 
-def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, losses: jax.Array,
-                 grad_norms: jax.Array, entropy: jax.Array, last: Mapping[str, jax.Array]
-                 ) -> dict[str, jax.Array]:
+def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, truncated: jax.Array,
+                 losses: jax.Array, grad_norms: jax.Array, entropy: jax.Array,
+                 last: Mapping[str, jax.Array],
+                 mismatch: Mapping[str, jax.Array] | None = None) -> dict[str, jax.Array]:
   """The `STEP_METRICS` of one step, as float32 scalars (NaN where undefined).
 
   Args:
     rewards: `[B, G]` the step's rewards.
     response_mask: `[B, G, R]` the step's response masks.
+    truncated: `[B, G]` bool, the rollouts that ended without EOS.
     losses, grad_norms: `[U]` one per update.
     entropy: scalar, the first update's mean token entropy.
     last: the last update's `weights`, `scores`, `rewards`, `present` (each
-      `[b, G]`), `clip_fraction` and `kl_old` (scalars).
+      `[b, G]`), `clip_fraction`, `kl_old` and (optionally)
+      `corrected_fraction` (scalars).
+    mismatch: `real_jax.losses.mismatch_stats` of the step's rollouts; None
+      when the sampler is the trainer's policy (0 KL, ratios of 1).
   """
   f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
   correct = rewards > 0.5
@@ -68,11 +73,17 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, losses: jax.Ar
   share, counted = domination.top_share(w, neg)
   neg_top = _mean_where(share, counted)
   neg_dominated = _mean_where((share > 0.5).astype(share.dtype), counted)
+  length = jnp.sum(response_mask, -1).astype(jnp.float32)
   out = {
       "loss": jnp.mean(losses),
       "reward_mean": jnp.mean(rewards),
       "entropy": entropy,
-      "response_length": jnp.mean(jnp.sum(response_mask, -1).astype(jnp.float32)),
+      "response_length": jnp.mean(length),
+      "length_correct": _mean_where(length, correct),
+      "length_wrong": _mean_where(length, ~correct),
+      "length_wrong_max": jnp.where((~correct).any(), jnp.max(jnp.where(correct, 0.0, length)),
+                                    jnp.nan),
+      "truncated_fraction": jnp.mean(truncated.astype(jnp.float32)),
       "grad_norm": jnp.mean(grad_norms),
       "mixed_group_fraction": jnp.mean((correct.any(-1) & ~correct.all(-1)).astype(jnp.float32)),
       "solve_all_fraction": jnp.mean(correct.all(-1).astype(jnp.float32)),
@@ -85,6 +96,9 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, losses: jax.Ar
       "neg_dominated_fraction": neg_dominated,
       "clip_fraction": last["clip_fraction"],
       "kl_old": last["kl_old"],
+      "corrected_fraction": last.get("corrected_fraction", jnp.zeros(())),
+      **(mismatch or {"mismatch_kl": 0.0, "is_ratio_min": 1.0, "is_ratio_max": 1.0,
+                      "seq_log_ratio_max": 0.0}),
   }
   for sign, members in (("pos", pos), ("neg", neg)):
     spread = jnp.nanpercentile(jnp.where(members, w, jnp.nan).reshape(-1),

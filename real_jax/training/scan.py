@@ -4,6 +4,7 @@ r"""A whole RL run as one `lax.scan`: vmappable over seed, tau and learning rate
   params, run = jax.jit(train)(base_params, jax.random.key(0), 0.5, 3e-4)
   # S seeds x taus x learning rates in one compiled program:
   params, run = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, 0)))(base_params, keys, taus, lrs)
+  # or, in programs of a fixed width (bit-for-bit reruns): run_points(cfg, seeds, taus=, lrs=)
 
 `run[name]` has one value per step for each of `metrics.STEP_METRICS`, and
 one per entry of `metrics.eval_steps(steps, eval_every)` for each of
@@ -119,7 +120,14 @@ def run_points(cfg: ml_collections.ConfigDict, seeds: Sequence[int], *,
                taus: Sequence[float] | None = None, lrs: Sequence[float] | None = None,
                mesh: Mesh | None = None, log: Callable[[str], None] = print,
                return_params: bool = False):
-  """Trains one run per (seed, tau, lr) triple in a single compiled, vmapped program.
+  """Trains one run per (seed, tau, lr) triple, `cfg.points_per_program` at a time.
+
+  Every program vmaps exactly `cfg.points_per_program` runs; the last is
+  padded with inert copies of its first run, whose results are dropped. XLA
+  rounds a vmapped program differently at different widths but, at one
+  width, a run's arithmetic does not depend on its neighbours or its slot: so
+  a run's metrics are identical to the last bit whatever else it is trained
+  with (tested). All programs of a call share one compilation.
 
   `taus` and `lrs` default to the config's, one per seed otherwise. Returns
   `(runs, seconds)`, with `runs[name]` a NumPy array with a leading axis of
@@ -132,21 +140,43 @@ def run_points(cfg: ml_collections.ConfigDict, seeds: Sequence[int], *,
   if not len(taus) == len(lrs) == n:
     raise ValueError(f"`seeds`, `taus` and `lrs` must have one entry per point; got "
                      f"{n}, {len(taus)} and {len(lrs)}.")
+  if n == 0:
+    raise ValueError("`seeds` is empty: there is no point to train.")
+  width = cfg.points_per_program
+  if not isinstance(width, int) or width < 1:
+    raise ValueError(f"`config.points_per_program` must be an integer >= 1, got {width!r}.")
   graphdef, params, _ = base_model.build_base_model(cfg, log=log)
   if mesh is not None:
     params = shard_params(params, mesh)
   train = make_train(cfg, graphdef, mesh)
-  keys = jax.vmap(jax.random.key)(jnp.asarray([int(s) for s in seeds]))
-  run = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, 0)))
+  program = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, 0)))
+  seeds = np.asarray([int(s) for s in seeds])
+  taus, lrs = np.asarray(taus, np.float32), np.asarray(lrs, np.float32)
+  metrics, finals = [], []
   start = time.perf_counter()
-  # The program's collectives span every process; its length is the config's.
-  with distributed.collective(f"training {n} point(s)", timeout_s=None):
-    final_params, runs = run(params, keys, jnp.asarray(taus, jnp.float32),
-                             jnp.asarray(lrs, jnp.float32))
-    jax.block_until_ready(runs)
-  runs = distributed.allgather(runs, "run metrics")
+  for first in range(0, n, width):
+    real = np.arange(first, min(first + width, n))
+    slots = np.concatenate([real, np.full(width - len(real), first)])
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds[slots]))
+    # The program's collectives span every process; its length is the config's.
+    with distributed.collective(f"training {len(real)} point(s)", timeout_s=None):
+      final_params, runs = program(params, keys, jnp.asarray(taus[slots]),
+                                   jnp.asarray(lrs[slots]))
+      jax.block_until_ready(runs)
+    runs = distributed.allgather(runs, "run metrics")
+    metrics.append({k: v[:len(real)] for k, v in runs.items()})  # the padding's are dropped
+    finals.append(final_params if return_params else None)
   seconds = time.perf_counter() - start
-  return (runs, seconds, final_params) if return_params else (runs, seconds)
+  runs = {k: np.concatenate([m[k] for m in metrics]) for k in metrics[0]}
+  if not return_params:
+    return runs, seconds
+  if len(finals) > 1 or n < width:
+    # In one program, so that parameters spanning processes are joined where they live.
+    finals = jax.jit(lambda parts: jax.tree.map(lambda *xs: jnp.concatenate(xs)[:n], *parts))(
+        finals)
+  else:
+    finals = finals[0]
+  return runs, seconds, finals
 
 
 def point(runs: dict, i: int) -> dict:

@@ -35,6 +35,7 @@ import optax
 from real_jax import losses
 from real_jax import metric_names
 from real_jax import sampling
+from real_jax.training import base_model as base_model_lib
 from real_jax.training import config as config_lib
 from real_jax.training import data
 from real_jax.training import metrics as metrics_lib
@@ -89,9 +90,12 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
                 optimizer: optax.GradientTransformation, prompt_len: int):
   """The minibatch update, a pure function:
 
-  `update(params, opt_state, tokens, old_logp, mask, rewards, tau) -> (params, opt_state, out)`
+  `update(params, opt_state, tokens, old_logp, mask, rewards, tau, behaviour_logp=None)
+  -> (params, opt_state, out)`
 
-  with `tokens [b, G, P+R]`, `old_logp, mask [b, G, R]`, `rewards [b, G]`.
+  with `tokens [b, G, P+R]`, `old_logp, mask [b, G, R]`, `rewards [b, G]`;
+  `behaviour_logp [b, G, R]` are the sampler's log-probabilities where they
+  differ from `old_logp` (the config's `correction` reads both).
   `out` holds the loss, the gradient norm, the mean token entropy, and what
   the mechanism metrics need: per-rollout `weights` and `scores`, the clipped
   fraction and the KL estimate. The weights are `dL/dlogp` summed over each
@@ -101,22 +105,26 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
   base_loss = functools.partial(losses.get(cfg.loss), **config_lib.loss_kwargs(cfg))
   uses_tau = cfg.loss in losses.LABEL_LOSSES
   temperature = cfg.temperature if cfg.temperature > 0 else 1.0
+  correct = functools.partial(losses.rollout_correction, cfg.correction,
+                              cap=cfg.correction_cap, kl_threshold=cfg.correction_kl)
 
-  def update(params, opt_state, tokens, old_logp, mask, rewards, tau):
+  def update(params, opt_state, tokens, old_logp, mask, rewards, tau, behaviour_logp=None):
     b, g = rewards.shape
     loss_fn = functools.partial(base_loss, tau=tau) if uses_tau else base_loss
+    behaviour_logp = old_logp if behaviour_logp is None else behaviour_logp
 
     def objective(p, offset):
       logp, entropy = sampling.response_logprobs(
           graphdef, p, tokens.reshape(b * g, -1), prompt_len, temperature)
       logp = logp.reshape(b, g, -1) + offset
-      loss, aux = loss_fn(logp, old_logp, mask, rewards)
+      fixed = correct(logp, old_logp, behaviour_logp, mask, rewards)
+      loss, aux = loss_fn(fixed.logp, old_logp, fixed.mask, rewards)
       flat_mask = mask.reshape(b * g, -1)
       mean_entropy = jnp.sum(jnp.where(flat_mask, entropy, 0.0)) / jnp.maximum(mask.sum(), 1)
-      return loss, (logp, mean_entropy, aux)
+      return loss, (logp, mean_entropy, aux, fixed.changed_fraction)
 
     offset = jnp.zeros(old_logp.shape, old_logp.dtype)
-    (loss, (logp, entropy, aux)), (grads, token_grads) = jax.value_and_grad(
+    (loss, (logp, entropy, aux, changed)), (grads, token_grads) = jax.value_and_grad(
         objective, argnums=(0, 1), has_aux=True)(params, offset)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
@@ -129,6 +137,7 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
         "rewards": rewards, "present": jnp.any(mask, axis=-1),
         "clip_fraction": getattr(aux, "clip_fraction", jnp.zeros((), jnp.float32)),
         "kl_old": jnp.sum(jnp.where(mask, jnp.expm1(s) - s, 0.0)) / n_tokens,
+        "corrected_fraction": changed,
     }
     return params, opt_state, out
 
@@ -152,6 +161,19 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
   optimizer = make_optimizer(cfg)
   update = make_update(cfg, graphdef, optimizer, task.prompt_len)
   mb = B // cfg.minibatches
+  # The mismatch regime: the sampler is the policy's weights rounded to, and
+  # computed in, bfloat16; the trainer recomputes pi_old in its own precision.
+  mismatch = cfg.sampler_dtype != "float32"
+  sampler_graphdef = (base_model_lib.graphdef(cfg, task, cfg.sampler_dtype) if mismatch
+                      else graphdef)
+  temperature = cfg.temperature if cfg.temperature > 0 else 1.0
+
+  def sampler_params(params):
+    if not mismatch:
+      return params
+    dtype = jnp.dtype(cfg.sampler_dtype)
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating)
+                        else x, params)
 
   def constrain(x):
     if mesh is None:
@@ -162,26 +184,35 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
     t = state.step + 1
     _, k_sample, k_order = data.step_keys(state.key, t)
     prompts, targets, target_len = data.train_batch(task, state.key, t, B)
-    rollout = sampling.sample(graphdef, state.params, constrain(jnp.repeat(prompts, G, axis=0)),
-                              k_sample, max_new=R, temperature=cfg.temperature, top_p=cfg.top_p,
-                              **task.special_ids)
+    rollout = sampling.sample(sampler_graphdef, sampler_params(state.params),
+                              constrain(jnp.repeat(prompts, G, axis=0)), k_sample, max_new=R,
+                              temperature=cfg.temperature, top_p=cfg.top_p, **task.special_ids)
     rewards = constrain(task.jax_rewards(rollout.response, jnp.repeat(targets, G, axis=0),
                                          jnp.repeat(target_len, G, axis=0)).reshape(B, G))
     tokens = constrain(rollout.tokens.reshape(B, G, -1))
     mask = constrain(rollout.mask.reshape(B, G, -1))
-    old_logp = constrain(rollout.logp.reshape(B, G, -1))
+    behaviour_logp = constrain(rollout.logp.reshape(B, G, -1))
+    if mismatch:
+      recomputed, _ = sampling.response_logprobs(graphdef, state.params, rollout.tokens,
+                                                 task.prompt_len, temperature)
+      old_logp = constrain(jnp.where(mask, recomputed.reshape(B, G, -1), 0.0))
+    else:
+      old_logp = behaviour_logp
     orders = minibatch_orders(k_order, B, cfg.ppo_epochs, mb)
 
     def one_update(carry, idx):
       params, opt_state = carry
       params, opt_state, out = update(params, opt_state, tokens[idx], old_logp[idx], mask[idx],
-                                      rewards[idx], tau)
+                                      rewards[idx], tau, behaviour_logp[idx])
       return (params, opt_state), out
 
     (params, opt_state), outs = jax.lax.scan(one_update, (state.params, state.opt_state), orders)
     last = jax.tree.map(lambda x: x[-1], outs)
+    truncated = ~jnp.any(rollout.response == task.special_ids["eos_id"], -1).reshape(B, G)
     metrics = metrics_lib.step_metrics(
-        rewards=rewards, response_mask=mask, losses=outs["loss"], grad_norms=outs["grad_norm"],
+        rewards=rewards, response_mask=mask, truncated=truncated, losses=outs["loss"],
+        grad_norms=outs["grad_norm"],
+        mismatch=losses.mismatch_stats(old_logp, behaviour_logp, mask),
         entropy=outs["entropy"][0], last=last)
     return TrainState(params, opt_state, state.key, t), metrics
 

@@ -4,15 +4,16 @@ r"""The sweep runner: one folder per point, finished points skipped, failures su
 
 A config file's `get_sweep()` returns a list of override dicts (dotted keys
 allowed), e.g. `product(loss=["real", "grpo"], seed=[0, 1, 2])`. Points that
-differ only in `seed`, `tau` and `lr` train together as one vmapped program
-(`scan.run_points`). Each point gets `workdir/<name>/` with `overrides.json`,
-`metrics.jsonl` (the one schema, step 0 to the last step) and, once
-finished, `DONE` (its summary numbers, `metrics.summarise_run`). A group that raises marks its points
-`FAILED` (with the traceback) and the sweep goes on. Started again, the runner
-skips groups whose points are all `DONE` and re-runs any other group whole,
-from the start, writing the points it lacks: a point's numbers depend on the
-program it was vmapped in, so re-running only the missing ones would give
-an interrupted sweep different numbers from an uninterrupted one.
+differ only in `seed`, `tau` and `lr` form a group and train together,
+`points_per_program` at a time, in one vmapped program (`scan.run_points`).
+Each point gets `workdir/<name>/` with `overrides.json`, `metrics.jsonl` (the
+one schema, step 0 to the last step) and, once finished, `DONE` (its summary
+numbers, `metrics.summarise_run`), written as soon as its program returns. A
+program that raises marks its points `FAILED` (with the traceback) and the
+sweep goes on. Started again, the runner trains only the points without
+`DONE`: every program has the same width, so a point's numbers do not depend
+on which others share its program, and an interrupted sweep ends with the
+same numbers, bit for bit, as an uninterrupted one.
 
 In a multi-process run (`real_jax.distributed`) every process runs every
 group over a mesh of all devices; process 0 decides which groups are done
@@ -131,10 +132,11 @@ def done_marker(workdir: str, overrides: dict) -> str:
 def run_grid(cfg: ml_collections.ConfigDict, points: list[dict], workdir: str, *,
               log: Callable[[str], None] = print, run_group: Callable | None = None,
               mesh=None) -> dict:
-  """Runs the groups not yet done; returns `{"done": [...], "failed": [...], "skipped": [...]}`.
+  """Trains the points not yet done; returns `{"done": [...], "failed": [...], "skipped": [...]}`.
 
-  `run_group(group_cfg, members) -> [run metrics per point]` trains one group
-  (default: `scan.run_points` over `mesh`); tests pass a stand-in.
+  `run_group(group_cfg, members) -> [run metrics per point]` trains up to
+  `points_per_program` points of one group (default: `scan.run_points` over
+  `mesh`); tests pass a stand-in.
   """
   run_group = run_group or functools.partial(_run_group, log=log, mesh=mesh)
   lead = distributed.is_lead()
@@ -148,36 +150,37 @@ def run_grid(cfg: ml_collections.ConfigDict, points: list[dict], workdir: str, *
        for members in groups.values()], "finished sweep points")
   status = {"done": [], "failed": [], "skipped": []}
   for n, ((key, members), done) in enumerate(zip(groups.items(), finished, strict=True), 1):
-    if all(done):
-      status["skipped"] += members
-      log(f"[{n}/{len(groups)}] {key}: all {len(members)} points done, skipped")
-      continue
     missing = [p for p, d in zip(members, done, strict=True) if not d]
     status["skipped"] += [p for p, d in zip(members, done, strict=True) if d]
-    log(f"[{n}/{len(groups)}] {key}: {len(members)} point(s) in one vmapped program"
-        + (f" ({len(missing)} to write)" if len(missing) < len(members) else ""))
-    start = time.perf_counter()
-    try:
-      group_cfg = apply_overrides(cfg, json.loads(key))
-      results = run_group(group_cfg, members)
-    except Exception:
-      trace = traceback.format_exc()
-      log(f"    FAILED: {trace.strip().splitlines()[-1]}")
-      if lead:
-        for p in missing:
-          folder = os.path.join(workdir, point_name(p))
-          os.makedirs(folder, exist_ok=True)
-          with open(os.path.join(folder, "FAILED"), "w") as f:
-            f.write(trace)
-      status["failed"] += missing
+    if not missing:
+      log(f"[{n}/{len(groups)}] {key}: all {len(members)} points done, skipped")
       continue
-    for p, run, d in zip(members, results, done, strict=True):
-      if not d:
+    group_cfg = apply_overrides(cfg, json.loads(key))
+    width = group_cfg.points_per_program
+    log(f"[{n}/{len(groups)}] {key}: {len(missing)} point(s) to train, {width} per program"
+        + (f" ({len(members) - len(missing)} done before)" if len(missing) < len(members) else ""))
+    for first in range(0, len(missing), width):
+      part = missing[first:first + width]
+      start = time.perf_counter()
+      try:
+        results = run_group(group_cfg, part)
+      except Exception:
+        trace = traceback.format_exc()
+        log(f"    FAILED: {trace.strip().splitlines()[-1]}")
+        if lead:
+          for p in part:
+            folder = os.path.join(workdir, point_name(p))
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, "FAILED"), "w") as f:
+              f.write(trace)
+        status["failed"] += part
+        continue
+      for p, run in zip(part, results, strict=True):
         if lead:
           _write_point(workdir, p,
                        metrics_lib.run_records(run, group_cfg.steps, group_cfg.eval_every))
         status["done"].append(p)
-    log(f"    done in {time.perf_counter() - start:.1f}s")
+      log(f"    {first + len(part)}/{len(missing)} done in {time.perf_counter() - start:.1f}s")
   return status
 
 
