@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast test-compat mutants lint doctest docs notebooks reproduce grad-analysis compare study bench accel-report clean
+.PHONY: install install-tunix test test-fast test-compat mutants lint doctest docs notebooks reproduce grad-analysis compare study study-length bench accel-report clean
 
 install: $(STAMP)
 
@@ -132,6 +132,12 @@ compare: install
 study: install
 	$(PY) -m real_jax.study --config=experiments/configs/study_offpolicy.py --workdir=$(OUT)/study \
 	    --out=docs/study --config.base.dir=$(OUT)/base_models
+
+# The length study (chain-of-thought addition, two update regimes, a bfloat16
+# sampler with and without TIS); resumable, budget 120 minutes on 2 cores.
+study-length: install
+	$(PY) -m real_jax.study --config=experiments/configs/study_length.py \
+	    --workdir=$(OUT)/study_length --out=docs/study_length --config.base.dir=$(OUT)/base_models
 
 # Benchmarks (figures printed, and written as JSON under $(OUT)/). torch is pinned to
 # the CPU wheel; a bare `torch` would pull the newest CUDA build.

@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference
 
 from real_jax import losses
-import reference
 
 CAP, KL = 2.0, 0.5
 

@@ -27,14 +27,14 @@ class TestSelection:
     # lr 1e-3 is better on test, 1e-4 on validation: the study must pick 1e-4.
     rows = [row("grpo", 4, 1e-4, s, val=0.6, test=0.2) for s in range(3)]
     rows += [row("grpo", 4, 1e-3, s, val=0.5, test=0.9) for s in range(3)]
-    assert study.select_learning_rates(rows) == {("grpo", 4): 1e-4}
+    assert study.select_learning_rates(rows) == {("grpo", "4"): 1e-4}
     summary = study.summary_rows(rows)
     assert summary[0]["selected_lr"] == 1e-4
     assert summary[0]["test_pass_at_1_mean"] == pytest.approx(0.2)
 
   def test_ties_go_to_the_smaller_rate(self):
     rows = [row("real", 1, lr, 0, val=0.5, test=0.5) for lr in (1e-3, 3e-4)]
-    assert study.select_learning_rates(rows) == {("real", 1): 3e-4}
+    assert study.select_learning_rates(rows) == {("real", "1"): 3e-4}
 
   def test_paired_difference_is_seed_by_seed(self):
     rows = []
@@ -70,25 +70,36 @@ class TestSmokeStudy:
 
   @pytest.mark.slow
   def test_command_end_to_end(self, tmp_path, base_dir):
-    # The study config's sweep on a tiny grid: 2 losses x 2 regimes x 2 lrs x 2 seeds.
-    config = os.path.join(ROOT, "experiments", "configs", "study_offpolicy.py")
+    # The length study's sweep on a tiny grid: GRPO and REAL x the on-policy
+    # regime and the bfloat16-sampler regime with token TIS x 2 lrs x 2 seeds.
+    config = os.path.join(ROOT, "experiments", "configs", "study_length.py")
     cmd = [sys.executable, "-m", "real_jax.study", f"--config={config}:smoke",
            f"--workdir={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}",
            f"--config.base.dir={base_dir}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| updates/step | loss |" in proc.stdout
+    assert "| regime | loss |" in proc.stdout
     per_seed = list(csv.DictReader(open(tmp_path / "out" / "per_seed.csv")))
     assert len(per_seed) == 16
-    assert {r["updates_per_step"] for r in per_seed} == {"1", "4"}
+    assert {r["regime"] for r in per_seed} == {"1", "1 bf16 tis_token"}
     assert all(r["test_pass_at_1"] != "" and r["val_pass_at_1"] != "" for r in per_seed)
+    # Lengths are counted in tokens, EOS included: 1-digit chains are at most
+    # "9+9=18:18" and EOS, 10 tokens.
+    for r in per_seed:
+      assert 1 <= float(r["length_wrong_max_worst"]) <= 10, r
+      assert 0 <= float(r["truncated_fraction_worst"]) <= 1, r
+    plain = [r for r in per_seed if r["regime"] == "1"]
+    mismatched = [r for r in per_seed if r["regime"] != "1"]
+    assert all(float(r["mismatch_kl_worst"]) == 0 for r in plain)
+    assert all(float(r["mismatch_kl_worst"]) > 0 for r in mismatched)
     summary = list(csv.DictReader(open(tmp_path / "out" / "summary.csv")))
     assert len(summary) == 4  # (loss, regime) pairs
     grpo = [r for r in summary if r["loss"] == "grpo"]
     assert all(r["real_minus_this_test_mean"] != "" for r in grpo)
     grid = list(csv.DictReader(open(tmp_path / "out" / "grid.csv")))
     assert len(grid) == 8 and "test_pass_at_1" not in grid[0]  # selection data only
-    for name in ("grid.png", "test_pass_vs_updates.png", "entropy.png", "mechanism.png"):
+    for name in ("grid.png", "test_pass_vs_updates.png", "entropy.png", "mechanism.png",
+                 "length.png", "mismatch.png"):
       assert os.path.getsize(tmp_path / "out" / name) > 10_000, name
     # Resumable: a second run trains nothing.
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
