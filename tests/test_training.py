@@ -265,21 +265,34 @@ class TestUpdate:
       assert np.abs(np.asarray(out["weights"])).max() <= 2.0 + 1e-6
 
 
+def _step_one_and_its_batch(cfg, sampler_dtype="float32"):
+  """Step 1 of seed 5 through the trainer, and its batch drawn again outside it.
+
+  Returns `(metrics, prompts, rollout, graphdef, params, task)`: the rollout
+  re-sampled from the same stream with the same key, by the policy at
+  `sampler_dtype` (its weights rounded to it), an independent path to the
+  batch the step trained on.
+  """
+  graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
+  task = data.make_task(cfg)
+  state = step_lib.init_state(step_lib.make_optimizer(cfg), params, jax.random.key(5), cfg.lr)
+  _, m = jax.jit(step_lib.make_step(cfg, graphdef))(state, jnp.float32(cfg.tau))
+  prompts = data.train_batch(task, jax.random.key(5), 1, cfg.prompts_per_step)[0]
+  _, k_sample, _ = data.step_keys(jax.random.key(5), 1)
+  dtype = jnp.dtype(sampler_dtype)
+  r = sampling.sample(base_model.graphdef(cfg, task, sampler_dtype),
+                      jax.tree.map(lambda x: x.astype(dtype), params),
+                      jnp.repeat(prompts, cfg.group_size, axis=0), k_sample,
+                      max_new=task.max_response, temperature=cfg.temperature, **task.special_ids)
+  return m, prompts, r, graphdef, params, task
+
+
 @pytest.mark.xdist_group("on_policy_batch")  # one worker samples the module's batch once
 class TestStep:
 
   def test_rewards_are_the_python_verifiers_on_the_shared_stream(self, tiny_config):
-    cfg = tiny_config(prompts_per_step=8)
-    graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
-    task = data.make_task(cfg)
-    state = step_lib.init_state(step_lib.make_optimizer(cfg), params, jax.random.key(5), cfg.lr)
-    _, m = jax.jit(step_lib.make_step(cfg, graphdef))(state, jnp.float32(cfg.tau))
-    # Re-draw step 1 from the stream and verify it with the string verifier.
-    prompts = data.train_batch(task, jax.random.key(5), 1, 8)[0]
-    _, k_sample, _ = data.step_keys(jax.random.key(5), 1)
-    r = sampling.sample(graphdef, params, jnp.repeat(prompts, 4, axis=0), k_sample,
-                        max_new=task.max_response, temperature=cfg.temperature,
-                        **task.special_ids)
+    # Step 1 drawn again from the stream and verified with the string verifier.
+    m, prompts, r, _, _, task = _step_one_and_its_batch(tiny_config(prompts_per_step=8))
     answers = []
     for row in np.asarray(prompts):
       a, b = task.tokenizer.decode(row[1:])[:-1].split("+")
@@ -302,16 +315,7 @@ class TestStep:
     # float32 policy. IcePop with a band of [1/1.01, 1.01] masks some tokens.
     cfg = tiny_config(prompts_per_step=8, sampler_dtype="bfloat16", correction="icepop",
                       correction_cap=1.01)
-    graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
-    task = data.make_task(cfg)
-    state = step_lib.init_state(step_lib.make_optimizer(cfg), params, jax.random.key(5), cfg.lr)
-    _, m = jax.jit(step_lib.make_step(cfg, graphdef))(state, jnp.float32(cfg.tau))
-    prompts = data.train_batch(task, jax.random.key(5), 1, 8)[0]
-    _, k_sample, _ = data.step_keys(jax.random.key(5), 1)
-    rounded = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
-    r = sampling.sample(base_model.graphdef(cfg, task, "bfloat16"), rounded,
-                        jnp.repeat(prompts, 4, axis=0), k_sample, max_new=task.max_response,
-                        temperature=cfg.temperature, **task.special_ids)
+    m, _, r, graphdef, params, task = _step_one_and_its_batch(cfg, "bfloat16")
     old, _ = sampling.response_logprobs(graphdef, params, r.tokens, task.prompt_len)
     mask = np.asarray(r.mask)
     log_rho = (np.asarray(old, np.float64) - np.asarray(r.logp, np.float64))[mask]
@@ -322,6 +326,7 @@ class TestStep:
     assert 0 < float(m["corrected_fraction"]) < 1
     # The float32 sampler is the trainer's own policy: no mismatch at all.
     f32 = tiny_config(prompts_per_step=8)
+    state = step_lib.init_state(step_lib.make_optimizer(f32), params, jax.random.key(5), f32.lr)
     _, m32 = jax.jit(step_lib.make_step(f32, graphdef))(state, jnp.float32(cfg.tau))
     assert float(m32["mismatch_kl"]) == 0 and float(m32["is_ratio_max"]) == 1
     assert float(m32["corrected_fraction"]) == 0

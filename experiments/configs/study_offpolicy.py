@@ -59,11 +59,7 @@ def get_config(arg=None):
   # the committed results were trained at.
   c.points_per_program = 25
   if arg == "smoke":
-    c.task.kwargs.digits = 1
-    c.model.update(width=16, depth=1, heads=2)
-    c.base.update(max_steps=30, eval_every=15, eval_size=32, batch_size=32, band=(0.0, 1.0))
-    c.update(prompts_per_step=4, group_size=4, steps=4, eval_every=2, eval_size=16,
-             test_size=16, points_per_program=4)
+    config.shrink_for_smoke(c)
   return c
 
 

@@ -44,6 +44,7 @@ from real_jax import losses
 
 __all__ = [
     "get_config",
+    "shrink_for_smoke",
     "validate",
     "LOSS_FIELDS",
     "SAMPLER_DTYPES",
@@ -96,6 +97,21 @@ def get_config() -> ml_collections.ConfigDict:
   c.log_every = 10
   c.seed = 0
   c.points_per_program = 4
+  return c
+
+
+def shrink_for_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`c` shrunk to seconds, in place, for a smoke run (the studies' `:smoke` configs).
+
+  1-digit operands, a 16-wide 1-layer policy whose warm start stops after 30
+  steps whatever its pass@1, 4 steps of 4 prompts x 4 rollouts, 16 held-out
+  prompts per set, and programs of 4 runs.
+  """
+  c.task.kwargs.digits = 1
+  c.model.update(width=16, depth=1, heads=2)
+  c.base.update(max_steps=30, eval_every=15, eval_size=32, batch_size=32, band=(0.0, 1.0))
+  c.update(prompts_per_step=4, group_size=4, steps=4, eval_every=2, eval_size=16,
+           test_size=16 if c.test_size else 0, points_per_program=4)
   return c
 
 
