@@ -137,7 +137,8 @@ study: install
 # sampler with and without TIS); resumable, budget 120 minutes on 2 cores.
 study-length: install
 	$(PY) -m real_jax.study --config=experiments/configs/study_length.py \
-	    --workdir=$(OUT)/study_length --out=docs/study_length --config.base.dir=$(OUT)/base_models
+	    --workdir=$(OUT)/study_length --out=docs/study_length --config.base.dir=$(OUT)/base_models \
+	    --rerun_check=5
 
 # Benchmarks (figures printed, and written as JSON under $(OUT)/). torch is pinned to
 # the CPU wheel; a bare `torch` would pull the newest CUDA build.

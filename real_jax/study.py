@@ -1,7 +1,7 @@
 r"""Command: run a study's sweep (resumable), then select, bootstrap and plot it.
 
   python -m real_jax.study --config=experiments/configs/study_offpolicy.py \
-      --workdir=runs/study --out=docs/study [--config.steps=...]
+      --workdir=runs/study --out=docs/study [--config.steps=...] [--rerun_check=5]
 
 The sweep is the config's `get_sweep()`, run by the sweep runner into
 `--workdir` (finished points are skipped). The report goes to `--out`:
@@ -10,6 +10,8 @@ test pass@1 with 95% bootstrap intervals over seeds, REAL's paired
 difference) and the figures. The logic is `real_jax.reporting.study`.
 """
 
+import json
+import os
 import sys
 import time
 
@@ -27,6 +29,10 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file with get_
                                           "get_sweep().", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder (finished points are skipped).")
 _OUT = flags.DEFINE_string("out", None, "Where the tables and figures go (default: workdir).")
+_RERUN = flags.DEFINE_integer(
+    "rerun_check", 0, "After the sweep, train this many finished points of its first group "
+    "again in another grouping and check that their metrics are identical to the bit "
+    "(written to OUT/rerun_check.json).")
 _MULTI = distributed.define_flags()
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -47,6 +53,15 @@ def main(argv):
     sys.exit(1 if status["failed"] else 0)
   out = study.report(points, workdir, _OUT.value or workdir, _CONFIG.value)
   print(f"\n{out['table']}\n")
+  if _RERUN.value:
+    check = sweep.rerun_check(_CONFIG.value, points, workdir, _RERUN.value,
+                              log=distributed.lead_print, mesh=scan.default_mesh())
+    with open(os.path.join(_OUT.value or workdir, "rerun_check.json"), "w") as f:
+      json.dump(check, f, indent=1)
+    print(f"Rerun in another grouping: {check['identical']} of {len(check['points'])} points "
+          f"identical to the bit ({check['seconds']:.0f}s).")
+    if check["differing"]:
+      sys.exit(1)
   print(f"{sweep.status_line(status, time.perf_counter() - start)} "
         f"Tables: {out['per_seed']} {out['summary']} {out['grid']}  "
         f"Figures: {' '.join(out['figures'])}")

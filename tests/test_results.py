@@ -38,6 +38,10 @@ TABLES = {
         study.read_summary(os.path.join(DOCS, "study/summary.csv"))) + "\n",
     "study_atlas/summary.md": lambda: study.format_summary(
         study.read_summary(os.path.join(DOCS, "study_atlas/summary.csv"))) + "\n",
+    "study_length/summary.md": lambda: study.format_summary(
+        study.read_summary(os.path.join(DOCS, "study_length/summary.csv"))) + "\n",
+    "study_length/lengths.md": lambda: study.format_lengths(
+        study.read_summary(os.path.join(DOCS, "study_length/summary.csv"))) + "\n",
     "comparison_summary.md": lambda: sweep.format_summary(
         os.path.join(DOCS, "comparison_summary.csv")) + "\n",
     "sweep_tau_summary.md": lambda: sweep.format_summary(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -76,9 +77,15 @@ class TestSmokeStudy:
     cmd = [sys.executable, "-m", "real_jax.study", f"--config={config}:smoke",
            f"--workdir={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}",
            f"--config.base.dir={base_dir}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
+    proc = subprocess.run(cmd + ["--rerun_check=3"], capture_output=True, text=True,
+                          timeout=900, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| regime | loss |" in proc.stdout
+    # Three points of the first group trained again, reversed and padded: the same bits.
+    check = json.loads((tmp_path / "out" / "rerun_check.json").read_text())
+    assert check["identical"] == 3 and not check["differing"]
+    assert [p["seed"] for p in check["points"]] == [1, 0, 1]
+    assert "| length, correct |" in (tmp_path / "out" / "lengths.md").read_text()
     per_seed = list(csv.DictReader(open(tmp_path / "out" / "per_seed.csv")))
     assert len(per_seed) == 16
     assert {r["regime"] for r in per_seed} == {"1", "1 bf16 tis_token"}

@@ -13,7 +13,9 @@ pass@1 on a validation set (`eval_pass_at_1`) and on a disjoint test set
   reward and entropy (means over the last `metrics.TAIL` steps), minimum entropy, and
   each mechanism metric at the end (last `metrics.TAIL` steps) and at its worst over
   training (the maximum; the minimum for `score_pos_mean`).
-- `summary.csv` (and its headline columns as a Markdown table, `summary.md`): per (loss, regime), the learning rate chosen on validation
+- `summary.csv` (its headline columns as a Markdown table, `summary.md`, and its
+  length and mismatch columns as another, `lengths.md`): per (loss, regime), the
+  learning rate chosen on validation
   pass@1 alone (the best mean over seeds; ties go to the smaller rate), then
   at that rate the mean and a 95% bootstrap interval over seeds of every
   column, and the paired difference of REAL's test pass@1 minus this loss's
@@ -57,6 +59,7 @@ __all__ = [
     "summary_rows",
     "grid_rows",
     "format_summary",
+    "format_lengths",
     "read_summary",
     "report",
 ]
@@ -339,6 +342,24 @@ def format_summary(summary: list[dict]) -> str:
   return "\n".join(lines)
 
 
+def format_lengths(summary: list[dict]) -> str:
+  """The length and mismatch columns of `summary.csv` as a Markdown table (tokens, EOS included)."""
+  def cell(r, c, digits=1):
+    if r.get(f"{c}_mean") is None:
+      return "-"
+    return (f"{r[f'{c}_mean']:.{digits}f} [{r[f'{c}_lo']:.{digits}f}, "
+            f"{r[f'{c}_hi']:.{digits}f}]")
+  lines = ["| regime | loss | lr | length, correct | length, wrong | longest wrong "
+           "| truncated (worst) | KL(mu, pi_old) (worst) | corrected (worst) |",
+           "|" + " --- |" * 9]
+  for r in summary:
+    lines.append(f"| {_regime_of(r)} | {r['loss']} | {r['selected_lr']:g} "
+                 f"| {cell(r, 'length_correct_final')} | {cell(r, 'length_wrong_final')} "
+                 f"| {cell(r, 'length_wrong_max_worst')} | {cell(r, 'truncated_fraction_worst', 3)} "
+                 f"| {cell(r, 'mismatch_kl_worst', 5)} | {cell(r, 'corrected_fraction_worst', 4)} |")
+  return "\n".join(lines)
+
+
 def _cell(text: str):
   if text == "":
     return None
@@ -374,6 +395,9 @@ def report(points: list[dict], workdir: str, out: str, cfg) -> dict:
   table = format_summary(read_summary(os.path.join(out, "summary.csv")))
   with open(os.path.join(out, "summary.md"), "w") as f:
     f.write(table + "\n")
+  if "length_wrong_final_mean" in summary[0]:
+    with open(os.path.join(out, "lengths.md"), "w") as f:
+      f.write(format_lengths(read_summary(os.path.join(out, "summary.csv"))) + "\n")
   chosen = select_learning_rates(rows)
   grid = grid_rows(rows)
   _write_csv(os.path.join(out, "grid.csv"), grid)

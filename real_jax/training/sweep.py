@@ -52,6 +52,7 @@ __all__ = [
     "done_marker",
     "apply_overrides",
     "run_grid",
+    "rerun_check",
 ]
 
 VECTORISED = ("seed", "tau", "lr")  # axes trained together in one program
@@ -206,4 +207,32 @@ def _write_point(workdir: str, overrides: dict, recs: list[dict]) -> None:
   with open(done_marker(workdir, overrides), "w") as f:  # written last: marks completion
     json.dump(metrics_lib.summarise_run(recs), f)
 
+
+def rerun_check(cfg: ml_collections.ConfigDict, points: list[dict], workdir: str, n: int, *,
+                log: Callable[[str], None] = print, mesh=None) -> dict:
+  """Trains `n` finished points of the first group again, in another grouping, and compares.
+
+  The last `n` finished points of the sweep's first group are trained in
+  reverse order, in one program padded to the config's width: other slots and
+  other neighbours than the sweep gave them. Their records must equal the
+  ones the sweep wrote, to the last bit. Returns `{"points", "identical",
+  "differing", "seconds"}`.
+  """
+  members = next(iter(_groups(points).items()), (None, []))
+  key, members = members
+  done = [p for p in members if os.path.exists(done_marker(workdir, p))]
+  if n < 1 or not done:
+    raise ValueError(f"`n` must be >= 1 and the first group must have finished points; got "
+                     f"n={n} and {len(done)} finished.")
+  chosen = done[-n:][::-1]
+  group_cfg = apply_overrides(cfg, json.loads(key))
+  start = time.perf_counter()
+  results = _run_group(group_cfg, chosen, log=log, mesh=mesh)
+  differing = []
+  for p, run in zip(chosen, results, strict=True):
+    again = metrics_lib.run_records(run, group_cfg.steps, group_cfg.eval_every)
+    if again != metrics_lib.read_metrics(os.path.join(workdir, point_name(p))):
+      differing.append(p)
+  return {"points": chosen, "identical": len(chosen) - len(differing), "differing": differing,
+          "seconds": time.perf_counter() - start}
 
