@@ -320,13 +320,17 @@ def _plot_test_vs_updates(summary: list[dict], path: str) -> str:
   return path
 
 
+def _interval(r: dict, column: str, digits: int = 3) -> str:
+  """`mean [lo, hi]` of a summary row's `column`, or "-" where it is undefined."""
+  if r.get(f"{column}_mean") is None:
+    return "-"
+  return (f"{r[f'{column}_mean']:.{digits}f} [{r[f'{column}_lo']:.{digits}f}, "
+          f"{r[f'{column}_hi']:.{digits}f}]")
+
+
 def format_summary(summary: list[dict]) -> str:
   """The headline columns of `summary.csv` as a Markdown table."""
-  def cell(r, c, digits=3):
-    if r.get(f"{c}_mean") is None:
-      return "-"
-    return (f"{r[f'{c}_mean']:.{digits}f} [{r[f'{c}_lo']:.{digits}f}, "
-            f"{r[f'{c}_hi']:.{digits}f}]")
+  cell = _interval
   lines = ["| regime | loss | lr | test pass@1 | REAL - this (test) | min entropy "
            "| worst neg. weight | worst domination frac. | worst KL(old,new) |",
            "|" + " --- |" * 9]
@@ -345,10 +349,7 @@ def format_summary(summary: list[dict]) -> str:
 def format_lengths(summary: list[dict]) -> str:
   """The length and mismatch columns of `summary.csv` as a Markdown table (tokens, EOS included)."""
   def cell(r, c, digits=1):
-    if r.get(f"{c}_mean") is None:
-      return "-"
-    return (f"{r[f'{c}_mean']:.{digits}f} [{r[f'{c}_lo']:.{digits}f}, "
-            f"{r[f'{c}_hi']:.{digits}f}]")
+    return _interval(r, c, digits)
   lines = ["| regime | loss | lr | length, correct | length, wrong | longest wrong "
            "| truncated (worst) | KL(mu, pi_old) (worst) | corrected (worst) |",
            "|" + " --- |" * 9]
