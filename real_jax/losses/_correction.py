@@ -81,11 +81,11 @@ def rollout_correction(kind: str, logp: Array, old_logp: Array, behaviour_logp: 
   if not kl_threshold > 0.0:
     raise ValueError(f"`kl_threshold` must be > 0, got {kl_threshold!r}.")
   mask = jnp.asarray(mask, bool)
+  if kind == "none":
+    return Corrected(logp, mask, jnp.zeros((), jnp.float32))
   n_tokens = jnp.maximum(jnp.sum(mask), 1)
   log_rho = jnp.where(mask, old_logp - behaviour_logp, 0.0)
   log_cap = jnp.log(jnp.asarray(cap, logp.dtype))
-  if kind == "none":
-    return Corrected(logp, mask, jnp.zeros((), jnp.float32))
   if kind in ("tis_token", "tis_seq"):
     if kind == "tis_seq":  # the sequence's log-ratio, on each of its tokens
       log_rho = jnp.broadcast_to(jnp.sum(log_rho, -1, keepdims=True), log_rho.shape)

@@ -36,6 +36,7 @@ import numpy as np
 from real_jax import distributed
 from real_jax import metric_names
 from real_jax.training import base_model
+from real_jax.training import config as config_lib
 from real_jax.training import step as step_lib
 
 __all__ = [
@@ -142,9 +143,8 @@ def run_points(cfg: ml_collections.ConfigDict, seeds: Sequence[int], *,
                      f"{n}, {len(taus)} and {len(lrs)}.")
   if n == 0:
     raise ValueError("`seeds` is empty: there is no point to train.")
+  config_lib.validate(cfg)  # before the base model is built, not after
   width = cfg.points_per_program
-  if not isinstance(width, int) or width < 1:
-    raise ValueError(f"`config.points_per_program` must be an integer >= 1, got {width!r}.")
   graphdef, params, _ = base_model.build_base_model(cfg, log=log)
   if mesh is not None:
     params = shard_params(params, mesh)

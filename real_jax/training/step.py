@@ -86,6 +86,11 @@ def init_state(optimizer: optax.GradientTransformation, params, key: jax.Array,
                     jnp.zeros((), jnp.int32))
 
 
+def _logprob_temperature(cfg: ml_collections.ConfigDict) -> float:
+  """The temperature the trainer's log-probabilities are taken at: the sampling one, 1 for greedy."""
+  return cfg.temperature if cfg.temperature > 0 else 1.0
+
+
 def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
                 optimizer: optax.GradientTransformation, prompt_len: int):
   """The minibatch update, a pure function:
@@ -104,7 +109,7 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
   """
   base_loss = functools.partial(losses.get(cfg.loss), **config_lib.loss_kwargs(cfg))
   uses_tau = cfg.loss in losses.LABEL_LOSSES
-  temperature = cfg.temperature if cfg.temperature > 0 else 1.0
+  temperature = _logprob_temperature(cfg)
   correct = functools.partial(losses.rollout_correction, cfg.correction,
                               cap=cfg.correction_cap, kl_threshold=cfg.correction_kl)
 
@@ -166,7 +171,7 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
   mismatch = cfg.sampler_dtype != "float32"
   sampler_graphdef = (base_model_lib.graphdef(cfg, task, cfg.sampler_dtype) if mismatch
                       else graphdef)
-  temperature = cfg.temperature if cfg.temperature > 0 else 1.0
+  temperature = _logprob_temperature(cfg)
 
   def sampler_params(params):
     if not mismatch:

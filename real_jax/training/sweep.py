@@ -218,8 +218,7 @@ def rerun_check(cfg: ml_collections.ConfigDict, points: list[dict], workdir: str
   ones the sweep wrote, to the last bit. Returns `{"points", "identical",
   "differing", "seconds"}`.
   """
-  members = next(iter(_groups(points).items()), (None, []))
-  key, members = members
+  key, members = next(iter(_groups(points).items()), (None, []))
   done = [p for p in members if os.path.exists(done_marker(workdir, p))]
   if n < 1 or not done:
     raise ValueError(f"`n` must be >= 1 and the first group must have finished points; got "
