@@ -20,6 +20,13 @@ LABEL = losses.LABEL_LOSSES
 CLIPPED = losses.CLIPPED_LOSSES
 ADVANTAGE = losses.ADVANTAGE_LOSSES
 AGGREGATED = tuple(n for n in ADVANTAGE if "loss_agg_mode" in losses.hyperparameters(n))
+# Stop-gradient weights, trust regions or token selections, frozen at `logp`
+# for the finite differences.
+FROZEN = ("cispo", "dppo_tv", "dppo_kl", "vespo", "clip_cov", "kl_cov")
+# A penalty that moves tokens whatever their advantage: DRO's pull towards
+# pi_old, and KL-Cov's on its selected tokens (with every A = 0 every
+# covariance is 0, and the tie goes to the first token).
+PENALISED = ("dro", "kl_cov")
 
 
 def jitted(name, **kwargs):
@@ -65,7 +72,10 @@ class TestAgainstNumpyReference:
     got, _ = jitted(name)(*narrow, jnp.asarray(mask), jnp.asarray(rewards, jnp.bfloat16))
     assert got.dtype == jnp.bfloat16
     want = reference.loss(name, *rounded, mask, rewards)
-    np.testing.assert_allclose(float(got), want, rtol=3e-2, atol=1e-3)
+    # LUSPO's terms are |o_k| (up to T = 7) times GSPO's, and so is their
+    # rounding; VESPO's weight is exponential in a sum of up to T log-ratios.
+    atol = 1e-3 * (logp.shape[-1] if name in ("luspo", "vespo") else 1)
+    np.testing.assert_allclose(float(got), want, rtol=3e-2, atol=atol)
 
   @pytest.mark.parametrize("name", LABEL)
   @pytest.mark.parametrize("tau", [0.05, 0.5, 2.0])
@@ -110,10 +120,41 @@ class TestAgainstNumpyReference:
   def test_advantage_estimators_on_ragged_groups(self, estimator):
     # random_batch has groups with absent rollouts, one-sided and empty groups.
     _, _, mask, rewards = batches.random_batch(8)
-    present = jnp.asarray(mask).any(-1)
-    got = jax.vmap(functools.partial(losses.group_advantages, estimator=estimator))(
-        jnp.asarray(rewards), present)
+    got = losses.batch_advantages(jnp.asarray(rewards), jnp.asarray(mask), estimator=estimator)
     np.testing.assert_allclose(got, reference.advantages(mask, rewards, estimator), atol=1e-12)
+
+  @pytest.mark.parametrize("estimator", losses.ADVANTAGE_ESTIMATORS)
+  def test_advantage_estimators_on_graded_rewards(self, estimator):
+    # Non-binary rewards: OPO's length weights, pass@k's best-minus-second and
+    # REINFORCE++'s whitening all see distinct values.
+    _, _, mask, _ = batches.random_batch(28)
+    rewards = np.round(np.random.default_rng(28).uniform(0, 3, mask.shape[:2]), 1)
+    got = losses.batch_advantages(jnp.asarray(rewards), jnp.asarray(mask), estimator=estimator)
+    np.testing.assert_allclose(got, reference.advantages(mask, rewards, estimator), atol=1e-12)
+
+  def test_estimators_by_hand(self):
+    # One group of four, lengths 1, 2, 3, 4, rewards 1, 0, 0, 1.
+    mask = jnp.asarray(np.arange(4)[None, None, :] < np.arange(1, 5)[None, :, None])
+    r = jnp.array([[1.0, 0.0, 0.0, 1.0]])
+    # OPO: baseline (1 + 4) / (1 + 2 + 3 + 4) = 1/2.
+    np.testing.assert_allclose(losses.batch_advantages(r, mask, estimator="opo"),
+                               [[0.5, -0.5, -0.5, 0.5]], rtol=1e-15)
+    # pass@k: only the first best rollout; r_max - r_second = 0 here.
+    np.testing.assert_array_equal(losses.batch_advantages(r, mask, estimator="grpo_passk"),
+                                  [[0.0, 0.0, 0.0, 0.0]])
+    r2 = jnp.array([[0.0, 2.0, 1.0, 2.0]])  # tie at the top, then 1: still 0
+    np.testing.assert_array_equal(losses.batch_advantages(r2, mask, estimator="grpo_passk"),
+                                  [[0.0, 0.0, 0.0, 0.0]])
+    r3 = jnp.array([[0.0, 3.0, 1.0, 2.0]])  # (3 - 2) / std(0, 3, 1, 2; ddof=1)
+    want = 1.0 / (np.std([0.0, 3.0, 1.0, 2.0], ddof=1) + 1e-6)
+    np.testing.assert_allclose(losses.batch_advantages(r3, mask, estimator="grpo_passk"),
+                               [[0.0, want, 0.0, 0.0]], rtol=1e-12)
+    # REINFORCE++-baseline: centred (1/2, -1/2, -1/2, 1/2) over 10 tokens;
+    # token mean (1/2 + 4/2 - 2/2 - 3/2) / 10 = 0; var = sum(len) / 4 / 9.
+    sigma = np.sqrt(10 * 0.25 / 9 + 1e-8)
+    np.testing.assert_allclose(losses.batch_advantages(r, mask, estimator="reinforce_pp"),
+                               [[0.5 / sigma, -0.5 / sigma, -0.5 / sigma, 0.5 / sigma]],
+                               rtol=1e-12)
 
   def test_rloo_by_hand_with_an_absent_rollout(self):
     # Present rewards (1, 0, 0), the fourth rollout absent and "correct":
@@ -140,6 +181,64 @@ class TestAgainstNumpyReference:
     np.testing.assert_allclose(float(got), want, rtol=1e-12, atol=1e-14)
     assert abs(want - reference.loss(name, *batch)) > 1e-3  # the cap is active here
 
+  @pytest.mark.parametrize("name", ["grpo", "dapo", "dr_grpo", "gspo", "luspo"])
+  @pytest.mark.parametrize("delta", [1.1, 1.5])
+  def test_two_sided_clip(self, name, delta):
+    batch = batches.random_batch(24, score_scale=1.0)
+    got, _ = jitted(name, delta=delta)(*map(jnp.asarray, batch))
+    np.testing.assert_allclose(float(got), reference.loss(name, *batch, delta=delta), rtol=1e-12)
+    logp, old, mask, rewards = batch
+    _, g = loss_and_grad(name, *map(jnp.asarray, batch), delta=delta)
+    num = reference.numeric_grad(lambda x: reference.loss(
+        name, np.where(mask, x, np.nan), old, mask, rewards, delta=delta), np.where(mask, logp, 0.0))
+    np.testing.assert_allclose(np.where(mask, g, 0.0), num, atol=1e-7)
+
+  @pytest.mark.parametrize("name", ["grpo", "cispo", "gpg", "dppo_tv", "dro", "vespo"])
+  def test_positive_nll(self, name):
+    batch = batches.random_batch(25)
+    logp, old, mask, rewards = batch
+    got, _ = jitted(name, positive_nll=0.1)(*map(jnp.asarray, batch))
+    np.testing.assert_allclose(float(got), reference.loss(name, *batch, positive_nll=0.1),
+                               rtol=1e-12)
+    # The NLL's own gradient: -0.1 / N+ on every token of a rollout with reward > 0.
+    _, with_nll = loss_and_grad(name, *map(jnp.asarray, batch), positive_nll=0.1)
+    _, without = loss_and_grad(name, *map(jnp.asarray, batch))
+    correct = mask & (rewards > 0)[..., None]
+    np.testing.assert_allclose(np.where(mask, with_nll - without, 0.0),
+                               np.where(correct, -0.1 / correct.sum(), 0.0), atol=1e-15)
+
+  def test_positive_nll_without_a_correct_rollout_is_zero(self):
+    batch = batches.random_batch(26, kinds=("all_wrong",))
+    got, _ = jitted("grpo", positive_nll=0.5)(*map(jnp.asarray, batch))
+    assert float(got) == 0.0
+
+  def test_bnpo_is_token_mean_within_a_call(self):
+    batch = tuple(map(jnp.asarray, batches.random_batch(27)))
+    a, _ = jitted("grpo", loss_agg_mode="bnpo")(*batch)
+    b, _ = jitted("grpo", loss_agg_mode="token-mean")(*batch)
+    assert float(a) == float(b)
+
+  def test_covariance_selection_as_the_rule_reads(self):
+    # 2e-4 of ~100 tokens selects 1; raise the ratio so several are chosen.
+    logp, old, mask, rewards = batches.random_batch(29, score_scale=1.0)
+    adv = reference.advantages(mask, rewards)
+    for name, kwargs in (("clip_cov", dict(clip_cov_ratio=0.1, clip_cov_lb=0.0, clip_cov_ub=5.0)),
+                         ("kl_cov", dict(kl_cov_ratio=0.1))):
+      cfg = dict(reference.CLIPPED[name], **kwargs)
+      want = reference._covariance_selection(name, cfg, np.where(mask, logp, 0.0), old, mask, adv)
+      args = (jnp.asarray(logp), jnp.asarray(mask), jnp.asarray(adv))
+      if name == "clip_cov":
+        got = losses.clip_cov_selection(args[0], jnp.asarray(old), *args[1:], epsilon_low=0.2,
+                                        epsilon_high=0.2, **kwargs)
+      else:
+        got = losses.kl_cov_selection(*args, **kwargs)
+      assert len(want) > 1
+      assert set(zip(*np.nonzero(np.asarray(got)), strict=True)) == want
+      got_loss, _ = jitted(name, **kwargs)(*map(jnp.asarray, (logp, old, mask, rewards)))
+      np.testing.assert_allclose(float(got_loss),
+                                 reference.loss(name, logp, old, mask, rewards, **kwargs),
+                                 rtol=1e-12)
+
   def test_cispo_band_as_verl(self):
     batch = batches.random_batch(24, score_scale=0.5)
     got, _ = jitted("cispo", epsilon_low=0.2, epsilon_high=0.28)(*map(jnp.asarray, batch))
@@ -163,8 +262,7 @@ class TestGradientsAgainstFiniteDifferences:
     logp, old, mask, rewards = batches.random_batch(9, B=5, G=4, T=3)
     _, g = loss_and_grad(name, *map(jnp.asarray, (logp, old, mask, rewards)))
     clean = np.where(mask, logp, 0.0)
-    # CISPO's stop-gradient: its importance weight stays frozen at `logp`.
-    frozen = {"frozen_logp": logp} if name == "cispo" else {}
+    frozen = {"frozen_logp": logp} if name in FROZEN else {}
     num = reference.numeric_grad(
         lambda x: reference.loss(name, np.where(mask, x, np.nan), old, mask, rewards, **frozen),
         clean)
@@ -228,13 +326,13 @@ class TestInvariances:
   @pytest.mark.parametrize("sequence_level", [False, True])
   def test_vmap_over_groups_equals_python_loop_clipped(self, sequence_level):
     logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(13))
+    adv = losses.batch_advantages(rewards, mask)
     fn = jax.jit(functools.partial(losses.clipped_surrogate_group, epsilon_low=0.2,
                                    epsilon_high=0.28, sequence_level=sequence_level))
-    v_loss, v_adv, v_clip = jax.vmap(fn)(logp, old, mask, rewards)
+    v_loss, v_clip = jax.vmap(fn)(logp, old, mask, adv)
     for b in range(logp.shape[0]):
-      l_loss, l_adv, l_clip = fn(logp[b], old[b], mask[b], rewards[b])
+      l_loss, l_clip = fn(logp[b], old[b], mask[b], adv[b])
       np.testing.assert_allclose(v_loss[b], l_loss, rtol=1e-14)
-      np.testing.assert_allclose(v_adv[b], l_adv, rtol=1e-14)
       np.testing.assert_array_equal(v_clip[b], l_clip)
 
   @pytest.mark.parametrize("name", ALL)
@@ -302,7 +400,7 @@ class TestInvariances:
 
 class TestDegenerateGroups:
 
-  @pytest.mark.parametrize("name", ALL)
+  @pytest.mark.parametrize("name", [n for n in ALL if n not in PENALISED])
   @pytest.mark.parametrize("kind", ["all_correct", "all_wrong", "empty"])
   def test_zero_loss_and_zero_gradient(self, name, kind):
     logp, old, mask, rewards = batches.random_batch(17, kinds=(kind,))
@@ -310,7 +408,22 @@ class TestDegenerateGroups:
     assert float(loss) == 0.0
     assert np.all(np.asarray(g) == 0.0)
 
-  @pytest.mark.parametrize("name", ALL)
+  @pytest.mark.parametrize("kind", ["all_correct", "all_wrong"])
+  def test_penalties_act_without_advantage(self, kind):
+    # With every A = 0 only the penalties move tokens: DRO pulls each token
+    # by beta * s / N; KL-Cov pushes its one selected token (every covariance
+    # is 0, so the first) by sign(s) / N.
+    logp, old, mask, rewards = batches.random_batch(17, kinds=(kind,))
+    n = mask.sum()
+    s = np.where(mask, logp - old, 0.0)
+    _, g = loss_and_grad("dro", *map(jnp.asarray, (logp, old, mask, rewards)))
+    np.testing.assert_allclose(g, 0.1 * s / n, rtol=1e-12, atol=1e-15)
+    _, g = loss_and_grad("kl_cov", *map(jnp.asarray, (logp, old, mask, rewards)))
+    first = np.zeros(mask.shape, bool)
+    first[np.unravel_index(np.flatnonzero(mask)[0], mask.shape)] = True
+    np.testing.assert_allclose(g, np.where(first, np.sign(s) / n, 0.0), rtol=1e-12)
+
+  @pytest.mark.parametrize("name", [n for n in ALL if n not in PENALISED])
   def test_degenerate_group_leaves_others_untouched(self, name):
     logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(18, kinds=("mixed", "all_correct")))
     _, g = loss_and_grad(name, logp, old, mask, rewards)
@@ -394,7 +507,7 @@ class TestClipRegions:
     up, mid, down = np.log(1 + eh) + 0.1, 0.5 * (np.log(1 - el) + np.log(1 + eh)), np.log(1 - el) - 0.1
     mask = jnp.array([[[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]])
     rewards = jnp.array([[1.0, 0.0]])  # A > 0 is cut above 1 + eh, A < 0 below 1 - el
-    if name == "gspo":  # one ratio per rollout: all of its tokens or none; padding never
+    if name in ("gspo", "luspo"):  # one ratio per rollout: all of its tokens or none; padding never
       logp = jnp.array([[[up, up, up], [down, down, down]]])
       want, want_all = [[1.0, 1.0]], 1.0
     else:  # per token: rollout 0 has one cut token of 2, rollout 1 one of 3
@@ -516,7 +629,7 @@ class TestExtremes:
                                                     dtype=np.float32)
     loss, g = loss_and_grad(name, *map(jnp.asarray, (logp, old, mask, rewards)))
     assert np.isfinite(float(loss)) and np.all(np.isfinite(g))
-    if G == 1:  # a single rollout can never be contrasted
+    if G == 1 and name not in PENALISED:  # a single rollout can never be contrasted
       assert float(loss) == 0.0
     else:
       np.testing.assert_allclose(float(loss), reference.loss(name, logp, old, mask, rewards),
@@ -583,6 +696,25 @@ class TestBadInput:
     with pytest.raises(ValueError, match=match):
       losses.get(name)(**self.args(), **{kwarg: value})
 
+  @pytest.mark.parametrize("name, kwarg, value, match", [
+      ("grpo", "delta", 1.0, "`delta` must be a number > 1"),
+      ("luspo", "delta", float("inf"), "`delta` must be a number > 1"),
+      ("grpo", "positive_nll", -0.1, "`positive_nll` must be >= 0"),
+      ("dro", "dro_beta", 0.0, "`dro_beta` must be > 0"),
+      ("dppo_tv", "epsilon_high", 0.0, "`epsilon_high` must be > 0"),
+      ("dppo_kl", "tis_cap", -1.0, "`tis_cap` must be > 0"),
+      ("clip_cov", "clip_cov_ratio", 1.5, "`clip_cov_ratio` must be a fraction"),
+      ("clip_cov", "clip_cov_lb", 6.0, "`clip_cov_lb` must be below `clip_cov_ub`"),
+      ("kl_cov", "kl_cov_ratio", 0.0, "`kl_cov_ratio` must be > 0"),
+      ("kl_cov", "ppo_kl_coef", -1.0, "`ppo_kl_coef` must be >= 0"),
+      ("vespo", "k_pos", 0.0, "`k_pos` must be > 0"),
+      ("vespo", "lambda_neg", float("nan"), "`lambda_neg` must be finite"),
+      ("vespo", "advantage", "reinforce++", "`advantage` must be one of"),
+  ])
+  def test_bad_hyperparameters_of_atlas_two(self, name, kwarg, value, match):
+    with pytest.raises(ValueError, match=match):
+      losses.get(name)(**self.args(), **{kwarg: value})
+
   @pytest.mark.parametrize("name", AGGREGATED)
   def test_unknown_aggregation(self, name):
     with pytest.raises(ValueError, match="`loss_agg_mode` must be one of token-mean"):
@@ -597,8 +729,9 @@ class TestBadInput:
       losses.grpo(**self.args(), kl_type="k4")
 
   def test_unknown_loss_lists_known(self):
-    with pytest.raises(ValueError, match="known losses: bce, cispo, dapo, dr_grpo, gmpo, gpg, grad, "
-                       "grpo, gspo, real, real_product, sapo"):
+    with pytest.raises(ValueError, match="known losses: bce, cispo, clip_cov, dapo, dppo_kl, dppo_tv, "
+                       "dr_grpo, dro, gmpo, gpg, grad, grpo, gspo, kl_cov, luspo, real, real_product, "
+                       "sapo, vespo"):
       losses.get("ppo")
 
   def test_traced_hyperparameters_are_accepted(self):

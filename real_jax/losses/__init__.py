@@ -1,8 +1,11 @@
 """Pure-functional RLVR losses.
 
 The paper's seven (REAL, GRAD, BCE, product-style, GRPO, DAPO, GSPO), Dr.GRPO,
-and the objectives since: CISPO, SAPO, GMPO, GPG, dual-clip PPO
-(`clip_ratio_c`) and RLOO advantages (`advantage="rloo"`).
+and the objectives since: CISPO, SAPO, GMPO, GPG, LUSPO, DPPO (TV and KL),
+Clip-Cov, KL-Cov, DRO and VESPO; as options, dual-clip PPO (`clip_ratio_c`),
+INTELLECT-2's two-sided clip (`delta`), VAPO's positive NLL
+(`positive_nll`) and TRL's `bnpo` aggregation; as advantage estimators
+(`advantage=`), RLOO, Dr.GRPO, REINFORCE++-baseline, OPO and pass@k.
 
 Every batched loss takes `logp, old_logp, mask: [B, G, T]` and `rewards: [B, G]`
 and returns `(loss, aux)`. `rollout_correction` adapts a batch to any of
@@ -23,7 +26,10 @@ from real_jax.losses._clipped import dr_grpo
 from real_jax.losses._clipped import grpo
 from real_jax.losses._clipped import gspo
 from real_jax.losses._clipped import kl_penalty
+from real_jax.losses._clipped import luspo
+from real_jax.losses._clipped import positive_nll_loss
 from real_jax.losses._common import ADVANTAGE_ESTIMATORS
+from real_jax.losses._common import batch_advantages
 from real_jax.losses._common import group_advantages
 from real_jax.losses._common import sequence_scores
 from real_jax.losses._correction import CORRECTIONS
@@ -32,6 +38,11 @@ from real_jax.losses._correction import DEFAULT_KL_THRESHOLD
 from real_jax.losses._correction import Corrected
 from real_jax.losses._correction import mismatch_stats
 from real_jax.losses._correction import rollout_correction
+from real_jax.losses._covariance import clip_cov
+from real_jax.losses._covariance import clip_cov_selection
+from real_jax.losses._covariance import kl_cov
+from real_jax.losses._covariance import kl_cov_selection
+from real_jax.losses._covariance import token_covariance
 from real_jax.losses._label import LabelLossAux
 from real_jax.losses._label import bce
 from real_jax.losses._label import bce_group
@@ -41,14 +52,22 @@ from real_jax.losses._label import real
 from real_jax.losses._label import real_group
 from real_jax.losses._label import real_product
 from real_jax.losses._label import real_product_group
+from real_jax.losses._policy_gradient import DIVERGENCES
+from real_jax.losses._policy_gradient import binary_kl
 from real_jax.losses._policy_gradient import cispo
 from real_jax.losses._policy_gradient import cispo_group
+from real_jax.losses._policy_gradient import dppo_kept
+from real_jax.losses._policy_gradient import dppo_kl
+from real_jax.losses._policy_gradient import dppo_tv
+from real_jax.losses._policy_gradient import dro
 from real_jax.losses._policy_gradient import gmpo
 from real_jax.losses._policy_gradient import gmpo_group
 from real_jax.losses._policy_gradient import gpg
 from real_jax.losses._policy_gradient import gpg_group
 from real_jax.losses._policy_gradient import sapo
 from real_jax.losses._policy_gradient import sapo_group
+from real_jax.losses._policy_gradient import vespo
+from real_jax.losses._policy_gradient import vespo_log_weight
 from real_jax.losses._registry import ADVANTAGE_LOSSES
 from real_jax.losses._registry import CLIPPED_LOSSES
 from real_jax.losses._registry import LABEL_LOSSES
@@ -65,10 +84,11 @@ __all__ = [
     "AGG_MODES",
     "CLIPPED_LOSSES",
     "CORRECTIONS",
+    "ClippedLossAux",
     "Corrected",
     "DEFAULT_CAP",
     "DEFAULT_KL_THRESHOLD",
-    "ClippedLossAux",
+    "DIVERGENCES",
     "KL_TYPES",
     "LABEL_LOSSES",
     "LOSSES",
@@ -76,14 +96,22 @@ __all__ = [
     "LossSpec",
     "advantage_objective",
     "aggregate",
+    "batch_advantages",
     "bce",
     "bce_group",
+    "binary_kl",
     "cispo",
     "cispo_group",
+    "clip_cov",
+    "clip_cov_selection",
     "clipped_surrogate_group",
     "dapo",
     "defaults",
+    "dppo_kept",
+    "dppo_kl",
+    "dppo_tv",
     "dr_grpo",
+    "dro",
     "get",
     "gmpo",
     "gmpo_group",
@@ -95,8 +123,12 @@ __all__ = [
     "grpo",
     "gspo",
     "hyperparameters",
+    "kl_cov",
+    "kl_cov_selection",
     "kl_penalty",
+    "luspo",
     "mismatch_stats",
+    "positive_nll_loss",
     "real",
     "real_group",
     "real_product",
@@ -106,4 +138,7 @@ __all__ = [
     "sapo_group",
     "sequence_scores",
     "spec",
+    "token_covariance",
+    "vespo",
+    "vespo_log_weight",
 ]

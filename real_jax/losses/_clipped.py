@@ -30,6 +30,7 @@ AGG_MODES = (
     "seq-mean-token-mean",
     "seq-mean-token-sum",
     "seq-mean-token-sum-norm",
+    "bnpo",
 )
 KL_TYPES = ("k1", "k2", "k3", "low_var_kl")
 
@@ -73,6 +74,12 @@ def aggregate(loss_mat: Array, mask: Array, loss_agg_mode: str, *,
   - `seq-mean-token-sum`: sum over a rollout's tokens, mean over rollouts.
   - `seq-mean-token-sum-norm`: sum over every response token / `norm_length`
     (Dr.GRPO's fixed horizon; default `T`, as verl's `loss_mask.shape[-1]`).
+  - `bnpo`: TRL's name (`trl/trainer/grpo_config.py`, `loss_type="bnpo"`)
+    for the token mean over the *local* batch, the one this call receives.
+    Within one call it is `token-mean`, to the bit; the two part where a
+    trainer splits a step: TRL's `dapo` divides every micro-batch by the
+    token count of the whole accumulated batch, `bnpo` by its own. Each
+    real_jax call is one optimizer minibatch, so here both are per-call.
 
   Rollouts with no response token (padding) count in no denominator.
   """
@@ -83,7 +90,7 @@ def aggregate(loss_mat: Array, mask: Array, loss_agg_mode: str, *,
   seq_sum = jnp.sum(token_loss, axis=-1)
   seq_len = jnp.sum(m, axis=-1).astype(dtype)
   n_seq = jnp.sum(seq_len > 0).astype(dtype)
-  if loss_agg_mode == "token-mean":
+  if loss_agg_mode in ("token-mean", "bnpo"):
     return jnp.sum(seq_sum) / jnp.maximum(jnp.sum(seq_len), 1)
   if loss_agg_mode == "seq-mean-token-mean":
     return jnp.sum(seq_sum / jnp.maximum(seq_len, 1)) / jnp.maximum(n_seq, 1)
@@ -110,12 +117,13 @@ def kl_penalty(logp: Array, ref_logp: Array, kl_type: str) -> Array:
 
 
 def clipped_surrogate_group(logp: Array, old_logp: Array, mask: Array,
-                            rewards: Array, *, epsilon_low: float,
-                            epsilon_high: float, advantage: str = "grpo",
+                            advantages: Array, *, epsilon_low: float,
+                            epsilon_high: float,
                             clip_ratio_c: float | None = None,
+                            delta: float | None = None,
                             sequence_level: bool = False,
                             max_log_ratio: float = DEFAULT_MAX_LOG_RATIO
-                            ) -> tuple[Array, Array, Array]:
+                            ) -> tuple[Array, Array]:
   r"""Clipped surrogate of one group, per token.
 
   .. math::
@@ -126,29 +134,32 @@ def clipped_surrogate_group(logp: Array, old_logp: Array, mask: Array,
   over the rollout's tokens (`sequence_level=True`, GSPO). With
   `clip_ratio_c = c` (dual clip), a token with `A < 0` has its loss capped at
   `-c A`: :math:`\ell = \min(\ell, -cA)`, so its gradient is 0 once
-  `rho > c`.
+  `rho > c`. With `delta` (INTELLECT-2's two-sided clip, TRL's `delta`), the
+  unclipped term's ratio is capped first, :math:`-A\min(\rho, \delta)`,
+  whatever the sign of `A`.
 
   Args:
     logp, old_logp, mask: `[G, T]`.
-    rewards: `[G]`.
+    advantages: `[G]`.
 
   Returns:
-    `(token_loss [G, T], advantages [G], clipped [G, T] bool)`, masked
-    positions 0 / False.
+    `(token_loss [G, T], clipped [G, T] bool)`, masked positions 0 / False.
   """
   m = _common.as_bool_mask(mask)
   dtype = logp.dtype
-  adv = group_advantage_of(rewards, m, advantage, dtype)
+  adv = advantages.astype(dtype)
   if sequence_level:
     log_ratio = _common.sequence_scores(logp, old_logp, m)[:, None]
   else:
     log_ratio = jnp.where(m, logp - old_logp, jnp.zeros((), dtype))
   ratio = jnp.exp(jnp.clip(log_ratio, -max_log_ratio, max_log_ratio))
   a = adv[:, None]
-  unclipped = -a * ratio
+  unclipped = -a * (ratio if delta is None else jnp.minimum(ratio, delta))
   clipped = -a * jnp.clip(ratio, 1.0 - epsilon_low, 1.0 + epsilon_high)
   token_loss = jnp.maximum(unclipped, clipped)
   is_clipped = clipped > unclipped
+  if delta is not None:
+    is_clipped = is_clipped | (ratio > delta)
   if clip_ratio_c is not None:
     cap = -a * clip_ratio_c
     dual = (a < 0) & (token_loss > cap)
@@ -156,21 +167,25 @@ def clipped_surrogate_group(logp: Array, old_logp: Array, mask: Array,
     is_clipped = is_clipped | dual
   token_loss = jnp.broadcast_to(token_loss, m.shape)
   is_clipped = jnp.broadcast_to(is_clipped, m.shape)
-  return (jnp.where(m, token_loss, jnp.zeros((), dtype)), adv, is_clipped & m)
+  return jnp.where(m, token_loss, jnp.zeros((), dtype)), is_clipped & m
 
 
-def group_advantage_of(rewards: Array, mask: Array, advantage: str, dtype) -> Array:
-  """The advantages `[G]` of one group `mask [G, T]`, in the loss's dtype."""
-  present = jnp.any(mask, axis=-1)
-  return _common.group_advantages(rewards, present, estimator=advantage).astype(dtype)
+def check_cap(name: str, value) -> None:
+  """`clip_ratio_c` and `delta`: None, or a finite number > 1."""
+  if value is None:
+    return
+  c = _common.concrete_value(value)
+  if c is not None and not (c.shape == () and np.isfinite(c) and c > 1):
+    raise ValueError(f"`{name}` must be a number > 1 (or None to turn it off), got {value!r}.")
 
 
 def check_common(logp, old_logp, mask, rewards, *, advantage, loss_agg_mode, beta,
-                 ref_logp, kl_type, max_log_ratio, norm_length) -> None:
+                 ref_logp, kl_type, max_log_ratio, norm_length, positive_nll=0.0) -> None:
   """The input checks every advantage-based objective shares."""
   _common.check_batch(logp, old_logp, mask, rewards)
   _common.check_estimator(advantage)
   _common.check_positive("beta", beta, allow_zero=True)
+  _common.check_positive("positive_nll", positive_nll, allow_zero=True)
   _common.check_positive("max_log_ratio", max_log_ratio)
   if norm_length is not None:
     _common.check_positive("norm_length", norm_length)
@@ -187,22 +202,46 @@ def check_common(logp, old_logp, mask, rewards, *, advantage, loss_agg_mode, bet
         f"{tuple(getattr(ref_logp, 'shape', ()))}.")
 
 
+def positive_nll_loss(logp: Array, mask: Array, rewards: Array) -> Array:
+  r"""VAPO's NLL on the correct rollouts: :math:`-\frac{1}{N^+}\sum_{r_k > 0}\sum_t \log\pi`.
+
+  `N+` counts the response tokens of the rollouts with reward > 0; 0 when there
+  is none (NeMo-RL's `positive_example_nll_weight`,
+  `nemo_rl/algorithms/loss/loss_functions.py`).
+  """
+  m = _common.as_bool_mask(mask) & (rewards > 0)[..., None]
+  dtype = logp.dtype
+  total = jnp.sum(jnp.where(m, -logp, jnp.zeros((), dtype)))
+  return total / jnp.maximum(jnp.sum(m), 1).astype(dtype)
+
+
 def advantage_objective(group_fn, logp, old_logp, mask, rewards, *, advantage,
                         loss_agg_mode, beta, ref_logp, kl_type, max_log_ratio,
-                        norm_length) -> tuple[Array, ClippedLossAux]:
+                        norm_length, positive_nll=0.0,
+                        batch_stage=None) -> tuple[Array, ClippedLossAux]:
   """Any per-group token loss as a batched objective.
 
-  `group_fn(logp, old_logp, mask, rewards) -> (token_loss [G, T], advantages
-  [G], clipped [G, T])` is vmapped over the groups; the token losses are
-  aggregated with `loss_agg_mode`, plus `beta` times the KL to `ref_logp`.
+  The advantages `[B, G]` come first, from the whole batch
+  (`_common.batch_advantages`: REINFORCE++-baseline whitens across groups).
+  `batch_stage(logp, old_logp, mask, advantages)`, when given, returns extra
+  `[B, ...]` inputs that need the whole batch too (Clip-Cov's and KL-Cov's
+  token selection). Then `group_fn(logp, old_logp, mask, advantages, *extra)
+  -> (token_loss [G, T], clipped [G, T])` is vmapped over the groups; the
+  token losses are aggregated with `loss_agg_mode`, plus `beta` times the KL
+  to `ref_logp`, plus `positive_nll` times `positive_nll_loss`.
   """
   check_common(logp, old_logp, mask, rewards, advantage=advantage,
                loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp,
-               kl_type=kl_type, max_log_ratio=max_log_ratio, norm_length=norm_length)
+               kl_type=kl_type, max_log_ratio=max_log_ratio, norm_length=norm_length,
+               positive_nll=positive_nll)
   m = _common.as_bool_mask(mask)
   dtype = logp.dtype
-  token_loss, adv, is_clipped = jax.vmap(group_fn)(logp, old_logp, m, rewards)
+  adv = _common.batch_advantages(rewards, m, estimator=advantage).astype(dtype)
+  extra = () if batch_stage is None else batch_stage(logp, old_logp, m, adv)
+  token_loss, is_clipped = jax.vmap(group_fn)(logp, old_logp, m, adv, *extra)
   loss = aggregate(token_loss, m, loss_agg_mode, norm_length=norm_length)
+  if not (isinstance(positive_nll, (int, float)) and positive_nll == 0):
+    loss = loss + positive_nll * positive_nll_loss(logp, m, rewards)
   if ref_logp is None:
     kl = jnp.zeros((), dtype)
   else:
@@ -223,24 +262,21 @@ def advantage_objective(group_fn, logp, old_logp, mask, rewards, *, advantage,
 
 
 def _clipped_objective(logp, old_logp, mask, rewards, *, epsilon_low,
-                       epsilon_high, advantage, clip_ratio_c, loss_agg_mode, beta,
+                       epsilon_high, advantage, clip_ratio_c, delta, loss_agg_mode, beta,
                        ref_logp, kl_type, sequence_level, max_log_ratio,
-                       norm_length) -> tuple[Array, ClippedLossAux]:
+                       norm_length, positive_nll) -> tuple[Array, ClippedLossAux]:
   _common.check_positive("epsilon_low", epsilon_low, allow_zero=True)
   _common.check_positive("epsilon_high", epsilon_high, allow_zero=True)
-  if clip_ratio_c is not None:
-    c = _common.concrete_value(clip_ratio_c)
-    if c is not None and not (c.shape == () and np.isfinite(c) and c > 1):
-      raise ValueError(f"`clip_ratio_c` must be a number > 1 (or None for no dual clip), "
-                       f"got {clip_ratio_c!r}.")
+  check_cap("clip_ratio_c", clip_ratio_c)
+  check_cap("delta", delta)
   group_fn = functools.partial(
       clipped_surrogate_group, epsilon_low=epsilon_low,
-      epsilon_high=epsilon_high, advantage=advantage, clip_ratio_c=clip_ratio_c,
+      epsilon_high=epsilon_high, clip_ratio_c=clip_ratio_c, delta=delta,
       sequence_level=sequence_level, max_log_ratio=max_log_ratio)
   return advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
-      max_log_ratio=max_log_ratio, norm_length=norm_length)
+      max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll)
 
 
 def grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
@@ -249,7 +285,8 @@ def grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          loss_agg_mode: str = "seq-mean-token-mean", beta: float = 0.0,
          ref_logp: Array | None = None, kl_type: str = "low_var_kl",
          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
-         norm_length: float | None = None) -> tuple[Array, ClippedLossAux]:
+         norm_length: float | None = None, delta: float | None = None,
+         positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
   r"""GRPO: token-level clipped surrogate with group-normalised advantages.
 
   .. math::
@@ -277,6 +314,15 @@ def grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
     kl_type: `k1`, `k2`, `k3` or `low_var_kl` (= k3).
     max_log_ratio: log-ratios are clamped to +-this before `exp` (verl: 20).
     norm_length: the fixed horizon of `seq-mean-token-sum-norm` (default T).
+    delta: INTELLECT-2's two-sided clip (TRL's `delta`, `trl/trainer/grpo_trainer.py`):
+      the unclipped term becomes :math:`-A\min(\rho, \delta)`, so a token
+      with `A < 0` stops moving once `rho > delta`, like the dual clip (TRL
+      recommends `delta > 1 + epsilon_high`, which leaves `A > 0` as it was).
+      None (the default, as TRL) turns it off; a number must be > 1.
+    positive_nll: VAPO's weight on the NLL of the correct rollouts (NeMo-RL's
+      `positive_example_nll_weight`, default 0, off; VAPO uses 0.1): adds
+      `positive_nll * positive_nll_loss(...)`, whose gradient on each token of
+      a rollout with reward > 0 is `-positive_nll / N+` whatever its advantage.
 
   Returns:
     `(loss, aux)`: a scalar and a `ClippedLossAux`.
@@ -289,7 +335,7 @@ def grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
       epsilon_high=epsilon_high, advantage=advantage, clip_ratio_c=clip_ratio_c,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp,
       kl_type=kl_type, sequence_level=False, max_log_ratio=max_log_ratio,
-      norm_length=norm_length)
+      norm_length=norm_length, delta=delta, positive_nll=positive_nll)
 
 
 def dapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
@@ -299,7 +345,8 @@ def dapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          beta: float = 0.0, ref_logp: Array | None = None,
          kl_type: str = "low_var_kl",
          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
-         norm_length: float | None = None) -> tuple[Array, ClippedLossAux]:
+         norm_length: float | None = None, delta: float | None = None,
+         positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
   """DAPO: GRPO with clip-higher (`epsilon_high=0.28`) and `token-mean`.
 
   Dynamic sampling (dropping all-equal groups) belongs to the sampler, not
@@ -313,7 +360,7 @@ def dapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
       epsilon_high=epsilon_high, advantage=advantage, clip_ratio_c=clip_ratio_c,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp,
       kl_type=kl_type, sequence_level=False, max_log_ratio=max_log_ratio,
-      norm_length=norm_length)
+      norm_length=norm_length, delta=delta, positive_nll=positive_nll)
 
 
 def dr_grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
@@ -322,7 +369,8 @@ def dr_grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
             loss_agg_mode: str = "seq-mean-token-sum-norm", beta: float = 0.0,
             ref_logp: Array | None = None, kl_type: str = "low_var_kl",
             max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
-            norm_length: float | None = None) -> tuple[Array, ClippedLossAux]:
+            norm_length: float | None = None, delta: float | None = None,
+            positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
   """Dr.GRPO: GRPO without std scaling (`advantage="drgrpo"`) and with a fixed-horizon token sum.
 
   Pass `norm_length` (the maximum response length) to keep the divisor fixed
@@ -337,7 +385,7 @@ def dr_grpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
       epsilon_high=epsilon_high, advantage=advantage, clip_ratio_c=clip_ratio_c,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp,
       kl_type=kl_type, sequence_level=False, max_log_ratio=max_log_ratio,
-      norm_length=norm_length)
+      norm_length=norm_length, delta=delta, positive_nll=positive_nll)
 
 
 def gspo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
@@ -346,7 +394,8 @@ def gspo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          loss_agg_mode: str = "seq-mean-token-mean", beta: float = 0.0,
          ref_logp: Array | None = None, kl_type: str = "low_var_kl",
          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
-         norm_length: float | None = None) -> tuple[Array, ClippedLossAux]:
+         norm_length: float | None = None, delta: float | None = None,
+         positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
   r"""GSPO: one clipped term per rollout on the sequence-level ratio.
 
   .. math::
@@ -365,4 +414,41 @@ def gspo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
       epsilon_high=epsilon_high, advantage=advantage, clip_ratio_c=None,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp,
       kl_type=kl_type, sequence_level=True, max_log_ratio=max_log_ratio,
-      norm_length=norm_length)
+      norm_length=norm_length, delta=delta, positive_nll=positive_nll)
+
+
+def luspo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+          epsilon_low: float = 2e-3, epsilon_high: float = 2.5e-3,
+          advantage: str = "grpo",
+          loss_agg_mode: str = "seq-mean-token-sum", beta: float = 0.0,
+          ref_logp: Array | None = None, kl_type: str = "low_var_kl",
+          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
+          norm_length: float | None = None, delta: float | None = None,
+          positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+  r"""LUSPO: GSPO's sequence loss scaled by the rollout's length.
+
+  .. math::
+     L = \frac{1}{n}\sum_k |o_k|\,\ell_k,\qquad
+     \ell_k = \max\big(-A_k\rho_k, -A_k\,\mathrm{clip}(\rho_k, 1-\epsilon_{low}, 1+\epsilon_{high})\big)
+
+  over the `n` present rollouts, with GSPO's `rho_k = e^{sbar_k}`. GSPO
+  spreads `l_k` over the rollout's tokens, so the length factor is exactly
+  the `seq-mean-token-sum` aggregation of GSPO's token losses: the default
+  here. A rollout's gradient w.r.t. its own score is then `|o_k|` times
+  GSPO's, which removes GSPO's bias against long responses.
+
+  As TRL's `loss_type="luspo"` (`trl/trainer/grpo_trainer.py`: the sequence
+  loss times `completion_mask.sum(1)`, mean over the local batch), with the
+  LUSPO paper's clip range `epsilon = 2e-3`, `epsilon_high = 2.5e-3`
+  (section 5.1, quoted in TRL's `docs/source/paper_index.md`). Arguments as
+  `grpo`, `delta` included (TRL applies it to LUSPO too).
+
+  References:
+    "Length-Unbiased Sequence Policy Optimization", arXiv 2602.05261 (2026).
+  """
+  return _clipped_objective(
+      logp, old_logp, mask, rewards, epsilon_low=epsilon_low,
+      epsilon_high=epsilon_high, advantage=advantage, clip_ratio_c=None,
+      loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp,
+      kl_type=kl_type, sequence_level=True, max_log_ratio=max_log_ratio,
+      norm_length=norm_length, delta=delta, positive_nll=positive_nll)

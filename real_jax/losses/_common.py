@@ -125,8 +125,12 @@ def sequence_scores(logp: Array, old_logp: Array, mask: Array) -> Array:
   return jnp.sum(diff, axis=-1) / jnp.maximum(length, 1)
 
 
-# The names Tunix gives its outcome-advantage estimators (tunix/rl/algo_core.py).
-ADVANTAGE_ESTIMATORS = ("grpo", "rloo", "drgrpo")
+# The outcome-advantage estimators: Tunix's three names (tunix/rl/algo_core.py),
+# then verl's `reinforce_plus_plus_baseline`, `opo` and `grpo_passk`
+# (verl/trainer/ppo/core_algos.py).
+ADVANTAGE_ESTIMATORS = ("grpo", "rloo", "drgrpo", "reinforce_pp", "opo", "grpo_passk")
+# verl's `masked_whiten` adds this to the variance before the square root.
+WHITENING_EPS = 1e-8
 
 
 def check_estimator(advantage: str) -> None:
@@ -136,7 +140,7 @@ def check_estimator(advantage: str) -> None:
 
 
 def group_advantages(rewards: Array, present: Array, *, estimator: str = "grpo",
-                     eps: float = 1e-6) -> Array:
+                     eps: float = 1e-6, lengths: Array | None = None) -> Array:
   r"""Outcome advantages of one group, `[G] -> [G]`, over its present rollouts.
 
   - `grpo`: :math:`A_k = (r_k - \mathrm{mean}(r)) / (\mathrm{std}(r) + \epsilon)`,
@@ -144,7 +148,14 @@ def group_advantages(rewards: Array, present: Array, *, estimator: str = "grpo",
   - `drgrpo`: :math:`A_k = r_k - \mathrm{mean}(r)` (Dr.GRPO, no std scaling);
   - `rloo`: :math:`A_k = r_k - \frac{1}{n-1}\sum_{j \ne k} r_j`, the
     leave-one-out baseline over the `n` present rollouts, which equals
-    :math:`\frac{n}{n-1}(r_k - \mathrm{mean}(r))` (verl's and Tunix's `rloo`).
+    :math:`\frac{n}{n-1}(r_k - \mathrm{mean}(r))` (verl's and Tunix's `rloo`);
+  - `reinforce_pp`: :math:`r_k - \mathrm{mean}(r)`, the group stage of
+    REINFORCE++-baseline; `batch_advantages` then whitens it over the batch;
+  - `opo`: :math:`A_k = r_k - \sum_i |o_i| r_i / \sum_i |o_i|`, OPO's
+    length-weighted baseline (needs `lengths`);
+  - `grpo_passk`: only the first rollout with the group's best reward gets
+    :math:`(r_{max} - r_{second}) / (\mathrm{std}(r) + \epsilon)`, the rest 0
+    (verl's `grpo_passk`, pass@k credit).
 
   A group whose present rewards are all equal, or that has fewer than two
   present rollouts, gets A = 0 exactly; absent rollouts get A = 0
@@ -157,12 +168,63 @@ def group_advantages(rewards: Array, present: Array, *, estimator: str = "grpo",
   n = jnp.sum(present).astype(dtype)
   mean = jnp.sum(jnp.where(present, r, zero)) / jnp.maximum(n, 1)
   centered = jnp.where(present, r - mean, zero)
-  if estimator == "grpo":
-    var = jnp.sum(centered**2) / jnp.maximum(n - 1, 1)
-    centered = centered / (jnp.sqrt(var) + eps)
-  elif estimator == "rloo":
-    centered = centered * n / jnp.maximum(n - 1, 1)
+  std = jnp.sqrt(jnp.sum(centered**2) / jnp.maximum(n - 1, 1))
   r_max = jnp.max(jnp.where(present, r, -jnp.inf))
   r_min = jnp.min(jnp.where(present, r, jnp.inf))
+  if estimator == "grpo":
+    centered = centered / (std + eps)
+  elif estimator == "rloo":
+    centered = centered * n / jnp.maximum(n - 1, 1)
+  elif estimator == "opo":
+    if lengths is None:
+      raise ValueError("the `opo` estimator needs the rollouts' `lengths` [G].")
+    w = jnp.where(present, lengths.astype(dtype), zero)
+    baseline = jnp.sum(w * jnp.where(present, r, zero)) / jnp.maximum(jnp.sum(w), 1)
+    centered = jnp.where(present, r - baseline, zero)
+  elif estimator == "grpo_passk":
+    # Ties for the best reward go to the lowest index, as torch.topk's first
+    # index does on CPU; a tie leaves r_max - r_second = 0 for every rollout.
+    best = jnp.argmax(jnp.where(present, r, -jnp.inf))
+    is_best = jnp.arange(r.shape[0]) == best
+    r_second = jnp.max(jnp.where(present & ~is_best, r, -jnp.inf))
+    centered = jnp.where(is_best, (r_max - r_second) / (std + eps), zero)
   informative = (n >= 2) & (r_max > r_min)
   return jnp.where(present & informative, centered, zero)
+
+
+def batch_advantages(rewards: Array, mask: Array, *, estimator: str = "grpo") -> Array:
+  r"""The advantages `[B, G]` of a batch: `group_advantages` vmapped over the groups.
+
+  `reinforce_pp` then whitens the group-centred rewards over every response
+  token of the batch, as verl's `masked_whiten`: with each rollout weighted by
+  its length :math:`|o_k|` and :math:`N = \sum_k |o_k|`,
+
+  .. math::
+     \mu = \frac{1}{N}\sum_k |o_k| c_k,\quad
+     \sigma^2 = \frac{N}{N-1}\cdot\frac{1}{N}\sum_k |o_k| (c_k - \mu)^2,\quad
+     A_k = (c_k - \mu) / \sqrt{\sigma^2 + 10^{-8}}
+
+  so that, unlike every other estimator, a group whose rewards are all equal
+  gets :math:`-\mu/\sigma`, not 0. Absent rollouts get 0.
+
+  Args:
+    rewards: `[B, G]`.
+    mask: `[B, G, T]` response mask (a rollout with no token is absent).
+    estimator: one of `ADVANTAGE_ESTIMATORS`.
+  """
+  check_estimator(estimator)
+  m = as_bool_mask(mask)
+  present = jnp.any(m, axis=-1)
+  lengths = jnp.sum(m, axis=-1)
+  adv = jax.vmap(lambda r, p, n: group_advantages(r, p, estimator=estimator, lengths=n))(
+      rewards, present, lengths)
+  if estimator != "reinforce_pp":
+    return adv
+  dtype = adv.dtype
+  zero = jnp.zeros((), dtype)
+  w = jnp.where(present, lengths.astype(dtype), zero)
+  total = jnp.sum(w)
+  centred = jnp.where(present, adv, zero)
+  mu = jnp.sum(w * centred) / jnp.maximum(total, 1)
+  var = jnp.sum(w * (centred - mu) ** 2) / jnp.maximum(total - 1, 1)
+  return jnp.where(present, (centred - mu) * jax.lax.rsqrt(var + WHITENING_EPS), zero)

@@ -23,6 +23,7 @@ Shape letters: see `real_jax.losses._common`.
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -42,21 +43,20 @@ def _token_log_ratio(logp: Array, old_logp: Array, m: Array) -> Array:
 # ----------------------------------------------------------------- CISPO ----
 
 
-def cispo_group(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+def cispo_group(logp: Array, old_logp: Array, mask: Array, advantages: Array, *,
                 epsilon_low: float | None, epsilon_high: float,
-                advantage: str = "grpo",
                 max_log_ratio: float = DEFAULT_MAX_LOG_RATIO
-                ) -> tuple[Array, Array, Array]:
+                ) -> tuple[Array, Array]:
   r"""CISPO's token losses of one group: :math:`\ell = -\mathrm{sg}(w)\,A\,\log\pi`.
 
   `w = min(rho, 1 + epsilon_high)`, and also `>= 1 - epsilon_low` unless
-  `epsilon_low` is None. Returns `(token_loss, advantages, clipped)` as
+  `epsilon_low` is None. Returns `(token_loss, clipped)` as
   `clipped_surrogate_group`; `clipped` marks tokens whose weight was clipped
   (their gradient is kept).
   """
   m = _common.as_bool_mask(mask)
   dtype = logp.dtype
-  adv = _clipped.group_advantage_of(rewards, m, advantage, dtype)
+  adv = advantages.astype(dtype)
   ratio = jnp.exp(jnp.clip(_token_log_ratio(logp, old_logp, m), -max_log_ratio, max_log_ratio))
   weight = jnp.minimum(ratio, 1.0 + epsilon_high)
   clipped = ratio > 1.0 + epsilon_high
@@ -65,7 +65,7 @@ def cispo_group(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
     clipped = clipped | (ratio < 1.0 - epsilon_low)
   weight = jax.lax.stop_gradient(weight)
   token_loss = -weight * adv[:, None] * jnp.where(m, logp, jnp.zeros((), dtype))
-  return jnp.where(m, token_loss, jnp.zeros((), dtype)), adv, clipped & m
+  return jnp.where(m, token_loss, jnp.zeros((), dtype)), clipped & m
 
 
 def cispo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
@@ -74,7 +74,8 @@ def cispo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
           beta: float = 0.0, ref_logp: Array | None = None,
           kl_type: str = "low_var_kl",
           max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
-          norm_length: float | None = None) -> tuple[Array, ClippedLossAux]:
+          norm_length: float | None = None,
+          positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
   r"""CISPO: a clipped, stop-gradient importance weight on :math:`\log\pi`.
 
   .. math::
@@ -114,11 +115,11 @@ def cispo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
     _common.check_positive("epsilon_low", epsilon_low, allow_zero=True)
   _common.check_positive("epsilon_high", epsilon_high, allow_zero=True)
   group_fn = functools.partial(cispo_group, epsilon_low=epsilon_low, epsilon_high=epsilon_high,
-                               advantage=advantage, max_log_ratio=max_log_ratio)
+                               max_log_ratio=max_log_ratio)
   return _clipped.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
-      max_log_ratio=max_log_ratio, norm_length=norm_length)
+      max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll)
 
 
 # ------------------------------------------------------------------ SAPO ----
@@ -131,20 +132,20 @@ def _sigmoid(x: Array) -> Array:
   return jnp.exp(-jax.nn.softplus(-x))
 
 
-def sapo_group(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
-               tau_pos: float, tau_neg: float, advantage: str = "grpo",
+def sapo_group(logp: Array, old_logp: Array, mask: Array, advantages: Array, *,
+               tau_pos: float, tau_neg: float,
                max_log_ratio: float = DEFAULT_MAX_LOG_RATIO
-               ) -> tuple[Array, Array, Array]:
+               ) -> tuple[Array, Array]:
   r"""SAPO's token losses of one group: :math:`-\frac{4}{\tau}\sigma(\tau(\rho-1))\,A`."""
   m = _common.as_bool_mask(mask)
   dtype = logp.dtype
-  adv = _clipped.group_advantage_of(rewards, m, advantage, dtype)
+  adv = advantages.astype(dtype)
   ratio = jnp.exp(jnp.clip(_token_log_ratio(logp, old_logp, m), -max_log_ratio, max_log_ratio))
   a = adv[:, None]
   tau = jnp.where(a > 0, jnp.asarray(tau_pos, dtype), jnp.asarray(tau_neg, dtype))
   gate = _sigmoid(tau * (ratio - 1.0)) * (4.0 / tau)
   token_loss = jnp.broadcast_to(-gate * a, m.shape)
-  return jnp.where(m, token_loss, jnp.zeros((), dtype)), adv, jnp.zeros(m.shape, bool)
+  return jnp.where(m, token_loss, jnp.zeros((), dtype)), jnp.zeros(m.shape, bool)
 
 
 def sapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
@@ -152,7 +153,8 @@ def sapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          loss_agg_mode: str = "seq-mean-token-mean", beta: float = 0.0,
          ref_logp: Array | None = None, kl_type: str = "low_var_kl",
          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
-         norm_length: float | None = None) -> tuple[Array, ClippedLossAux]:
+         norm_length: float | None = None,
+         positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
   r"""SAPO: a smooth sigmoid gate in place of the hard clip.
 
   .. math::
@@ -178,25 +180,25 @@ def sapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   _common.check_positive("tau_pos", tau_pos)
   _common.check_positive("tau_neg", tau_neg)
   group_fn = functools.partial(sapo_group, tau_pos=tau_pos, tau_neg=tau_neg,
-                               advantage=advantage, max_log_ratio=max_log_ratio)
+                               max_log_ratio=max_log_ratio)
   return _clipped.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
-      max_log_ratio=max_log_ratio, norm_length=norm_length)
+      max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll)
 
 
 # ------------------------------------------------------------------ GMPO ----
 
 
-def gmpo_group(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
-               epsilon_low: float, epsilon_high: float, advantage: str = "grpo",
+def gmpo_group(logp: Array, old_logp: Array, mask: Array, advantages: Array, *,
+               epsilon_low: float, epsilon_high: float,
                max_log_ratio: float = DEFAULT_MAX_LOG_RATIO
-               ) -> tuple[Array, Array, Array]:
+               ) -> tuple[Array, Array]:
   r"""GMPO's loss of each rollout, :math:`-A_k\rho_k`, spread over its tokens."""
   m = _common.as_bool_mask(mask)
   dtype = logp.dtype
   zero = jnp.zeros((), dtype)
-  adv = _clipped.group_advantage_of(rewards, m, advantage, dtype)
+  adv = advantages.astype(dtype)
   s = _token_log_ratio(logp, old_logp, m)
   sign = jnp.sign(adv)[:, None]
   s_clipped = jnp.clip(s, -epsilon_low, epsilon_high)
@@ -207,14 +209,15 @@ def gmpo_group(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   rho = jnp.exp(jnp.clip(mean_log_ratio, -max_log_ratio, max_log_ratio))
   token_loss = jnp.broadcast_to((-adv * rho)[:, None], m.shape)
   clipped = m & (sign * s_clipped < sign * s)
-  return jnp.where(m, token_loss, zero), adv, clipped
+  return jnp.where(m, token_loss, zero), clipped
 
 
 def gmpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          epsilon_low: float = 0.4, epsilon_high: float = 0.4,
          advantage: str = "grpo", beta: float = 0.0,
          ref_logp: Array | None = None, kl_type: str = "low_var_kl",
-         max_log_ratio: float = DEFAULT_MAX_LOG_RATIO) -> tuple[Array, ClippedLossAux]:
+         max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
+         positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
   r"""GMPO: the geometric mean of token ratios, clipped token by token in log space.
 
   .. math::
@@ -240,32 +243,32 @@ def gmpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   _common.check_positive("epsilon_low", epsilon_low, allow_zero=True)
   _common.check_positive("epsilon_high", epsilon_high, allow_zero=True)
   group_fn = functools.partial(gmpo_group, epsilon_low=epsilon_low, epsilon_high=epsilon_high,
-                               advantage=advantage, max_log_ratio=max_log_ratio)
+                               max_log_ratio=max_log_ratio)
   return _clipped.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode="seq-mean-token-mean", beta=beta, ref_logp=ref_logp, kl_type=kl_type,
-      max_log_ratio=max_log_ratio, norm_length=None)
+      max_log_ratio=max_log_ratio, norm_length=None, positive_nll=positive_nll)
 
 
 # ------------------------------------------------------------------- GPG ----
 
 
-def gpg_group(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
-              advantage: str = "drgrpo") -> tuple[Array, Array, Array]:
+def gpg_group(logp: Array, old_logp: Array, mask: Array,
+              advantages: Array) -> tuple[Array, Array]:
   r"""GPG's token losses of one group: :math:`-A\log\pi`."""
   del old_logp  # GPG has no ratio; the sampling policy enters only through A
   m = _common.as_bool_mask(mask)
   dtype = logp.dtype
-  adv = _clipped.group_advantage_of(rewards, m, advantage, dtype)
-  token_loss = -adv[:, None] * jnp.where(m, logp, jnp.zeros((), dtype))
-  return jnp.where(m, token_loss, jnp.zeros((), dtype)), adv, jnp.zeros(m.shape, bool)
+  token_loss = -advantages.astype(dtype)[:, None] * jnp.where(m, logp, jnp.zeros((), dtype))
+  return jnp.where(m, token_loss, jnp.zeros((), dtype)), jnp.zeros(m.shape, bool)
 
 
 def gpg(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
         advantage: str = "drgrpo", loss_agg_mode: str = "token-mean",
         beta: float = 0.0, ref_logp: Array | None = None,
         kl_type: str = "low_var_kl",
-        norm_length: float | None = None) -> tuple[Array, ClippedLossAux]:
+        norm_length: float | None = None,
+        positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
   r"""GPG: the plain policy gradient :math:`\ell_{k,t} = -A_k\log\pi_\theta(o_{k,t})`.
 
   No ratio and no clip: the gradient w.r.t. the log-ratio is :math:`-A`,
@@ -280,8 +283,250 @@ def gpg(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
     Chu et al., "GPG: A Simple and Strong Reinforcement Learning Baseline",
     arXiv 2504.02546 (2025).
   """
-  group_fn = functools.partial(gpg_group, advantage=advantage)
+  return _clipped.advantage_objective(
+      gpg_group, logp, old_logp, mask, rewards, advantage=advantage,
+      loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
+      max_log_ratio=DEFAULT_MAX_LOG_RATIO, norm_length=norm_length, positive_nll=positive_nll)
+
+
+# ------------------------------------------------------------------ DPPO ----
+
+DIVERGENCES = ("tv", "kl")
+
+
+def binary_kl(old_logp: Array, logp: Array) -> Array:
+  r"""The binary KL of DPPO: the sampled token against "every other token".
+
+  .. math:: D = \mu\log\frac{\mu}{\pi} + (1-\mu)\log\frac{1-\mu+10^{-8}}{1-\pi+10^{-8}}
+
+  with `mu = e^{old_logp}` and `pi = e^{logp}`, as verl's
+  `compute_policy_loss_dppo_kl`. NaN where a "probability" exceeds 1; every
+  comparison with NaN is False, as in verl.
+  """
+  old_prob, prob = jnp.exp(old_logp), jnp.exp(logp)
+  return (old_prob * (old_logp - logp)
+          + (1.0 - old_prob) * jnp.log((1.0 - old_prob + 1e-8) / (1.0 - prob + 1e-8)))
+
+
+def dppo_kept(logp: Array, old_logp: Array, advantages: Array, *, divergence: str,
+              epsilon_low: float, epsilon_high: float) -> Array:
+  """DPPO's trust region, `[..., T]` bool: the tokens whose gradient is kept.
+
+  A token is dropped when its probability moved past the threshold in the
+  direction its advantage pushes it: `A > 0` and `pi - mu > epsilon_high`
+  (TV) or `D > epsilon_high` with `pi > mu` (KL); `A <= 0` and
+  `mu - pi > epsilon_low` or `D > epsilon_low` with `pi < mu`.
+  `advantages` broadcasts against `logp`.
+  """
+  logp, old_logp = jax.lax.stop_gradient(logp), jax.lax.stop_gradient(old_logp)
+  prob, old_prob = jnp.exp(logp), jnp.exp(old_logp)
+  if divergence == "tv":
+    keep_pos = (prob - old_prob) <= epsilon_high
+    keep_neg = (prob - old_prob) >= -epsilon_low
+  else:
+    d = binary_kl(old_logp, logp)
+    keep_pos = (d <= epsilon_high) | (prob <= old_prob)
+    keep_neg = (d <= epsilon_low) | (prob >= old_prob)
+  return jnp.where(advantages > 0, keep_pos, keep_neg)
+
+
+def dppo_group(logp: Array, old_logp: Array, mask: Array, advantages: Array, *,
+               divergence: str, epsilon_low: float, epsilon_high: float, tis_cap: float,
+               max_log_ratio: float = DEFAULT_MAX_LOG_RATIO) -> tuple[Array, Array]:
+  r"""DPPO's token losses of one group: :math:`-\mathrm{sg}(\min(\rho, C))\,A\,\log\pi` on kept tokens."""
+  m = _common.as_bool_mask(mask)
+  dtype = logp.dtype
+  zero = jnp.zeros((), dtype)
+  a = advantages.astype(dtype)[:, None]
+  lp, olp = jnp.where(m, logp, zero), jnp.where(m, old_logp, zero)
+  ratio = jnp.exp(jnp.clip(lp - olp, -max_log_ratio, max_log_ratio))
+  weight = jax.lax.stop_gradient(jnp.minimum(ratio, tis_cap))
+  kept = dppo_kept(lp, olp, a, divergence=divergence, epsilon_low=epsilon_low,
+                   epsilon_high=epsilon_high)
+  token_loss = jnp.where(m & kept, -a * weight * lp, zero)
+  return token_loss, m & ~kept
+
+
+def _dppo(divergence, logp, old_logp, mask, rewards, *, epsilon_low, epsilon_high, tis_cap,
+          advantage, loss_agg_mode, beta, ref_logp, kl_type, max_log_ratio, norm_length,
+          positive_nll):
+  _common.check_positive("epsilon_low", epsilon_low)
+  _common.check_positive("epsilon_high", epsilon_high)
+  _common.check_positive("tis_cap", tis_cap)
+  group_fn = functools.partial(dppo_group, divergence=divergence, epsilon_low=epsilon_low,
+                               epsilon_high=epsilon_high, tis_cap=tis_cap,
+                               max_log_ratio=max_log_ratio)
   return _clipped.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
-      max_log_ratio=DEFAULT_MAX_LOG_RATIO, norm_length=norm_length)
+      max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll)
+
+
+def dppo_tv(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+            epsilon_low: float = 0.15, epsilon_high: float = 0.15, tis_cap: float = 20.0,
+            advantage: str = "grpo", loss_agg_mode: str = "token-mean",
+            beta: float = 0.0, ref_logp: Array | None = None, kl_type: str = "low_var_kl",
+            max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
+            norm_length: float | None = None,
+            positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+  r"""DPPO-Binary-TV: truncated-IS policy gradient inside a total-variation trust region.
+
+  .. math::
+     \ell_{k,t} = -\,\mathrm{sg}\big(\min(\rho_{k,t}, C)\big)\,A_k\,\log\pi_\theta(o_{k,t})
+                  \cdot \mathbb{1}[\text{kept}]
+
+  where a token is dropped (gradient 0) when its probability moved past the
+  threshold in its advantage's direction: `A > 0` and
+  :math:`\pi - \mu > \epsilon_{high}`, or `A <= 0` and
+  :math:`\mu - \pi > \epsilon_{low}` (`mu = pi_old`). The gradient w.r.t.
+  the log-ratio of a kept token is :math:`-\min(\rho, C)A`.
+
+  As verl's `compute_policy_loss_dppo_tv` (`verl/trainer/ppo/core_algos.py`),
+  which reads the thresholds from its actor's `clip_ratio_low/high` and the
+  cap `C` from `clip_ratio_c` (falling back to 20, which the DPPO paper's
+  section 5.4 recommends: a large cap keeps the truncation bias small; name
+  it here `tis_cap`, since the dual clip's `clip_ratio_c` means another
+  thing). The thresholds 0.15 are verl's DPPO example
+  (`examples/dppo_trainer`). Other arguments as `grpo`; `token-mean` as verl.
+
+  References:
+    Qi et al., "Rethinking the Trust Region in LLM Reinforcement Learning",
+    arXiv 2602.04879 (2026).
+  """
+  return _dppo("tv", logp, old_logp, mask, rewards, epsilon_low=epsilon_low,
+               epsilon_high=epsilon_high, tis_cap=tis_cap, advantage=advantage,
+               loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
+               max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll)
+
+
+def dppo_kl(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+            epsilon_low: float = 0.05, epsilon_high: float = 0.05, tis_cap: float = 20.0,
+            advantage: str = "grpo", loss_agg_mode: str = "token-mean",
+            beta: float = 0.0, ref_logp: Array | None = None, kl_type: str = "low_var_kl",
+            max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
+            norm_length: float | None = None,
+            positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+  r"""DPPO-Binary-KL: as `dppo_tv`, with the binary KL as the divergence.
+
+  A token with `A > 0` is dropped when :math:`D > \epsilon_{high}` and its
+  probability rose; one with `A <= 0` when :math:`D > \epsilon_{low}` and it
+  fell (`binary_kl` gives `D`). Thresholds 0.05 as verl's DPPO example;
+  otherwise as `dppo_tv` and verl's `compute_policy_loss_dppo_kl`.
+  """
+  return _dppo("kl", logp, old_logp, mask, rewards, epsilon_low=epsilon_low,
+               epsilon_high=epsilon_high, tis_cap=tis_cap, advantage=advantage,
+               loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
+               max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll)
+
+
+# ------------------------------------------------------------------- DRO ----
+
+
+def dro_group(logp: Array, old_logp: Array, mask: Array, advantages: Array, *,
+              dro_beta: float) -> tuple[Array, Array]:
+  r"""DRO's token losses of one group: :math:`-(A\log\pi - \frac{\beta}{2}s^2)`."""
+  m = _common.as_bool_mask(mask)
+  dtype = logp.dtype
+  zero = jnp.zeros((), dtype)
+  lp = jnp.where(m, logp, zero)
+  s = _token_log_ratio(logp, old_logp, m)
+  token_loss = -(advantages.astype(dtype)[:, None] * lp - 0.5 * dro_beta * s**2)
+  return jnp.where(m, token_loss, zero), jnp.zeros(m.shape, bool)
+
+
+def dro(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+        dro_beta: float = 0.1, advantage: str = "grpo", loss_agg_mode: str = "token-mean",
+        beta: float = 0.0, ref_logp: Array | None = None, kl_type: str = "low_var_kl",
+        norm_length: float | None = None,
+        positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+  r"""DRO: the policy gradient with a quadratic pull towards the sampling policy.
+
+  .. math:: \ell_{k,t} = -\Big(A_k\log\pi_\theta(o_{k,t}) - \frac{\beta}{2}\,s_{k,t}^2\Big)
+
+  so the gradient w.r.t. the log-ratio is :math:`-A + \beta s`: `-A`
+  on-policy, zero at :math:`s = A/\beta`, and non-zero even where `A = 0`
+  (the penalty pulls every moved token back). No ratio, no clip.
+
+  As verl's `compute_policy_loss_dro` (`verl/trainer/ppo/core_algos.py`,
+  formula in its `tests/trainer/ppo/test_core_algos_dro.py`), which has no
+  default for `dro_beta` and raises without one; 0.1 here is the default of
+  ModelScope's port of it (`twinkle`, `DROLoss`). `token-mean` as verl.
+  """
+  _common.check_positive("dro_beta", dro_beta)
+  group_fn = functools.partial(dro_group, dro_beta=dro_beta)
+  return _clipped.advantage_objective(
+      group_fn, logp, old_logp, mask, rewards, advantage=advantage,
+      loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
+      max_log_ratio=DEFAULT_MAX_LOG_RATIO, norm_length=norm_length, positive_nll=positive_nll)
+
+
+# ----------------------------------------------------------------- VESPO ----
+
+# TRL clamps the sequence log-ratio below at log(1e-8) (`get_gamma_weights`).
+VESPO_MIN_LOG_W = math.log(1e-8)
+
+
+def vespo_log_weight(log_w: Array, nonneg: Array, *, k_pos: float, lambda_pos: float,
+                     k_neg: float, lambda_neg: float) -> Array:
+  r""":math:`\log\phi(w) = \lambda + k\log w - \lambda w`, `(k, lambda)` by the sign of `A`."""
+  k = jnp.where(nonneg, k_pos, k_neg).astype(log_w.dtype)
+  lam = jnp.maximum(jnp.where(nonneg, lambda_pos, lambda_neg), 1e-4).astype(log_w.dtype)
+  return lam + k * log_w - lam * jnp.exp(log_w)
+
+
+def vespo_group(logp: Array, old_logp: Array, mask: Array, advantages: Array, *,
+                k_pos: float, lambda_pos: float, k_neg: float, lambda_neg: float,
+                max_log_ratio: float = DEFAULT_MAX_LOG_RATIO) -> tuple[Array, Array]:
+  r"""VESPO's token losses of one group: :math:`-\mathrm{sg}(\phi(w_k))\,A_k\log\pi`."""
+  m = _common.as_bool_mask(mask)
+  dtype = logp.dtype
+  zero = jnp.zeros((), dtype)
+  adv = advantages.astype(dtype)
+  s = jnp.clip(_token_log_ratio(logp, old_logp, m), -max_log_ratio, max_log_ratio)
+  log_w = jnp.clip(jnp.sum(s, axis=-1), VESPO_MIN_LOG_W, max_log_ratio)
+  phi = jnp.exp(vespo_log_weight(log_w, adv >= 0, k_pos=k_pos, lambda_pos=lambda_pos,
+                                 k_neg=k_neg, lambda_neg=lambda_neg))
+  phi = jax.lax.stop_gradient(jnp.where(jnp.isfinite(phi), phi, zero))
+  token_loss = -(phi * adv)[:, None] * jnp.where(m, logp, zero)
+  return jnp.where(m, token_loss, zero), jnp.zeros(m.shape, bool)
+
+
+def vespo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+          k_pos: float = 2.0, lambda_pos: float = 3.0, k_neg: float = 3.0,
+          lambda_neg: float = 2.0, advantage: str = "grpo", loss_agg_mode: str = "token-mean",
+          beta: float = 0.0, ref_logp: Array | None = None, kl_type: str = "low_var_kl",
+          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
+          norm_length: float | None = None,
+          positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+  r"""VESPO: a smooth Gamma-shaped weight of the whole sequence's importance ratio.
+
+  .. math::
+     \ell_{k,t} = -\,\mathrm{sg}\big(\phi(w_k)\big)\,A_k\log\pi_\theta(o_{k,t}),\quad
+     \phi(w) = e^{\lambda}\,w^{k}\,e^{-\lambda w},\quad
+     w_k = \exp\Big(\sum_t s_{k,t}\Big)
+
+  with `(k, lambda)` = `(k_pos, lambda_pos)` when `A >= 0`, else
+  `(k_neg, lambda_neg)`. `phi(1) = 1`, so on-policy it is the plain policy
+  gradient; it peaks at `w = k/lambda` and vanishes both ways. Note `w` is
+  the product of the token ratios (a sum of log-ratios, not GSPO's mean).
+
+  As TRL's `loss_type="vespo"` (`trl/trainer/grpo_trainer.py`,
+  `get_gamma_weights`: token log-ratios clamped to +-20, `log w` to
+  `[log 1e-8, 20]`, `lambda >= 1e-4`, a non-finite `phi` set to 0), with
+  TRL's defaults and its global token mean (`token-mean`). TRL folds a
+  vLLM importance ratio into `w`; real_jax's `rollout_correction` weights
+  the token gradients instead.
+
+  References:
+    "VESPO: Variational Sequence-Level Soft Policy Optimization",
+    arXiv 2602.10693 (2026).
+  """
+  for name, value in (("k_pos", k_pos), ("lambda_pos", lambda_pos), ("k_neg", k_neg),
+                      ("lambda_neg", lambda_neg)):
+    _common.check_positive(name, value)
+  group_fn = functools.partial(vespo_group, k_pos=k_pos, lambda_pos=lambda_pos, k_neg=k_neg,
+                               lambda_neg=lambda_neg, max_log_ratio=max_log_ratio)
+  return _clipped.advantage_objective(
+      group_fn, logp, old_logp, mask, rewards, advantage=advantage,
+      loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
+      max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll)

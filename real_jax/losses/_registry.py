@@ -15,6 +15,7 @@ import inspect
 from typing import Any
 
 from real_jax.losses import _clipped
+from real_jax.losses import _covariance
 from real_jax.losses import _label
 from real_jax.losses import _policy_gradient
 
@@ -28,7 +29,7 @@ class LossSpec:
     family: `"label"` (rewards as class labels, temperature `tau`),
       `"clipped"` (PPO-style clipped surrogate on group advantages) or
       `"policy_gradient"` (the other advantage-weighted objectives: CISPO,
-      SAPO, GMPO, GPG).
+      SAPO, GMPO, GPG, DPPO, Clip-Cov, KL-Cov, DRO, VESPO).
   """
   fn: Callable
   family: str
@@ -47,6 +48,13 @@ _SPECS: dict[str, LossSpec] = {
     "sapo": LossSpec(_policy_gradient.sapo, "policy_gradient"),
     "gmpo": LossSpec(_policy_gradient.gmpo, "policy_gradient"),
     "gpg": LossSpec(_policy_gradient.gpg, "policy_gradient"),
+    "luspo": LossSpec(_clipped.luspo, "clipped"),
+    "dppo_tv": LossSpec(_policy_gradient.dppo_tv, "policy_gradient"),
+    "dppo_kl": LossSpec(_policy_gradient.dppo_kl, "policy_gradient"),
+    "clip_cov": LossSpec(_covariance.clip_cov, "policy_gradient"),
+    "kl_cov": LossSpec(_covariance.kl_cov, "policy_gradient"),
+    "dro": LossSpec(_policy_gradient.dro, "policy_gradient"),
+    "vespo": LossSpec(_policy_gradient.vespo, "policy_gradient"),
 }
 
 LOSSES: dict[str, Callable] = {name: spec.fn for name, spec in _SPECS.items()}
