@@ -27,6 +27,20 @@ COLORS: dict[str, str] = {
     "sapo": "#393b79",
     "gmpo": "#8c6d31",
     "gpg": "#000000",
+    # Atlas II: the engines' objectives since, and the options and estimators
+    "luspo": "#c51b7d",
+    "dppo_tv": "#1b9e77",
+    "dppo_kl": "#66a61e",
+    "clip_cov": "#e7298a",
+    "kl_cov": "#7570b3",
+    "dro": "#a6761d",
+    "vespo": "#e6ab02",
+    "grpo_delta": "#fdae6b",
+    "grpo_bnpo": "#843c39",
+    "grpo_positive_nll": "#31a354",
+    "grpo_reinforce_pp": "#6baed6",
+    "grpo_opo": "#9e9ac8",
+    "grpo_passk": "#636363",
 }
 
 

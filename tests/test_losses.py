@@ -212,6 +212,13 @@ class TestAgainstNumpyReference:
     got, _ = jitted("grpo", positive_nll=0.5)(*map(jnp.asarray, batch))
     assert float(got) == 0.0
 
+  def test_kl_cov_penalty_has_zero_derivative_on_policy(self):
+    # torch's |s|' at 0 is sgn(0) = 0 (verl's KL-Cov); JAX's own would be 1.
+    logp = jnp.zeros((1, 2, 1))
+    _, g = loss_and_grad("kl_cov", logp, logp, jnp.ones((1, 2, 1)), jnp.array([[1.0, 0.0]]))
+    a = 0.5 / (np.std([1.0, 0.0], ddof=1) + 1e-6)  # GRPO's |A|; token-mean over 2 tokens
+    np.testing.assert_allclose(g[..., 0], [[-a / 2, a / 2]], rtol=1e-12)
+
   def test_bnpo_is_token_mean_within_a_call(self):
     batch = tuple(map(jnp.asarray, batches.random_batch(27)))
     a, _ = jitted("grpo", loss_agg_mode="bnpo")(*batch)

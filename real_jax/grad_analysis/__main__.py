@@ -93,10 +93,14 @@ def main(argv):
   ga.plot_atlas(fig3, curves)
   seconds = time.perf_counter() - start
 
-  passed = all(r["passed"] for by_sign in result.table.values()
-               for by_dtype in by_sign.values() for r in by_dtype.values())
+  passed = result.passed
   print()
   print(ga.format_table(result.table, dtypes))
+  for name, by_dtype in result.neutral.items():
+    print(f"{name:<18} A = 0     " + "  ".join(
+        f"[{d}] {int(r['moving']):,d} moving tokens, max rel err {r['max_rel_err']:.1e}"
+        for d, r in by_dtype.items()) + ("" if all(r["passed"] for r in by_dtype.values())
+                                         else "  FAIL"))
   print()
   print(ga.format_properties(result.properties, dtypes[-1]))
   print()
@@ -126,6 +130,7 @@ def main(argv):
       "seconds": seconds,
       "tolerance": {k: v for k, v in ga.TOLERANCE.items() if k in dtypes},
       "table": result.table,
+      "neutral": result.neutral,
       "properties": result.properties,
       "domination": result.domination,
       "identities": identities,

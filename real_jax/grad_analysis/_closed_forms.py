@@ -190,7 +190,7 @@ class AdvantageWeights(NamedTuple):
 
   Attributes:
     token_weights: `[B, G, T]` derivative of the batch loss w.r.t. each token's
-      log-ratio `s_{k,t}`: `agg_factor * (-A_k) * unit_weights`.
+      log-ratio `s_{k,t}`: `agg_factor * (-A_k) * unit_weights + penalty`.
     unit_weights: `[B, G, T]` the weight per unit `|A|` without the
       aggregation factor: the paper's Figure 1 quantity (`e^s` where GRPO's
       clip is open, CISPO's `w`, SAPO's gate derivative, ...).
@@ -201,6 +201,12 @@ class AdvantageWeights(NamedTuple):
       `1/|o_k|` over its tokens).
     ratio: `[B, G, T]` the token's importance ratio `e^{s_{k,t}}` (GSPO: the
       sequence ratio `e^{sbar_k}`).
+    penalty: `[B, G, T]` the part of `dL/ds` that does not scale with `A`:
+      DRO's pull `beta s`, KL-Cov's `kappa sgn(s)` on its selected tokens,
+      VAPO's NLL `-mu / N+` on correct rollouts (aggregation included); 0
+      for the rest.
+    edge: `[B, G, T]` tokens within `EDGE_BAND` of a jump of the weight,
+      where the derivative is undefined.
   """
   token_weights: Array
   unit_weights: Array
@@ -208,6 +214,22 @@ class AdvantageWeights(NamedTuple):
   advantages: Array
   agg_factor: Array
   ratio: Array
+  penalty: Array
+  edge: Array
+
+
+# Relative distance to a jump of the weight below which a token's derivative
+# is left out of the comparison (it is undefined at the jump itself).
+EDGE_BAND = {"float32": 1e-5, "float64": 1e-12}
+
+
+def near_edges(ratio: Array, edges, dtype) -> Array:
+  """Tokens whose ratio lies within `EDGE_BAND` (relative) of a clip edge."""
+  band = EDGE_BAND[jnp.dtype(dtype).name]
+  near = jnp.zeros(ratio.shape, bool)
+  for e in edges:
+    near = near | (jnp.abs(ratio - e) <= band * e)
+  return near
 
 
 # Checked configurations beyond the registered names: (loss, overrides).
@@ -215,7 +237,17 @@ CONFIGURATIONS = {
     **{name: (name, {}) for name in losses.ADVANTAGE_LOSSES},
     "grpo_dual_clip": ("grpo", {"clip_ratio_c": 3.0}),
     "grpo_rloo": ("grpo", {"advantage": "rloo"}),
+    # INTELLECT-2's two-sided clip at its report's delta = 4.
+    "grpo_delta": ("grpo", {"delta": 4.0}),
+    "grpo_bnpo": ("grpo", {"loss_agg_mode": "bnpo"}),
+    # VAPO's weight mu = 0.1 on the correct rollouts' NLL.
+    "grpo_positive_nll": ("grpo", {"positive_nll": 0.1}),
+    "grpo_reinforce_pp": ("grpo", {"advantage": "reinforce_pp"}),
+    "grpo_opo": ("grpo", {"advantage": "opo"}),
+    "grpo_passk": ("grpo", {"advantage": "grpo_passk"}),
 }
+# The objectives whose clip is PPO's on a ratio (edges at 1 - eps_low, 1 + eps_high).
+PPO_CLIPS = tuple(losses.CLIPPED_LOSSES) + ("clip_cov",)
 
 
 def configuration(name: str, **overrides) -> tuple[str, dict]:
@@ -224,7 +256,8 @@ def configuration(name: str, **overrides) -> tuple[str, dict]:
   if name not in CONFIGURATIONS:
     raise ValueError(f"`name` must be one of {sorted(CONFIGURATIONS)}; got {name!r}.")
   loss, extra = CONFIGURATIONS[name]
-  cfg = {"epsilon_low": None, "clip_ratio_c": None, **losses.defaults(loss), **extra}
+  cfg = {"epsilon_low": None, "clip_ratio_c": None, "delta": None, "positive_nll": 0.0,
+         **losses.defaults(loss), **extra}
   unknown = set(overrides) - set(losses.hyperparameters(loss))
   if unknown:
     raise ValueError(f"{name!r} takes no {sorted(unknown)}; it takes "
@@ -247,12 +280,15 @@ ADVANTAGE_DEFAULTS = {name: configuration(name)[1] for name in CONFIGURATIONS}
 def clip_edges(name: str, **overrides) -> tuple[float, ...]:
   """The importance ratios at which the weight of `name` jumps (derivative undefined)."""
   loss, cfg = configuration(name, **overrides)
-  if loss in losses.CLIPPED_LOSSES:
+  if loss in PPO_CLIPS:
     edges = (1 + cfg["epsilon_high"], 1 - cfg["epsilon_low"])
-    return edges + ((cfg["clip_ratio_c"],) if cfg["clip_ratio_c"] is not None else ())
+    return edges + tuple(cfg[k] for k in ("clip_ratio_c", "delta") if cfg[k] is not None)
   if loss == "gmpo":
     return (math.exp(cfg["epsilon_high"]), math.exp(-cfg["epsilon_low"]))
-  return ()  # CISPO's weight is continuous in rho; SAPO and GPG are smooth
+  # CISPO's and DPPO's weights are continuous in rho (DPPO's trust region
+  # jumps in pi - mu, found by `dppo_kept` on both sides alike); SAPO, GPG,
+  # DRO and VESPO are smooth; KL-Cov's selection is the loss's own.
+  return ()
 
 
 def sapo_gate_bound(tau_g: float) -> float:
@@ -280,12 +316,28 @@ def unit_bound(name: str, sign: str, **overrides) -> tuple[float | None, str]:
   """
   loss, cfg = configuration(name, **overrides)
   positive = sign == "positive"
-  if loss in losses.CLIPPED_LOSSES:
+  if positive and cfg["positive_nll"]:
+    return None, "unbounded: the NLL's mu / N+ does not scale with |A|"
+  if cfg["advantage"] == "grpo_passk" and not positive:
+    return 0.0, "= 0 (only the best rollout gets credit)"
+  if loss in PPO_CLIPS:
+    caps = [c for c in (cfg["clip_ratio_c"], cfg["delta"]) if c is not None]
     if positive:
-      return 1 + cfg["epsilon_high"], f"<= 1 + eps_high = {1 + cfg['epsilon_high']:g}"
-    if cfg["clip_ratio_c"] is not None:
-      return cfg["clip_ratio_c"], f"<= c = {cfg['clip_ratio_c']:g} (dual clip)"
+      bound = min([1 + cfg["epsilon_high"]] + caps)
+      return bound, f"<= min(1 + eps_high, delta) = {bound:g}"
+    if caps:
+      return min(caps), f"<= {min(caps):g} (dual clip / delta)"
     return None, "unbounded (e^s)"
+  if loss in ("dppo_tv", "dppo_kl"):
+    return cfg["tis_cap"], f"<= C = {cfg['tis_cap']:g} (truncated IS)"
+  if loss == "kl_cov":
+    return None, "unbounded (e^s, no clip)"
+  if loss == "dro":
+    return None, "unbounded (|1 - beta s / A|)"
+  if loss == "vespo":
+    k, lam = (cfg["k_pos"], cfg["lambda_pos"]) if positive else (cfg["k_neg"], cfg["lambda_neg"])
+    bound = vespo_peak(k, lam)
+    return bound, f"<= phi(k/lambda) = {bound:.4f}"
   if loss == "cispo":
     return 1 + cfg["epsilon_high"], f"<= 1 + eps_high = {1 + cfg['epsilon_high']:g}"
   if loss == "sapo":
@@ -299,12 +351,17 @@ def unit_bound(name: str, sign: str, **overrides) -> tuple[float | None, str]:
   return 1.0, "= 1 (constant)"  # GPG
 
 
+def vespo_peak(k: float, lam: float) -> float:
+  r"""`max_w phi(w) = e^lambda (k/lambda)^k e^{-k}`, at `w = k / lambda`."""
+  return math.exp(lam + k * math.log(k / lam) - k)
+
+
 def aggregation_factor(mask: Array, loss_agg_mode: str, dtype, norm_length=None) -> Array:
   """`d(aggregated loss)/d(token loss)` for each of verl's modes, `[B, G, T]`."""
   m = mask != 0
   seq_len = jnp.sum(m, axis=-1, keepdims=True).astype(dtype)
   n_seq = jnp.maximum(jnp.sum(seq_len > 0), 1).astype(dtype)
-  if loss_agg_mode == "token-mean":
+  if loss_agg_mode in ("token-mean", "bnpo"):
     factor = 1.0 / jnp.maximum(jnp.sum(seq_len), 1)
     factor = jnp.broadcast_to(factor, m.shape)
   elif loss_agg_mode == "seq-mean-token-mean":
@@ -329,47 +386,64 @@ def advantage_weights(name: str, logp: Array, old_logp: Array, mask: Array,
   (docs/derivations.md, "Closed forms"):
 
   .. math::
-     \frac{\partial L}{\partial s_{k,t}} = \alpha_{k,t}\,(-A_k)\,u_{k,t}
+     \frac{\partial L}{\partial s_{k,t}} = \alpha_{k,t}\,(-A_k)\,u_{k,t} + p_{k,t}
 
   with the weight per unit `|A|`, `u`:
 
-  - GRPO, DAPO, Dr.GRPO, GSPO: :math:`\rho` where the clip is open (and, with
-    the dual clip, :math:`\rho \le c` for `A < 0`), else 0;
+  - GRPO, DAPO, Dr.GRPO, GSPO, LUSPO: :math:`\rho` where the clip is open
+    (and, with the dual clip or `delta`, :math:`\rho \le c`), else 0;
   - CISPO: :math:`w = \min(\max(\rho, 1-\epsilon_{low}), 1+\epsilon_{high})`;
   - SAPO: :math:`4\sigma(x)\sigma(-x)\rho` with :math:`x = \tau_g(\rho - 1)`;
   - GMPO: the rollout's geometric-mean ratio where the token's clip is open, else 0;
-  - GPG: 1;
+  - GPG and DRO: 1; DPPO: :math:`\min(\rho, C)` inside its trust region, else 0;
+  - Clip-Cov: GRPO's, and 0 on its selected tokens; KL-Cov: :math:`\rho`;
+  - VESPO: :math:`\phi(w_k) = e^{\lambda + k\log w_k - \lambda w_k}`, `w_k` the
+    product of the rollout's ratios;
 
   and 0 where the log-ratio passes the ±`max_log_ratio` clamp (for GSPO the
-  sequence score, for GMPO its clipped mean).
+  sequence score, for GMPO its clipped mean). The penalty `p`: DRO's
+  :math:`\alpha\beta s`, KL-Cov's :math:`\alpha\kappa\,\mathrm{sgn}(s)` on its
+  selected tokens, and VAPO's :math:`-\mu / N^+` on the tokens of rollouts
+  with reward > 0.
+
+  The advantages, DPPO's trust region and Clip-/KL-Cov's token selections are
+  the loss's own tested helpers (`batch_advantages`, `dppo_kept`,
+  `clip_cov_selection`, `kl_cov_selection`): they are definitions, not
+  derivatives; everything that is a derivative is written out here.
   """
   loss, cfg = configuration(name, **overrides)
   m = mask != 0
   dtype = logp.dtype
   zero = jnp.zeros((), dtype)
-  present = jnp.any(m, axis=-1)
-  adv = jax.vmap(lambda r, p: losses.group_advantages(r, p, estimator=cfg["advantage"]))(
-      rewards, present).astype(dtype)
+  adv = losses.batch_advantages(rewards, m, estimator=cfg["advantage"]).astype(dtype)
   a = jnp.broadcast_to(adv[..., None], m.shape)
   mode = "seq-mean-token-mean" if loss == "gmpo" else cfg["loss_agg_mode"]
   agg = aggregation_factor(m, mode, dtype, norm_length)
-  max_log_ratio = cfg.get("max_log_ratio", 20.0)  # GPG has no ratio to clamp
+  max_log_ratio = cfg.get("max_log_ratio", 20.0)  # GPG and DRO have no ratio to clamp
   s = jnp.where(m, logp - old_logp, zero)
   ratio = jnp.exp(s)
   clipped = jnp.zeros(m.shape, bool)
+  penalty = jnp.zeros(m.shape, dtype)
   in_clamp = jnp.abs(s) < max_log_ratio
-  if loss == "gspo":
+  if loss in ("gspo", "luspo"):
     sbar = losses.sequence_scores(logp, old_logp, m)[..., None]
     ratio = jnp.broadcast_to(jnp.exp(sbar), m.shape)
     in_clamp = jnp.broadcast_to(jnp.abs(sbar) < max_log_ratio, m.shape)
     seq_len = jnp.maximum(jnp.sum(m, -1, keepdims=True), 1).astype(dtype)
     # d sbar / d s_{k,t} = 1/|o_k|; every token of the rollout carries l_k.
     agg = jnp.where(m, jnp.sum(agg, -1, keepdims=True) / seq_len, zero)
-  if loss in losses.CLIPPED_LOSSES:
+  if loss in PPO_CLIPS:
     clipped = (((a > 0) & (ratio > 1 + cfg["epsilon_high"]))
                | ((a < 0) & (ratio < 1 - cfg["epsilon_low"])))
     if cfg["clip_ratio_c"] is not None:
       clipped = clipped | ((a < 0) & (ratio > cfg["clip_ratio_c"]))
+    if cfg["delta"] is not None:
+      clipped = clipped | (ratio > cfg["delta"])
+    if loss == "clip_cov":
+      clipped = clipped | losses.clip_cov_selection(
+          logp, old_logp, m, adv, epsilon_low=cfg["epsilon_low"],
+          epsilon_high=cfg["epsilon_high"], clip_cov_ratio=cfg["clip_cov_ratio"],
+          clip_cov_lb=cfg["clip_cov_lb"], clip_cov_ub=cfg["clip_cov_ub"])
     unit = jnp.where(~clipped & in_clamp, ratio, zero)
   elif loss == "cispo":
     w = jnp.minimum(jnp.exp(jnp.clip(s, -max_log_ratio, max_log_ratio)), 1 + cfg["epsilon_high"])
@@ -378,6 +452,28 @@ def advantage_weights(name: str, logp: Array, old_logp: Array, mask: Array,
       w = jnp.maximum(w, 1 - cfg["epsilon_low"])
       clipped = clipped | (ratio < 1 - cfg["epsilon_low"])
     unit = w
+  elif loss in ("dppo_tv", "dppo_kl"):
+    kept = losses.dppo_kept(jnp.where(m, logp, zero), jnp.where(m, old_logp, zero), a,
+                            divergence=loss[-2:], epsilon_low=cfg["epsilon_low"],
+                            epsilon_high=cfg["epsilon_high"])
+    clipped = ~kept
+    w = jnp.minimum(jnp.exp(jnp.clip(s, -max_log_ratio, max_log_ratio)), cfg["tis_cap"])
+    unit = jnp.where(kept, w, zero)
+  elif loss == "kl_cov":
+    clipped = losses.kl_cov_selection(logp, m, adv, kl_cov_ratio=cfg["kl_cov_ratio"])
+    unit = jnp.where(in_clamp, ratio, zero)
+    penalty = jnp.where(clipped, cfg["ppo_kl_coef"] * jnp.sign(s), zero) * agg
+  elif loss == "dro":
+    unit = jnp.ones(m.shape, dtype)
+    penalty = cfg["dro_beta"] * s * agg
+  elif loss == "vespo":
+    log_w = jnp.clip(jnp.sum(jnp.clip(s, -max_log_ratio, max_log_ratio), -1, keepdims=True),
+                     math.log(1e-8), max_log_ratio)
+    nonneg = a >= 0
+    k = jnp.where(nonneg, cfg["k_pos"], cfg["k_neg"]).astype(dtype)
+    lam = jnp.where(nonneg, cfg["lambda_pos"], cfg["lambda_neg"]).astype(dtype)
+    unit = jnp.exp(lam + k * log_w - lam * jnp.exp(log_w))
+    ratio = jnp.broadcast_to(jnp.exp(log_w), m.shape)
   elif loss == "sapo":
     tau_g = jnp.where(a > 0, cfg["tau_pos"], cfg["tau_neg"]).astype(dtype)
     x = tau_g * (ratio - 1)
@@ -395,5 +491,11 @@ def advantage_weights(name: str, logp: Array, old_logp: Array, mask: Array,
   else:  # gpg
     unit = jnp.ones(m.shape, dtype)
   unit = jnp.where(m & (a != 0), unit, zero)
-  token = jnp.where(m, -a * unit * agg, zero)
-  return AdvantageWeights(token, unit, clipped & m, adv, agg, jnp.where(m, ratio, zero))
+  if cfg["positive_nll"]:
+    correct = m & (rewards > 0)[..., None]
+    n_correct = jnp.maximum(jnp.sum(correct), 1).astype(dtype)
+    penalty = penalty + jnp.where(correct, -cfg["positive_nll"] / n_correct, zero)
+  token = jnp.where(m, -a * unit * agg + penalty, zero)
+  edge = near_edges(ratio, clip_edges(name, **overrides), dtype) & m
+  return AdvantageWeights(token, unit, clipped & m, adv, agg, jnp.where(m, ratio, zero),
+                          jnp.where(m, penalty, zero), edge)

@@ -49,12 +49,14 @@ TOLERANCE = {"float32": 1e-4, "float64": 1e-9}
 TINY = 1e-30
 # Tokens this close (relatively) to a clip edge have an undefined derivative
 # and are left out of the comparison; their number is reported.
-EDGE_BAND = {"float32": 1e-5, "float64": 1e-12}
+EDGE_BAND = cf.EDGE_BAND
+near_edges = cf.near_edges
 # Shapes of |weight| as the own score s_k grows (docs/derivations.md).
-DECREASING, INCREASING, ZERO, PEAKED, CONSTANT = -1, +1, 0, 2, 3
+DECREASING, INCREASING, ZERO, PEAKED, CONSTANT, VALLEY = -1, +1, 0, 2, 3, 4
 DIRECTION_WORDS = {DECREASING: "decreasing in s", INCREASING: "increasing in s",
                    ZERO: "identically 0", PEAKED: "peaked (rises, then falls)",
-                   CONSTANT: "constant in s"}
+                   CONSTANT: "constant in s",
+                   VALLEY: "V-shaped (falls to 0 at s = A/beta, then rises)"}
 # Where the weight is exactly zero, read off each closed form.
 ZERO_WHERE = {
     "label": "only in groups without both classes, which carry no loss (GRAD: every negative)",
@@ -64,6 +66,13 @@ ZERO_WHERE = {
     "sapo": "never in exact arithmetic; it decays smoothly both ways and underflows far from rho = 1",
     "gmpo": "on a token whose log-ratio clip closes: A > 0 and s > eps_high, A < 0 and s < -eps_low",
     "gpg": "never",
+    "dppo": "outside the trust region: A > 0 and the token's probability rose past the"
+            " threshold (TV: pi - mu > eps_high; KL: D > eps_high), A <= 0 and it fell past it",
+    "clip_cov": "where PPO's clip closes, and on the few selected highest-covariance tokens",
+    "kl_cov": "never (no clip); a selected token's penalty adds kappa sgn(s)",
+    "dro": "only at s = A / beta, where the pull cancels the push",
+    "vespo": "never in exact arithmetic; phi underflows for sequence ratios far above k/lambda",
+    "passk": "on every rollout but the group's single best (pass@k credit)",
 }
 
 
@@ -73,14 +82,20 @@ def direction(name: str, sign: str) -> int:
     if name == "grad" and sign == "negative":
       return ZERO
     return DECREASING if sign == "positive" else INCREASING
-  loss = cf.configuration(name)[0]
-  return {"sapo": PEAKED, "gpg": CONSTANT}.get(loss, INCREASING)
+  loss, cfg = cf.configuration(name)
+  if cfg["advantage"] == "grpo_passk" and sign == "negative":
+    return ZERO
+  return {"sapo": PEAKED, "gpg": CONSTANT, "vespo": PEAKED, "dro": VALLEY}.get(loss, INCREASING)
 
 
 def zero_where(name: str) -> str:
   if is_label(name):
     return ZERO_WHERE["label"]
-  loss = cf.configuration(name)[0]
+  loss, cfg = cf.configuration(name)
+  if cfg["advantage"] == "grpo_passk":
+    return ZERO_WHERE["passk"]
+  if loss in ("dppo_tv", "dppo_kl"):
+    return ZERO_WHERE["dppo"]
   return ZERO_WHERE["clipped" if loss in losses.CLIPPED_LOSSES else loss]
 
 
@@ -122,15 +137,21 @@ def make_cases(key: Array, n: int, dtype) -> dict[str, Array]:
 # ------------------------------------------------------------ comparison ----
 
 
-def _error_stats(auto: Array, closed: Array, select: Array) -> dict[str, Array]:
+def _error_stats(auto: Array, closed: Array, select: Array,
+                 terms: Array | None = None) -> dict[str, Array]:
   """Counts, max absolute and max relative error of `auto` against `closed`.
 
   The relative error divides by the larger of the two magnitudes, so a
   gradient where the closed form says 0 (a trust region the wrong way round)
-  counts as an error of 1, not as nothing.
+  counts as an error of 1, not as nothing. Where the closed form is a sum of
+  terms of both signs (DRO's `-A + beta s`), `terms` (the sum of their
+  magnitudes) joins the divisor: near the sum's zero, rounding is relative
+  to the terms, not to what is left of them.
   """
   abs_err = jnp.abs(auto - closed)
   scale = jnp.maximum(jnp.abs(closed), jnp.abs(auto))
+  if terms is not None:
+    scale = jnp.maximum(scale, terms)
   big = select & (scale > TINY)
   rel_err = jnp.where(big, abs_err / jnp.where(big, scale, 1.0), 0.0)
   return dict(cases=jnp.sum(select),
@@ -141,16 +162,6 @@ def _error_stats(auto: Array, closed: Array, select: Array) -> dict[str, Array]:
 def _max_rel(a: Array, b: Array, where: Array) -> Array:
   big = where & (jnp.abs(b) > TINY)
   return jnp.max(jnp.where(big, jnp.abs(a - b) / jnp.where(big, jnp.abs(b), 1.0), 0.0))
-
-
-def near_edges(ratio: Array, edges, dtype) -> Array:
-  """Tokens whose ratio lies within `EDGE_BAND` (relative) of a clip edge, where
-  the derivative is undefined; they are left out of the comparison."""
-  band = EDGE_BAND[jnp.dtype(dtype).name]
-  near = jnp.zeros(ratio.shape, bool)
-  for e in edges:
-    near = near | (jnp.abs(ratio - e) <= band * e)
-  return near
 
 
 def compare_chunk(name: str, logp, old_logp, mask, rewards, tau) -> dict:
@@ -200,6 +211,7 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau) -> dict:
     share, counted = domination.top_share(flat(auto), flat(closed.negative))
     out["probe_auto"] = group_auto[..., 0]
     out["probe_closed"] = jnp.abs(closed.group_weights[..., 0])
+    out["probe_live"] = jnp.ones(out["probe_auto"].shape, bool)
   else:
     loss = cf.configuration(name)[0]
     kwargs = cf.configuration_kwargs(name)
@@ -208,23 +220,31 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau) -> dict:
       return (_autodiff.token_gradients(loss, lp, olp, m, r, **kwargs),
               cf.advantage_weights(name, lp, olp, m, r))
     auto, closed = jax.vmap(one)(logp, old_logp, mask, rewards)
-    edge = near_edges(closed.ratio, cf.clip_edges(name), logp.dtype)
+    edge = closed.edge
     m = mask & ~edge
     a = jnp.broadcast_to(closed.advantages[..., None], mask.shape)
     per_unit = mask & (a != 0)
     unit_auto = jnp.abs(auto) / jnp.where(per_unit, jnp.abs(a) * closed.agg_factor, 1.0)
+    terms = jnp.abs(a * closed.unit_weights * closed.agg_factor) + jnp.abs(closed.penalty)
     for sign, members in (("positive", m & (a > 0)), ("negative", m & (a < 0))):
-      stats = _error_stats(auto, closed.token_weights, members)
+      stats = _error_stats(auto, closed.token_weights, members, terms)
       stats["max_unit_weight"] = jnp.max(jnp.where(members, unit_auto, 0.0))
       stats["zero"] = jnp.sum(members & (auto == 0))
       side = (a > 0) if sign == "positive" else (a < 0)
       stats["edge_excluded"] = jnp.sum(edge & mask & side)
       out[sign] = stats
+    # Tokens with A = 0 move only through a penalty (DRO, KL-Cov, VAPO's NLL;
+    # REINFORCE++'s whitening gives all-equal groups an A of their own).
+    out["neutral"] = _error_stats(auto, closed.token_weights, m & (a == 0), terms)
+    out["neutral"]["moving"] = jnp.sum(m & (a == 0) & (closed.token_weights != 0))
+    out["probe_live"] = ~closed.clipped[..., 0, 0]
     rollout_mass = jnp.sum(jnp.abs(auto), -1)
     negatives = jnp.any(mask, -1) & (closed.advantages < 0)
     share, counted = domination.top_share(flat(rollout_mass), flat(negatives))
     out["probe_auto"] = jnp.where(per_unit[..., 0, 0], unit_auto[..., 0, 0], 0.0)
-    out["probe_closed"] = closed.unit_weights[..., 0, 0]
+    unit_closed = jnp.abs(closed.token_weights) / jnp.where(per_unit, jnp.abs(a) * closed.agg_factor,
+                                                            1.0)
+    out["probe_closed"] = jnp.where(per_unit[..., 0, 0], unit_closed[..., 0, 0], 0.0)
   out["share"], out["share_counted"] = share.reshape(-1), counted.reshape(-1)
   return out
 
@@ -339,12 +359,15 @@ def monotonic_curves(seed: int = 0) -> list[Curve]:
   rng = np.random.default_rng(seed)
   grid = tuple(np.linspace(-SCORE_MAX + 0.1, SCORE_MAX - 0.1, GRID_POINTS))
   curves = []
-  for _ in range(GRID_CONFIGS):
+  for i in range(GRID_CONFIGS):
     others = tuple(rng.uniform(-3.0, 3.0, 7))
     correct = (True, False) + tuple(rng.uniform(size=5) < 0.5)  # always mixed
     tau = float(np.exp(rng.uniform(math.log(TAU_RANGE[0]), math.log(TAU_RANGE[1]))))
-    for probe_correct in (True, False):
-      curves.append(Curve(grid, others, correct, probe_correct, tau))
+    # One positive probe in four is its group's only correct rollout, the one
+    # case where pass@k gives credit.
+    sole = (False,) * 7 if i % 4 == 3 else correct
+    curves.append(Curve(grid, others, sole, True, tau))
+    curves.append(Curve(grid, others, correct, False, tau))
   return curves
 
 
@@ -363,7 +386,8 @@ def _moves(auto: np.ndarray, closed: np.ndarray, sense: int, eps: float) -> tupl
   return bool(no_reversal and strict), bool(np.any(resolvable))
 
 
-def monotonic_verdict(name: str, sign: str, auto: np.ndarray, closed: np.ndarray, dtype) -> dict:
+def monotonic_verdict(name: str, sign: str, auto: np.ndarray, closed: np.ndarray, dtype,
+                      live: np.ndarray | None = None) -> dict:
   """Whether |weight| along the grid (`[C, S]`) has the shape the closed form states.
 
   Monotonic: |weight| never moves against the stated direction beyond
@@ -371,9 +395,15 @@ def monotonic_verdict(name: str, sign: str, auto: np.ndarray, closed: np.ndarray
   changes by more than sqrt(eps) relative (and |weight| > 1e-30), and changes
   overall; for clipped objectives only the open stretch counts. Peaked:
   monotonic increasing up to the closed form's maximum and decreasing after
-  it. Constant: equal to the first live point to 8 ulp. Identically 0: all 0.
+  it. V-shaped: the mirror image, about the closed form's minimum. Constant:
+  equal to the first live point to 8 ulp. Identically 0: all 0. `live`
+  (default: everywhere) marks the grid points where the shape is stated:
+  outside a clip, a trust region or a token selection, where a penalty or
+  the closed form's own 0 takes over.
   """
   shape = direction(name, sign)
+  if live is not None:
+    auto, closed = np.where(live, auto, 0.0), np.where(live, closed, 0.0)
   eps = float(jnp.finfo(dtype).eps)
   out = dict(direction=DIRECTION_WORDS[shape], max_weight=float(auto.max()))
   if shape == ZERO:
@@ -384,12 +414,14 @@ def monotonic_verdict(name: str, sign: str, auto: np.ndarray, closed: np.ndarray
         np.where(live, auto, np.nan), axis=1, keepdims=True)
     ok = np.all(~live | (np.abs(auto - ref) <= 8 * eps * np.abs(ref)))
     return dict(out, monotonic=bool(ok and live.any()))
-  if shape == PEAKED:
+  if shape in (PEAKED, VALLEY):
+    first = +1 if shape == PEAKED else -1
     ok, any_change = True, False
     for a_row, c_row in zip(auto, closed, strict=True):
-      peak = int(np.argmax(c_row))
-      up_ok, up_any = _moves(a_row[:peak + 1], c_row[:peak + 1], +1, eps)
-      down_ok, down_any = _moves(a_row[peak:], c_row[peak:], -1, eps)
+      turn = int(np.argmax(c_row) if shape == PEAKED else np.argmin(np.where(c_row > 0, c_row,
+                                                                             np.inf)))
+      up_ok, up_any = _moves(a_row[:turn + 1], c_row[:turn + 1], first, eps)
+      down_ok, down_any = _moves(a_row[turn:], c_row[turn:], -first, eps)
       ok &= up_ok and down_ok
       any_change |= up_any and down_any
     return dict(out, monotonic=bool(ok and any_change))
@@ -421,13 +453,23 @@ class SweepResult:
   identities: dict   # name -> max relative error (last dtype)
   figure_curves: dict  # figure_curves[objective][sign] -> (s, autodiff, closed), last dtype
   seconds: float
+  # neutral[objective][dtype] -> error stats of the tokens with A = 0, which
+  # only a penalty moves (objectives with such tokens moving only)
+  neutral: dict = dataclasses.field(default_factory=dict)
+
+  @property
+  def passed(self) -> bool:
+    """Every comparison within its tolerance, the tokens with A = 0 included."""
+    return (all(r["passed"] for by_sign in self.table.values()
+                for by_dtype in by_sign.values() for r in by_dtype.values())
+            and all(r["passed"] for by_dtype in self.neutral.values() for r in by_dtype.values()))
 
 
 def _merge(acc: dict | None, new: dict) -> dict:
   new = {k: float(v) for k, v in new.items()}
   if acc is None:
     return new
-  return {k: acc[k] + v if k in ("cases", "nonpositive", "zero", "edge_excluded")
+  return {k: acc[k] + v if k in ("cases", "nonpositive", "zero", "edge_excluded", "moving")
           else max(acc[k], v) for k, v in new.items()}
 
 
@@ -442,19 +484,23 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   mono = monotonic_curves(seed)
   fig = figure1_probes()
   probe_spans = {}    # dtype -> each probe curve's (first group, length)
-  probe_parts = {}    # (dtype, name) -> ([autodiff per chunk], [closed form per chunk])
+  probe_parts = {}    # (dtype, name) -> ([autodiff], [closed form], [live]) per chunk
   acc = {}
+  neutral = {}        # (name, dtype) -> error stats of the tokens with A = 0
   shares = {name: [] for name in objectives}
   identities = {}
   def collect(dtype_name, c, probe, outs):
     for name, out in outs.items():
       out = jax.device_get(out)
       if probe:
-        auto, closed = probe_parts.setdefault((dtype_name, name), ([], []))
+        auto, closed, live = probe_parts.setdefault((dtype_name, name), ([], [], []))
         auto.append(np.asarray(out["probe_auto"]).reshape(-1))
         closed.append(np.asarray(out["probe_closed"]).reshape(-1))
+        live.append(np.asarray(out["probe_live"]).reshape(-1))
       for s in SIGNS:
         acc[(name, s, dtype_name)] = _merge(acc.get((name, s, dtype_name)), out[s])
+      if "neutral" in out:
+        neutral[(name, dtype_name)] = _merge(neutral.get((name, dtype_name)), out["neutral"])
       if name in ("grad", "bce"):
         identities[(name, dtype_name)] = max(identities.get((name, dtype_name), 0.0),
                                              float(out["identity"]))
@@ -493,20 +539,27 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
         stats = acc[(name, s, dtype_name)]
         stats["tolerance"] = TOLERANCE[dtype_name]
         stats["passed"] = bool(stats["max_rel_err"] <= TOLERANCE[dtype_name])
-        auto, closed = probe_out[(dtype_name, name)]
+        auto, closed, live = probe_out[(dtype_name, name)]
         rows = [i for i, c in enumerate(mono) if c.probe_correct == (s == "positive")]
-        grid_auto = np.stack([auto[spans[i][0]:spans[i][0] + spans[i][1]] for i in rows])
-        grid_closed = np.stack([closed[spans[i][0]:spans[i][0] + spans[i][1]] for i in rows])
-        props = monotonic_verdict(name, s, grid_auto, grid_closed, jnp.dtype(dtype_name))
+        grid = lambda x, rows=rows: np.stack(  # noqa: E731
+            [x[spans[i][0]:spans[i][0] + spans[i][1]] for i in rows])
+        props = monotonic_verdict(name, s, grid(auto), grid(closed), jnp.dtype(dtype_name),
+                                  live=grid(live))
         props.update(_bounded(name, s, stats, dtype_name))
         properties[name][s][dtype_name] = props
         stats["bounded"], stats["monotonic"] = props["bounded"], props["monotonic"]
         stats["zero_fraction"] = props["zero_fraction"]
         table[name][s][dtype_name] = stats
 
+  neutral_table = {}
+  for (name, dtype_name), stats in neutral.items():
+    if stats["moving"]:
+      stats = dict(stats, tolerance=TOLERANCE[dtype_name],
+                   passed=bool(stats["max_rel_err"] <= TOLERANCE[dtype_name]))
+      neutral_table.setdefault(name, {})[dtype_name] = stats
   figure = {}
   for name in objectives:
-    auto, closed = probe_out[(dtypes[-1], name)]
+    auto, closed, _ = probe_out[(dtypes[-1], name)]
     figure[name] = {}
     for k, s in enumerate(SIGNS):
       g, n = spans[len(mono) + k]
@@ -525,7 +578,7 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   if ("bce", last) in identities:
     identity_table["bce_equals_real_with_c_equal_1"] = identities[("bce", last)]
   return SweepResult(table, properties, domination, identity_table, figure,
-                     time.perf_counter() - start)
+                     time.perf_counter() - start, neutral_table)
 
 
 def _bounded(name: str, sign: str, stats: dict, dtype_name: str) -> dict:
@@ -539,7 +592,11 @@ def _bounded(name: str, sign: str, stats: dict, dtype_name: str) -> dict:
     ok = stats["bound_violation"] <= tol and stats["nonpositive"] == 0
     return dict(zero, bounded=bool(ok), bound="(0, 1/tau]")
   bound, text = cf.unit_bound(name, sign)
-  # An unbounded weight is held to the other side's bound, which it exceeds.
+  if direction(name, sign) == ZERO:  # pass@k's negatives: exactly 0
+    return dict(zero, bounded=stats["zero"] == stats["cases"], bound=text,
+                max_unit_weight=stats["max_unit_weight"])
+  # An unbounded weight is held to the other side's bound, which it exceeds
+  # (both unbounded: it is reported as unbounded).
   reference = bound if bound is not None else cf.unit_bound(name, "positive")[0]
-  return dict(zero, bounded=bool(stats["max_unit_weight"] <= reference * (1 + 1e-5)),
-              bound=text, max_unit_weight=stats["max_unit_weight"])
+  bounded = reference is not None and stats["max_unit_weight"] <= reference * (1 + 1e-5)
+  return dict(zero, bounded=bool(bounded), bound=text, max_unit_weight=stats["max_unit_weight"])

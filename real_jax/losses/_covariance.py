@@ -133,7 +133,10 @@ def kl_cov_group(logp: Array, old_logp: Array, mask: Array, advantages: Array,
   s = jnp.where(m, logp - old_logp, zero)
   ratio = jnp.exp(jnp.clip(s, -max_log_ratio, max_log_ratio))
   token_loss = -advantages.astype(dtype)[:, None] * ratio
-  token_loss = token_loss + jnp.where(selected, ppo_kl_coef * jnp.abs(s), zero)
+  # |s| as sg(sgn s) s: the same value, and torch's derivative sgn(0) = 0 at
+  # s = 0, where JAX's own |s| has derivative 1.
+  abs_s = jax.lax.stop_gradient(jnp.sign(s)) * s
+  token_loss = token_loss + jnp.where(selected, ppo_kl_coef * abs_s, zero)
   return jnp.where(m, token_loss, zero), selected & m
 
 
