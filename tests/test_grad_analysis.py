@@ -279,6 +279,34 @@ class TestSweep:
     assert not _sweep.monotonic_verdict("gpg", "negative", increasing, flat,
                                         jnp.float64)["monotonic"]
 
+  def test_valley_verdict_can_fail(self):
+    # DRO's |1 - beta s / A| falls to its zero, then rises; a peak or a ramp is not that.
+    grid = np.linspace(0, 1, 50)[None]
+    valley = np.abs(grid - 0.6) + 1e-3
+    assert _sweep.monotonic_verdict("dro", "positive", valley, valley, jnp.float64)["monotonic"]
+    assert not _sweep.monotonic_verdict("dro", "positive", 1 - valley, valley,
+                                        jnp.float64)["monotonic"]
+    assert not _sweep.monotonic_verdict("dro", "positive", grid + 1e-3, grid + 1e-3,
+                                        jnp.float64)["monotonic"]
+
+  def test_a_missing_penalty_fails_on_the_tokens_with_zero_advantage(self, monkeypatch):
+    # Drop DRO's beta s from the closed form: every token still has its -A, so
+    # only the comparison of the tokens with A = 0 (and the others' sums) can see it.
+    right = cf.advantage_weights
+
+    def without_penalty(*args, **kwargs):
+      w = right(*args, **kwargs)
+      return w._replace(token_weights=w.token_weights - w.penalty)
+    jax.clear_caches()
+    monkeypatch.setattr(cf, "advantage_weights", without_penalty)
+    try:
+      result = ga.run_sweep(64, ("float64",), chunk=16, objectives=("dro",), progress=lambda _: None)
+    finally:
+      jax.clear_caches()
+    assert not result.passed
+    assert not result.neutral["dro"]["float64"]["passed"]
+    assert result.neutral["dro"]["float64"]["moving"] > 100
+
   def test_a_wrong_closed_form_fails_the_sweep(self, monkeypatch):
     right = cf.LABEL_CLOSED_FORMS["real"]
 

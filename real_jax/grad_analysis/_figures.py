@@ -51,7 +51,22 @@ def _label(name: str) -> str:
     return f"GMPO (log-ratio clip $-${cfg['epsilon_low']:g}/+{cfg['epsilon_high']:g})"
   if name == "gpg":
     return "GPG ($-A \\log\\pi$)"
-  title = {"grpo": "GRPO", "dapo": "DAPO", "dr_grpo": "Dr.GRPO", "gspo": "GSPO"}[name]
+  if name in ("dppo_tv", "dppo_kl"):
+    kind = "TV" if name == "dppo_tv" else "binary KL"
+    return f"DPPO-{kind} (threshold {cfg['epsilon_high']:g}, C = {cfg['tis_cap']:g})"
+  if name == "clip_cov":
+    return f"Clip-Cov ({_eps(name)}, c in ({cfg['clip_cov_lb']:g}, {cfg['clip_cov_ub']:g}))"
+  if name == "kl_cov":
+    return f"KL-Cov (no clip; $\\kappa$ = {cfg['ppo_kl_coef']:g} on selected)"
+  if name == "dro":
+    return f"DRO ($\\beta$ = {cfg['dro_beta']:g}: $|1 - \\beta s / A|$)"
+  if name == "vespo":
+    return (f"VESPO (k, $\\lambda$ = {cfg['k_pos']:g}, {cfg['lambda_pos']:g} / "
+            f"{cfg['k_neg']:g}, {cfg['lambda_neg']:g})")
+  if name == "grpo_delta":
+    return f"two-sided GRPO ({_eps('grpo')}, $\\delta$ = {cfg['delta']:g})"
+  title = {"grpo": "GRPO", "dapo": "DAPO", "dr_grpo": "Dr.GRPO", "gspo": "GSPO",
+           "luspo": "LUSPO (per unit |A| and length)"}[name]
   return f"{title} ({_eps(name)})"
 
 
@@ -60,9 +75,12 @@ VARIANTS = ("real", "grad", "bce", "real_product")
 # The atlas's columns: the label-based objectives, the PPO-clip family, the
 # objectives since the paper (Dr.GRPO and GRPO with RLOO advantages draw
 # GRPO's curve per unit |A|, so they are left out of the picture).
+# LUSPO draws GSPO's curve per unit |A| and length, and the estimators and
+# the bnpo and NLL options GRPO's, so they are left out too.
 ATLAS = (("label-based", ("real", "grad", "bce", "real_product")),
-         ("PPO clip", ("grpo", "dapo", "gspo", "grpo_dual_clip")),
-         ("since the paper", ("cispo", "sapo", "gmpo", "gpg")))
+         ("PPO clip", ("grpo", "dapo", "gspo", "grpo_dual_clip", "grpo_delta")),
+         ("since the paper", ("cispo", "sapo", "gmpo", "gpg", "vespo")),
+         ("trust regions and penalties", ("dppo_tv", "dppo_kl", "clip_cov", "kl_cov", "dro")))
 
 
 def figure1_curves(names=FIGURE1, dtype=jnp.float64) -> dict:

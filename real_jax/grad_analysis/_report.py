@@ -11,7 +11,7 @@ __all__ = ["format_table", "format_properties", "report_markdown"]
 
 
 def format_table(table: dict, dtypes) -> str:
-  header = (f"{'objective':<15} {'sign':<9} {'dtype':<8} {'cases':>10} {'max abs err':>12} "
+  header = (f"{'objective':<18} {'sign':<9} {'dtype':<8} {'cases':>10} {'max abs err':>12} "
             f"{'max rel err':>12} {'tol':>7} {'bounded':>8} {'shape':>6} {'zeros':>6}  status")
   lines = [header, "-" * len(header)]
   for name, by_sign in table.items():
@@ -19,7 +19,7 @@ def format_table(table: dict, dtypes) -> str:
       for dtype in dtypes:
         r = by_dtype[dtype]
         lines.append(
-            f"{name:<15} {sign:<9} {dtype:<8} {int(r['cases']):>10,d} {r['max_abs_err']:>12.3e} "
+            f"{name:<18} {sign:<9} {dtype:<8} {int(r['cases']):>10,d} {r['max_abs_err']:>12.3e} "
             f"{r['max_rel_err']:>12.3e} {r['tolerance']:>7.0e} {str(r['bounded']):>8} "
             f"{str(r['monotonic']):>6} {r['zero_fraction']:>6.3f}  "
             f"{'ok' if r['passed'] else 'FAIL'}")
@@ -28,13 +28,13 @@ def format_table(table: dict, dtypes) -> str:
 
 def format_properties(properties: dict, dtype: str) -> str:
   """Each objective's closed-form properties per sign, as measured in `dtype`."""
-  lines = [f"{'objective':<15} {'sign':<9} {'bound per unit |A| (label: per group)':<44} "
+  lines = [f"{'objective':<18} {'sign':<9} {'bound per unit |A| (label: per group)':<44} "
            f"{'measured max':>12}  shape in s"]
   for name, by_sign in properties.items():
     for sign, by_dtype in by_sign.items():
       p = by_dtype[dtype]
       measured = p.get("max_unit_weight", p["max_weight"])
-      lines.append(f"{name:<15} {sign:<9} {p['bound']:<44} {measured:>12.4g}  {p['direction']}")
+      lines.append(f"{name:<18} {sign:<9} {p['bound']:<44} {measured:>12.4g}  {p['direction']}")
   lines.append("Zero where:")
   seen = set()
   for by_sign in properties.values():
@@ -82,6 +82,14 @@ def report_markdown(report: dict) -> str:
   for name, by_sign in report["properties"].items():
     seen.setdefault(by_sign["positive"][last]["zero_where"], []).append(name)
   lines += [f"- {', '.join(names)}: {where}" for where, names in seen.items()]
+  neutral = report.get("neutral", {})
+  if neutral:
+    lines += ["", "Tokens with A = 0, which only a penalty moves (DRO's pull, KL-Cov's selected "
+              "tokens, the positive NLL): max relative error "
+              + "; ".join(f"{name} " + ", ".join(
+                  f"{_err(r['max_rel_err'])} over {int(r['moving']):,d} moving tokens ({d})"
+                  + ("" if r["passed"] else " **FAIL**") for d, r in by_dtype.items())
+                  for name, by_dtype in neutral.items()) + "."]
   if report["identities"]:
     lines += ["", "Identities (max relative error, " + last + "): "
               + "; ".join(f"`{k}` {v:.1e}" for k, v in report["identities"].items()) + "."]

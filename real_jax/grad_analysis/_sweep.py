@@ -19,9 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterator
+import concurrent.futures
 import dataclasses
 import functools
+import itertools
 import math
+import os
 import time
 
 import jax
@@ -169,7 +172,7 @@ def compare_chunk(name: str, logp, old_logp, mask, rewards, tau) -> dict:
   return _compare_jit(name, logp, old_logp, mask, rewards, tau)
 
 
-def _compare(name: str, logp, old_logp, mask, rewards, tau) -> dict:
+def _compare(name: str, logp, old_logp, mask, rewards, tau, with_share: bool = True) -> dict:
   """Autodiff against closed forms on a chunk of cases `[n, 4, G, T]`.
 
   Returns on-device reductions per sign (`cases`, `max_abs_err`,
@@ -236,7 +239,7 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau) -> dict:
     # Tokens with A = 0 move only through a penalty (DRO, KL-Cov, VAPO's NLL;
     # REINFORCE++'s whitening gives all-equal groups an A of their own).
     out["neutral"] = _error_stats(auto, closed.token_weights, m & (a == 0), terms)
-    out["neutral"]["moving"] = jnp.sum(m & (a == 0) & (closed.token_weights != 0))
+    out["neutral"]["moving"] = jnp.sum(m & (a == 0) & ((closed.token_weights != 0) | (auto != 0)))
     out["probe_live"] = ~closed.clipped[..., 0, 0]
     rollout_mass = jnp.sum(jnp.abs(auto), -1)
     negatives = jnp.any(mask, -1) & (closed.advantages < 0)
@@ -245,11 +248,17 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau) -> dict:
     unit_closed = jnp.abs(closed.token_weights) / jnp.where(per_unit, jnp.abs(a) * closed.agg_factor,
                                                             1.0)
     out["probe_closed"] = jnp.where(per_unit[..., 0, 0], unit_closed[..., 0, 0], 0.0)
-  out["share"], out["share_counted"] = share.reshape(-1), counted.reshape(-1)
+  if with_share:  # read for the first dtype only: the others skip its work
+    out["share"], out["share_counted"] = share.reshape(-1), counted.reshape(-1)
   return out
 
 
-_compare_jit = jax.jit(_compare, static_argnums=0)
+_compare_jit = jax.jit(_compare, static_argnums=0, static_argnames=("with_share",))
+
+
+def _compile(name: str, batch: dict, with_share: bool):
+  """`_compare` for `name`, compiled ahead of time for batches shaped like `batch`."""
+  return _compare_jit.lower(name, **batch, with_share=with_share).compile()
 
 
 # ---------------------------------------------------------------- probes ----
@@ -512,22 +521,32 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
       what = "probe grids" if probe else f"{done:>8,d}/{n_cases * GROUPS_PER_CASE:,d} groups"
       progress(f"  [{dtype_name}] {what}  {time.perf_counter() - start:6.1f}s")
 
-  # Dispatch is asynchronous: chunk c is queued for every objective before
-  # chunk c - 1's results are fetched, so compiling one objective's program
-  # overlaps running the previous one's. The probes ride in extra chunks of
-  # the same shape, so each objective and dtype compiles one program.
+  # The probes ride in extra chunks of the same shape, so each objective and
+  # dtype compiles one program. Compiling them is most of a cold run on a
+  # small CPU, and XLA compiles with the GIL released: every program is
+  # compiled ahead of time on a pool of threads, one per core, in the order
+  # they are first needed, while this thread runs those already compiled.
+  # Dispatch is asynchronous too: chunk c is queued for every objective
+  # before chunk c - 1's results are fetched.
   probes = mono + list(fig.values())
   n_probe_chunks = math.ceil(cases_needed(probes) / chunk)
+  plans = {d: chunk_batches(key, n_chunks, chunk, jnp.dtype(d), probes) for d in dtypes}
+  firsts = {d: next(plans[d][1]) for d in dtypes}
+  pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+  programs = {(d, name): pool.submit(_compile, name, firsts[d][2], d == dtypes[0])
+              for d in dtypes for name in objectives}
   pending = None
-  for dtype_name in dtypes:
-    probe_spans[dtype_name], batches = chunk_batches(key, n_chunks, chunk,
-                                                     jnp.dtype(dtype_name), probes)
-    for c, probe, batch in batches:
-      outs = {name: compare_chunk(name, **batch) for name in objectives}
-      if pending is not None:
-        collect(*pending)
-      pending = (dtype_name, c, probe, outs)
-  collect(*pending)
+  try:
+    for dtype_name in dtypes:
+      probe_spans[dtype_name], batches = plans[dtype_name]
+      for c, probe, batch in itertools.chain([firsts[dtype_name]], batches):
+        outs = {name: programs[(dtype_name, name)].result()(**batch) for name in objectives}
+        if pending is not None:
+          collect(*pending)
+        pending = (dtype_name, c, probe, outs)
+    collect(*pending)
+  finally:
+    pool.shutdown(cancel_futures=True)
   probe_out = {k: tuple(np.concatenate(parts) for parts in v) for k, v in probe_parts.items()}
 
   spans = probe_spans[dtypes[-1]]
