@@ -256,9 +256,26 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau, with_share: bool = T
 _compare_jit = jax.jit(_compare, static_argnums=0, static_argnames=("with_share",))
 
 
-def _compile(name: str, batch: dict, with_share: bool):
-  """`_compare` for `name`, compiled ahead of time for batches shaped like `batch`."""
-  return _compare_jit.lower(name, **batch, with_share=with_share).compile()
+def _compare_bundle(names: tuple[str, ...], logp, old_logp, mask, rewards, tau,
+                    with_share: bool = True) -> dict:
+  """`_compare` of several objectives on one chunk, as one program."""
+  return {name: _compare(name, logp, old_logp, mask, rewards, tau, with_share)
+          for name in names}
+
+
+_bundle_jit = jax.jit(_compare_bundle, static_argnums=0, static_argnames=("with_share",))
+
+
+def _compile(names: tuple[str, ...], batch: dict, with_share: bool):
+  """`_compare_bundle` for `names`, compiled ahead of time for batches shaped like `batch`."""
+  return _bundle_jit.lower(names, **batch, with_share=with_share).compile()
+
+
+def bundles(objectives, size: int) -> list[tuple[str, ...]]:
+  """The objectives in programs of `size` (0: one program each)."""
+  objectives = tuple(objectives)
+  size = size or 1
+  return [objectives[i:i + size] for i in range(0, len(objectives), size)]
 
 
 # ---------------------------------------------------------------- probes ----
@@ -315,6 +332,9 @@ def curves_batch(curves: list[Curve], n_cases: int, dtype) -> tuple[dict, list[t
 
 
 CHUNK = 256  # sweep cases per compiled call: small buffers stay in cache
+# Objectives per compiled program: fewer, larger programs cost less to compile
+# in all, more, smaller ones compile in parallel (measured: benchmarks/).
+BUNDLE = 1
 
 
 def chunk_batches(key: Array, n_chunks: int, chunk: int, dtype, probes: list[Curve]
@@ -483,7 +503,7 @@ def _merge(acc: dict | None, new: dict) -> dict:
 
 
 def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
-              chunk: int = CHUNK, objectives=OBJECTIVES,
+              chunk: int = CHUNK, objectives=OBJECTIVES, bundle: int = BUNDLE,
               progress: Callable[[str], None] = print) -> SweepResult:
   """Runs `cases` random groups per dtype through every objective, then the probes."""
   start = time.perf_counter()
@@ -533,14 +553,17 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   plans = {d: chunk_batches(key, n_chunks, chunk, jnp.dtype(d), probes) for d in dtypes}
   firsts = {d: next(plans[d][1]) for d in dtypes}
   pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
-  programs = {(d, name): pool.submit(_compile, name, firsts[d][2], d == dtypes[0])
-              for d in dtypes for name in objectives}
+  groups = bundles(objectives, bundle)
+  programs = {(d, names): pool.submit(_compile, names, firsts[d][2], d == dtypes[0])
+              for d in dtypes for names in groups}
   pending = None
   try:
     for dtype_name in dtypes:
       probe_spans[dtype_name], batches = plans[dtype_name]
       for c, probe, batch in itertools.chain([firsts[dtype_name]], batches):
-        outs = {name: programs[(dtype_name, name)].result()(**batch) for name in objectives}
+        outs = {}
+        for names in groups:
+          outs.update(programs[(dtype_name, names)].result()(**batch))
         if pending is not None:
           collect(*pending)
         pending = (dtype_name, c, probe, outs)

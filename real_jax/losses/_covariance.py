@@ -64,8 +64,6 @@ def top_tokens(key: Array, eligible: Array, count: Array) -> Array:
   A stable sort of `-key` keeps equal keys in index order, so the rule is
   the one a reader would apply by hand. Returns a bool array of `key`'s shape.
   """
-  # -0.0 and 0.0 are one key (a sort orders them), as in the stated rule.
-  key = jnp.where(key == 0, jnp.zeros((), key.dtype), key)
   flat_key = jnp.where(eligible, key, -jnp.inf).reshape(-1)
   order = jnp.argsort(-flat_key, stable=True)
   rank = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
