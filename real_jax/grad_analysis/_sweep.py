@@ -140,21 +140,15 @@ def make_cases(key: Array, n: int, dtype) -> dict[str, Array]:
 # ------------------------------------------------------------ comparison ----
 
 
-def _error_stats(auto: Array, closed: Array, select: Array,
-                 terms: Array | None = None) -> dict[str, Array]:
+def _error_stats(auto: Array, closed: Array, select: Array) -> dict[str, Array]:
   """Counts, max absolute and max relative error of `auto` against `closed`.
 
   The relative error divides by the larger of the two magnitudes, so a
   gradient where the closed form says 0 (a trust region the wrong way round)
-  counts as an error of 1, not as nothing. Where the closed form is a sum of
-  terms of both signs (DRO's `-A + beta s`), `terms` (the sum of their
-  magnitudes) joins the divisor: near the sum's zero, rounding is relative
-  to the terms, not to what is left of them.
+  counts as an error of 1, not as nothing.
   """
   abs_err = jnp.abs(auto - closed)
   scale = jnp.maximum(jnp.abs(closed), jnp.abs(auto))
-  if terms is not None:
-    scale = jnp.maximum(scale, terms)
   big = select & (scale > TINY)
   rel_err = jnp.where(big, abs_err / jnp.where(big, scale, 1.0), 0.0)
   return dict(cases=jnp.sum(select),
@@ -216,38 +210,8 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau, with_share: bool = T
     out["probe_closed"] = jnp.abs(closed.group_weights[..., 0])
     out["probe_live"] = jnp.ones(out["probe_auto"].shape, bool)
   else:
-    loss = cf.configuration(name)[0]
-    kwargs = cf.configuration_kwargs(name)
-
-    def one(lp, olp, m, r):
-      return (_autodiff.token_gradients(loss, lp, olp, m, r, **kwargs),
-              cf.advantage_weights(name, lp, olp, m, r))
-    auto, closed = jax.vmap(one)(logp, old_logp, mask, rewards)
-    edge = closed.edge
-    m = mask & ~edge
-    a = jnp.broadcast_to(closed.advantages[..., None], mask.shape)
-    per_unit = mask & (a != 0)
-    unit_auto = jnp.abs(auto) / jnp.where(per_unit, jnp.abs(a) * closed.agg_factor, 1.0)
-    terms = jnp.abs(a * closed.unit_weights * closed.agg_factor) + jnp.abs(closed.penalty)
-    for sign, members in (("positive", m & (a > 0)), ("negative", m & (a < 0))):
-      stats = _error_stats(auto, closed.token_weights, members, terms)
-      stats["max_unit_weight"] = jnp.max(jnp.where(members, unit_auto, 0.0))
-      stats["zero"] = jnp.sum(members & (auto == 0))
-      side = (a > 0) if sign == "positive" else (a < 0)
-      stats["edge_excluded"] = jnp.sum(edge & mask & side)
-      out[sign] = stats
-    # Tokens with A = 0 move only through a penalty (DRO, KL-Cov, VAPO's NLL;
-    # REINFORCE++'s whitening gives all-equal groups an A of their own).
-    out["neutral"] = _error_stats(auto, closed.token_weights, m & (a == 0), terms)
-    out["neutral"]["moving"] = jnp.sum(m & (a == 0) & ((closed.token_weights != 0) | (auto != 0)))
-    out["probe_live"] = ~closed.clipped[..., 0, 0]
-    rollout_mass = jnp.sum(jnp.abs(auto), -1)
-    negatives = jnp.any(mask, -1) & (closed.advantages < 0)
-    share, counted = domination.top_share(flat(rollout_mass), flat(negatives))
-    out["probe_auto"] = jnp.where(per_unit[..., 0, 0], unit_auto[..., 0, 0], 0.0)
-    unit_closed = jnp.abs(closed.token_weights) / jnp.where(per_unit, jnp.abs(a) * closed.agg_factor,
-                                                            1.0)
-    out["probe_closed"] = jnp.where(per_unit[..., 0, 0], unit_closed[..., 0, 0], 0.0)
+    return _advantage_stats(*_advantage_weights(name, logp, old_logp, mask, rewards), mask,
+                            with_share=with_share)
   if with_share:  # read for the first dtype only: the others skip its work
     out["share"], out["share_counted"] = share.reshape(-1), counted.reshape(-1)
   return out
@@ -256,26 +220,100 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau, with_share: bool = T
 _compare_jit = jax.jit(_compare, static_argnums=0, static_argnames=("with_share",))
 
 
-def _compare_bundle(names: tuple[str, ...], logp, old_logp, mask, rewards, tau,
-                    with_share: bool = True) -> dict:
-  """`_compare` of several objectives on one chunk, as one program."""
-  return {name: _compare(name, logp, old_logp, mask, rewards, tau, with_share)
-          for name in names}
+def _advantage_weights(name: str, logp, old_logp, mask, rewards):
+  """Autodiff and closed-form token weights of an advantage-weighted objective on a chunk."""
+  loss = cf.configuration(name)[0]
+  kwargs = cf.configuration_kwargs(name)
+
+  def one(lp, olp, m, r):
+    return (_autodiff.token_gradients(loss, lp, olp, m, r, **kwargs),
+            cf.advantage_weights(name, lp, olp, m, r))
+  return jax.vmap(one)(logp, old_logp, mask, rewards)
 
 
-_bundle_jit = jax.jit(_compare_bundle, static_argnums=0, static_argnames=("with_share",))
+_advantage_weights_jit = jax.jit(_advantage_weights, static_argnums=0)
 
 
-def _compile(names: tuple[str, ...], batch: dict, with_share: bool):
-  """`_compare_bundle` for `names`, compiled ahead of time for batches shaped like `batch`."""
-  return _bundle_jit.lower(names, **batch, with_share=with_share).compile()
+def _reduce(operands: list, op, init) -> list:
+  """`op`-reductions of same-shaped arrays over every axis, in one variadic pass."""
+  n = len(operands)
+  return jax.lax.reduce(
+      tuple(operands), (init,) * n,
+      lambda xs, ys: tuple(op(x, y) for x, y in zip(xs, ys, strict=True)),
+      tuple(range(operands[0].ndim)))
 
 
-def bundles(objectives, size: int) -> list[tuple[str, ...]]:
-  """The objectives in programs of `size` (0: one program each)."""
-  objectives = tuple(objectives)
-  size = size or 1
-  return [objectives[i:i + size] for i in range(0, len(objectives), size)]
+def _advantage_stats(auto, closed: cf.AdvantageWeights, mask, with_share: bool = True) -> dict:
+  """The comparison's reductions, the same for every advantage-weighted objective.
+
+  One program per dtype serves them all: compiling it per objective was half
+  of each objective's compile time.
+  """
+  flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+  edge = closed.edge
+  m = mask & ~edge
+  a = jnp.broadcast_to(closed.advantages[..., None], mask.shape)
+  per_unit = mask & (a != 0)
+  denominator = jnp.where(per_unit, jnp.abs(a) * closed.agg_factor, 1.0)
+  unit_auto = jnp.abs(auto) / denominator
+  abs_err = jnp.abs(auto - closed.token_weights)
+  # A gradient where the closed form says 0 counts as an error of 1; near
+  # DRO's zero (-A + beta s) the rounding is relative to the terms summed.
+  terms = jnp.abs(a * closed.unit_weights * closed.agg_factor) + jnp.abs(closed.penalty)
+  scale = jnp.maximum(jnp.maximum(jnp.abs(closed.token_weights), jnp.abs(auto)), terms)
+  big = scale > TINY
+  rel_err = jnp.where(big, abs_err / jnp.where(big, scale, 1.0), 0.0)
+  positive, negative, neutral = m & (a > 0), m & (a < 0), m & (a == 0)
+  moving = neutral & ((closed.token_weights != 0) | (auto != 0))
+  # Two variadic reductions, one pass over the tokens each: XLA's CPU backend
+  # runs every separate reduction as its own loop, and these were most of the
+  # sweep's time.
+  zero = jnp.zeros((), auto.dtype)
+  maxima = [jnp.where(w, x, zero) for w in (positive, negative) for x in (abs_err, rel_err, unit_auto)]
+  maxima += [jnp.where(neutral, abs_err, zero), jnp.where(neutral, rel_err, zero)]
+  maxima = _reduce(maxima, jax.lax.max, zero)
+  flags = (positive, negative, neutral, positive & (auto == 0), negative & (auto == 0),
+           edge & mask & (a > 0), edge & mask & (a < 0), moving)
+  counts = _reduce([f.astype(jnp.int32) for f in flags], jax.lax.add, jnp.zeros((), jnp.int32))
+  out = {"identity": jnp.zeros((), auto.dtype)}
+  for i, sign in enumerate(SIGNS):
+    out[sign] = dict(cases=counts[i], max_abs_err=maxima[3 * i], max_rel_err=maxima[3 * i + 1],
+                     max_unit_weight=maxima[3 * i + 2], zero=counts[3 + i],
+                     edge_excluded=counts[5 + i])
+  out["neutral"] = dict(cases=counts[2], max_abs_err=maxima[6], max_rel_err=maxima[7],
+                        moving=counts[7])
+  out["probe_live"] = ~closed.clipped[..., 0, 0]
+  first = per_unit[..., 0, 0]
+  out["probe_auto"] = jnp.where(first, unit_auto[..., 0, 0], 0.0)
+  out["probe_closed"] = jnp.where(
+      first, jnp.abs(closed.token_weights[..., 0, 0]) / denominator[..., 0, 0], 0.0)
+  if with_share:  # read for the first dtype only: the others skip its work
+    rollout_mass = jnp.sum(jnp.abs(auto), -1)
+    negatives = jnp.any(mask, -1) & (closed.advantages < 0)
+    share, counted = domination.top_share(flat(rollout_mass), flat(negatives))
+    out["share"], out["share_counted"] = share.reshape(-1), counted.reshape(-1)
+  return out
+
+
+_advantage_stats_jit = jax.jit(_advantage_stats, static_argnames=("with_share",))
+
+
+def _compile(name: str, batch: dict, with_share: bool) -> Callable[..., dict]:
+  """`_compare(name, ...)` compiled ahead of time for batches shaped like `batch`.
+
+  An advantage-weighted objective compiles only its weights; the reductions
+  are `_advantage_stats`, one program per dtype for all of them.
+  """
+  if is_label(name):
+    return _compare_jit.lower(name, **batch, with_share=with_share).compile()
+  args = (batch["logp"], batch["old_logp"], batch["mask"], batch["rewards"])
+  weights = _advantage_weights_jit.lower(name, *args).compile()
+
+  def compare(logp, old_logp, mask, rewards, tau):
+    del tau
+    return _advantage_stats_jit(*weights(logp, old_logp, mask, rewards), mask,
+                                with_share=with_share)
+  return compare
 
 
 # ---------------------------------------------------------------- probes ----
@@ -332,9 +370,6 @@ def curves_batch(curves: list[Curve], n_cases: int, dtype) -> tuple[dict, list[t
 
 
 CHUNK = 256  # sweep cases per compiled call: small buffers stay in cache
-# Objectives per compiled program: fewer, larger programs cost less to compile
-# in all, more, smaller ones compile in parallel (measured: benchmarks/).
-BUNDLE = 1
 
 
 def chunk_batches(key: Array, n_chunks: int, chunk: int, dtype, probes: list[Curve]
@@ -503,7 +538,7 @@ def _merge(acc: dict | None, new: dict) -> dict:
 
 
 def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
-              chunk: int = CHUNK, objectives=OBJECTIVES, bundle: int = BUNDLE,
+              chunk: int = CHUNK, objectives=OBJECTIVES,
               progress: Callable[[str], None] = print) -> SweepResult:
   """Runs `cases` random groups per dtype through every objective, then the probes."""
   start = time.perf_counter()
@@ -553,17 +588,14 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   plans = {d: chunk_batches(key, n_chunks, chunk, jnp.dtype(d), probes) for d in dtypes}
   firsts = {d: next(plans[d][1]) for d in dtypes}
   pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
-  groups = bundles(objectives, bundle)
-  programs = {(d, names): pool.submit(_compile, names, firsts[d][2], d == dtypes[0])
-              for d in dtypes for names in groups}
+  programs = {(d, name): pool.submit(_compile, name, firsts[d][2], d == dtypes[0])
+              for d in dtypes for name in objectives}
   pending = None
   try:
     for dtype_name in dtypes:
       probe_spans[dtype_name], batches = plans[dtype_name]
       for c, probe, batch in itertools.chain([firsts[dtype_name]], batches):
-        outs = {}
-        for names in groups:
-          outs.update(programs[(dtype_name, names)].result()(**batch))
+        outs = {name: programs[(dtype_name, name)].result()(**batch) for name in objectives}
         if pending is not None:
           collect(*pending)
         pending = (dtype_name, c, probe, outs)
