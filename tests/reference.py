@@ -142,6 +142,11 @@ CLIPPED = {
 }
 
 
+# Objectives with stop-gradient weights, trust regions or token selections:
+# finite differences must hold those at the point (`frozen_logp`).
+FROZEN = ("cispo", "dppo_tv", "dppo_kl", "vespo", "clip_cov", "kl_cov")
+
+
 def _binary_kl(mu, pi):
   """DPPO's binary KL of one token, from probabilities (verl's formula, 1e-8 included)."""
   with np.errstate(invalid="ignore", divide="ignore"):

@@ -124,7 +124,7 @@ class TestWithLosses:
     value, grad = jax.value_and_grad(corrected)(jnp.asarray(logp))
     want = reference.loss(name, logp, old, keep, rewards)
     np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-12)
-    frozen = {"frozen_logp": logp} if name == "cispo" else {}  # its detached weight
+    frozen = {"frozen_logp": logp} if name in reference.FROZEN else {}  # detached parts
     num = reference.numeric_grad(
         lambda lp: reference.loss(name, lp, old, keep, rewards, **frozen), logp)
     np.testing.assert_allclose(np.where(mask, grad, 0.0), num, rtol=1e-5, atol=1e-8)

@@ -20,9 +20,7 @@ LABEL = losses.LABEL_LOSSES
 CLIPPED = losses.CLIPPED_LOSSES
 ADVANTAGE = losses.ADVANTAGE_LOSSES
 AGGREGATED = tuple(n for n in ADVANTAGE if "loss_agg_mode" in losses.hyperparameters(n))
-# Stop-gradient weights, trust regions or token selections, frozen at `logp`
-# for the finite differences.
-FROZEN = ("cispo", "dppo_tv", "dppo_kl", "vespo", "clip_cov", "kl_cov")
+FROZEN = reference.FROZEN
 # A penalty that moves tokens whatever their advantage: DRO's pull towards
 # pi_old, and KL-Cov's on its selected tokens (with every A = 0 every
 # covariance is 0, and the tie goes to the first token).
