@@ -24,7 +24,6 @@ import dataclasses
 import functools
 import itertools
 import math
-import os
 import time
 
 import jax
@@ -392,8 +391,9 @@ def curves_batch(curves: list[Curve], n_cases: int, dtype) -> tuple[dict, list[t
 
 CHUNK = 256  # sweep cases per compiled call: small buffers stay in cache
 # Advantage-weighted objectives whose weights share one compiled program.
-# Measured cold on 2 cores, 27 configurations: one program each 109 s, six
-# to a program 88 s, all 23 in one 84 s (XLA compiles their common parts once).
+# Measured cold on 2 cores, 27 configurations (two compile threads): one
+# program each 109 s, six to a program 88 s, all 23 in one 84 s (XLA
+# compiles their common parts once).
 BUNDLE = 32
 
 
@@ -602,17 +602,19 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
       progress(f"  [{dtype_name}] {what}  {time.perf_counter() - start:6.1f}s")
 
   # The probes ride in extra chunks of the same shape, so each objective and
-  # dtype compiles one program. Compiling them is most of a cold run on a
-  # small CPU, and XLA compiles with the GIL released: every program is
-  # compiled ahead of time on a pool of threads, one per core, in the order
-  # they are first needed, while this thread runs those already compiled.
+  # dtype compiles one program. Compiling them is most of a cold run's start
+  # on a small CPU: every program is compiled ahead of time on one background
+  # thread, in the order they are first needed, while this thread runs those
+  # already compiled. One thread, because XLA already compiles one program on
+  # about 1.7 of 2 cores; two programs compiled at once only slowed the first
+  # (measured cold on 2 cores: 84 s with two threads, 72 s with one).
   # Dispatch is asynchronous too: chunk c is queued for every objective
   # before chunk c - 1's results are fetched.
   probes = mono + list(fig.values())
   n_probe_chunks = math.ceil(cases_needed(probes) / chunk)
   plans = {d: chunk_batches(key, n_chunks, chunk, jnp.dtype(d), probes) for d in dtypes}
   firsts = {d: next(plans[d][1]) for d in dtypes}
-  pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+  pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
   groups = program_groups(objectives, bundle)
   programs = {(d, names): pool.submit(_compile, names, firsts[d][2], d == dtypes[0])
               for d in dtypes for names in groups}
