@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from real_jax.grad_analysis import _closed_forms as cf
 from real_jax.grad_analysis import _figures
 from real_jax.grad_analysis import _sweep
 
@@ -113,7 +114,7 @@ def _compare(objective: Objective, logp, old_logp, mask, rewards) -> dict:
     raise ValueError(f"`{objective.name}.weights` must return the shape of `logp` "
                      f"{tuple(auto.shape[1:])}, got {tuple(closed.shape[1:])}.")
   ratio = jnp.exp(jnp.where(mask, logp - old_logp, 0.0))
-  edge = _sweep.near_edges(ratio, objective.edges, logp.dtype)
+  edge = cf.near_edges(ratio, objective.edges, logp.dtype)
   positive = (rewards > 0.5)[..., None] & mask
   out = {}
   for sign, side in (("positive", positive), ("negative", mask & ~positive)):

@@ -52,7 +52,6 @@ TINY = 1e-30
 # Tokens this close (relatively) to a clip edge have an undefined derivative
 # and are left out of the comparison; their number is reported.
 EDGE_BAND = cf.EDGE_BAND
-near_edges = cf.near_edges
 # Shapes of |weight| as the own score s_k grows (docs/derivations.md).
 DECREASING, INCREASING, ZERO, PEAKED, CONSTANT, VALLEY = -1, +1, 0, 2, 3, 4
 DIRECTION_WORDS = {DECREASING: "decreasing in s", INCREASING: "increasing in s",

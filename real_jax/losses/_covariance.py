@@ -52,14 +52,10 @@ def token_covariance(logp: Array, mask: Array, advantages: Array) -> Array:
   return jnp.where(m, cov, -jnp.inf)
 
 
-def _count(n, ratio):
-  return jnp.maximum(jnp.floor(n * ratio * (1 + _COUNT_ALLOWANCE)), 1)
-
-
 def selection_count(mask: Array, ratio: float) -> Array:
   """`max(floor(ratio * N), 1)` with `N` the batch's response tokens, as verl."""
   n = jnp.sum(_common.as_bool_mask(mask)).astype(jnp.float32)
-  return _count(n, ratio).astype(jnp.int32)
+  return jnp.maximum(jnp.floor(n * ratio * (1 + _COUNT_ALLOWANCE)), 1).astype(jnp.int32)
 
 
 def max_selection_count(mask: Array, ratio) -> int:
@@ -87,12 +83,11 @@ def top_tokens(key: Array, eligible: Array, count: Array, max_count: int) -> Arr
   return chosen.reshape(key.shape) & eligible
 
 
-def _ppo_clipped(s: Array, a: Array, epsilon_low, epsilon_high, max_log_ratio):
-  """PPO's token losses and the tokens its clip cuts (verl's `clip_by_origin`)."""
-  ratio = jnp.exp(jnp.clip(s, -max_log_ratio, max_log_ratio))
-  unclipped = -a * ratio
-  clipped = -a * jnp.clip(ratio, 1.0 - epsilon_low, 1.0 + epsilon_high)
-  return jnp.maximum(unclipped, clipped), clipped > unclipped
+def _ppo_group(logp, old_logp, mask, advantages, *, epsilon_low, epsilon_high, max_log_ratio):
+  """PPO's token losses of one group and the tokens its clip cuts (verl's `clip_by_origin`)."""
+  return _clipped.clipped_surrogate_group(logp, old_logp, mask, advantages,
+                                          epsilon_low=epsilon_low, epsilon_high=epsilon_high,
+                                          max_log_ratio=max_log_ratio)
 
 
 def clip_cov_selection(logp: Array, old_logp: Array, mask: Array, advantages: Array, *,
@@ -106,10 +101,9 @@ def clip_cov_selection(logp: Array, old_logp: Array, mask: Array, advantages: Ar
   `max(floor(clip_cov_ratio * N), 1)` with the largest covariance.
   """
   m = _common.as_bool_mask(mask)
-  dtype = logp.dtype
-  s = jnp.where(m, logp - old_logp, jnp.zeros((), dtype))
-  a = advantages.astype(dtype)[..., None]
-  _, cut = _ppo_clipped(jax.lax.stop_gradient(s), a, epsilon_low, epsilon_high, max_log_ratio)
+  ppo = functools.partial(_ppo_group, epsilon_low=epsilon_low, epsilon_high=epsilon_high,
+                          max_log_ratio=max_log_ratio)
+  _, cut = jax.vmap(ppo)(jax.lax.stop_gradient(logp), old_logp, m, advantages)
   cov = token_covariance(logp, m, advantages)
   candidates = m & ~cut & (cov > clip_cov_lb) & (cov < clip_cov_ub)
   return top_tokens(cov, candidates, selection_count(m, clip_cov_ratio),
@@ -130,13 +124,9 @@ def clip_cov_group(logp: Array, old_logp: Array, mask: Array, advantages: Array,
                    max_log_ratio: float = DEFAULT_MAX_LOG_RATIO) -> tuple[Array, Array]:
   """Clip-Cov's token losses of one group: PPO's, and 0 on the `selected` tokens."""
   m = _common.as_bool_mask(mask)
-  dtype = logp.dtype
-  zero = jnp.zeros((), dtype)
-  s = jnp.where(m, logp - old_logp, zero)
-  token_loss, cut = _ppo_clipped(s, advantages.astype(dtype)[:, None], epsilon_low,
-                                 epsilon_high, max_log_ratio)
-  detached = cut | selected
-  return jnp.where(m & ~selected, token_loss, zero), detached & m
+  token_loss, cut = _ppo_group(logp, old_logp, m, advantages, epsilon_low=epsilon_low,
+                               epsilon_high=epsilon_high, max_log_ratio=max_log_ratio)
+  return jnp.where(selected, jnp.zeros((), logp.dtype), token_loss), (cut | selected) & m
 
 
 def kl_cov_group(logp: Array, old_logp: Array, mask: Array, advantages: Array,

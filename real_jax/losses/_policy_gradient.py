@@ -339,7 +339,7 @@ def dppo_group(logp: Array, old_logp: Array, mask: Array, advantages: Array, *,
   zero = jnp.zeros((), dtype)
   a = advantages.astype(dtype)[:, None]
   lp, olp = jnp.where(m, logp, zero), jnp.where(m, old_logp, zero)
-  ratio = jnp.exp(jnp.clip(lp - olp, -max_log_ratio, max_log_ratio))
+  ratio = jnp.exp(jnp.clip(_token_log_ratio(logp, old_logp, m), -max_log_ratio, max_log_ratio))
   weight = jax.lax.stop_gradient(jnp.minimum(ratio, tis_cap))
   kept = dppo_kept(lp, olp, a, divergence=divergence, epsilon_low=epsilon_low,
                    epsilon_high=epsilon_high)
