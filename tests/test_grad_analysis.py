@@ -328,7 +328,7 @@ class TestSweep:
     # and the top-negative shares and their summary computed here in NumPy.
     result = ga.run_sweep(64, ("float64",), chunk=16, objectives=("real",),
                           progress=lambda _: None)
-    cases = _sweep.make_cases(jax.random.fold_in(jax.random.key(0), 0), 16, jnp.float64)
+    cases = _sweep.make_cases(_sweep.case_rng(0, 0), 16, jnp.float64)
     weights = jax.vmap(lambda lp, olp, m, r, t: ga.rollout_weights("real", lp, olp, m, r, tau=t))(
         cases["logp"], cases["old_logp"], cases["mask"], cases["rewards"], cases["tau"])
     g = weights.shape[-1]
@@ -344,7 +344,7 @@ class TestSweep:
         rtol=1e-9)
 
   def test_tokens_at_a_clip_edge_are_left_out_and_counted(self):
-    cases = _sweep.make_cases(jax.random.key(5), 8, jnp.float64)
+    cases = _sweep.make_cases(_sweep.case_rng(5, 0), 8, jnp.float64)
     # Every third token's ratio exactly on GRPO's upper edge, 1 + epsilon_high.
     on_edge = np.zeros(cases["mask"].shape, bool)
     on_edge[..., ::3] = True

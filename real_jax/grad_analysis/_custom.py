@@ -174,12 +174,11 @@ def check_objective(objective: Objective, *, cases: int = 20_000,
   chunk = max(min(chunk, n_cases), 1)
   width = max(chunk, _sweep.cases_needed(probes))
   n_chunks = math.ceil(n_cases / width)
-  key = jax.random.key(seed)
   table = {"positive": {}, "negative": {}}
   curves = {}
   for dtype in dtypes:
     acc = {}
-    spans, batches = _sweep.chunk_batches(key, n_chunks, width, jnp.dtype(dtype), probes)
+    spans, batches = _sweep.chunk_batches(seed, n_chunks, width, jnp.dtype(dtype), probes)
     probe_auto, probe_closed = [], []
     for c, probe, batch in batches:
       batch.pop("tau")

@@ -130,7 +130,8 @@ def plot_figure(curves: dict, names, path: str, suptitle: str) -> None:
   labels.append("closed form (docs/derivations.md)")
   fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
   fig.suptitle(suptitle)
-  fig.tight_layout(rect=(0, 0.1, 1, 1))
+  # Fixed margins: tight_layout measured every tick label, a third of the time.
+  fig.subplots_adjust(left=0.06, right=0.99, top=0.88, bottom=0.24, wspace=0.18)
   fig.savefig(path, dpi=130)
   plt.close(fig)
 
@@ -176,7 +177,7 @@ def plot_atlas(path: str, curves: dict) -> None:
              loc="lower center", frameon=False, fontsize=9)
   fig.suptitle("The gradient atlas: weight against relative log-probability, every objective "
                "at its defaults, from autodiff (probe rollout in an on-policy group of 8, 4/4)")
-  fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+  fig.subplots_adjust(left=0.035, right=0.995, top=0.93, bottom=0.08, wspace=0.16, hspace=0.2)
   fig.savefig(path, dpi=110)
   plt.close(fig)
 

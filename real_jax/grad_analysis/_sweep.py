@@ -1,6 +1,6 @@
 """The randomized sweep: autodiff against closed forms, and the measured properties.
 
-Cases are generated on the device (`jax.random`), compared in jitted chunks and
+Cases are drawn by NumPy (`make_cases`), compared in jitted chunks and
 reduced on the device; only small tables come back to the host.
 
 A sweep case is a batch of `GROUPS_PER_CASE` groups (so the batch
@@ -22,8 +22,8 @@ from collections.abc import Iterator
 import concurrent.futures
 import dataclasses
 import functools
-import itertools
 import math
+import threading
 import time
 
 import jax
@@ -107,32 +107,42 @@ def is_label(name: str) -> bool:
 # ------------------------------------------------------------------ cases ----
 
 
-@functools.partial(jax.jit, static_argnames=("n", "dtype"))
-def make_cases(key: Array, n: int, dtype) -> dict[str, Array]:
-  """`n` sweep cases: `logp, old_logp, mask: [n, 4, G_MAX, T_MAX]`, rewards, tau."""
-  ks = jax.random.split(key, 11)
+def case_rng(seed: int, index: int) -> np.random.Generator:
+  """The generator of chunk `index` of a sweep seeded `seed`: chunks are independent."""
+  return np.random.default_rng((seed, index))
+
+
+def make_cases(rng: np.random.Generator, n: int, dtype) -> dict[str, Array]:
+  """`n` sweep cases: `logp, old_logp, mask: [n, 4, G_MAX, T_MAX]`, rewards, tau.
+
+  Drawn by NumPy on the host and put on the default device: `jax.random`'s
+  threefry took 5 s to compile per dtype and 34 ms a chunk on 2 CPU cores,
+  against about 5 ms here, and a case's values need no device.
+  """
+  dtype = np.dtype(dtype)
   shape = (n, GROUPS_PER_CASE, G_MAX)
-  size = jax.random.randint(ks[0], shape[:2] + (1,), G_MIN, G_MAX + 1)
-  present = jnp.arange(G_MAX)[None, None, :] < size
-  present &= jax.random.uniform(ks[1], shape) > 0.1  # padding rollouts anywhere
-  lengths = jax.random.randint(ks[2], shape, 1, T_MAX + 1)
-  mask = (jnp.arange(T_MAX)[None, None, None, :] < lengths[..., None]) & present[..., None]
+  size = rng.integers(G_MIN, G_MAX + 1, shape[:2] + (1,))
+  present = np.arange(G_MAX) < size
+  present &= rng.random(shape, np.float32) > 0.1  # padding rollouts anywhere
+  lengths = rng.integers(1, T_MAX + 1, shape)
+  mask = (np.arange(T_MAX) < lengths[..., None]) & present[..., None]
   # Every mix: a per-group rate of correct answers, plus one-sided groups.
-  rate = jax.random.uniform(ks[3], shape[:2] + (1,))
-  kind = jax.random.randint(ks[4], shape[:2] + (1,), 0, 6)
-  correct = jax.random.uniform(ks[5], shape) < rate
-  correct = jnp.where(kind == 0, True, jnp.where(kind == 1, False, correct))
-  log_uniform = lambda k, lo, hi: jnp.exp(jax.random.uniform(  # noqa: E731
-      k, (n,), dtype, math.log(lo), math.log(hi)))
-  tau = log_uniform(ks[6], *TAU_RANGE)
-  scale = log_uniform(ks[7], 0.01, SCORE_MAX)
-  sbar = scale[:, None, None] * jax.random.uniform(ks[8], shape, dtype, -1.0, 1.0)
-  spread = 0.3 * jnp.minimum(scale, 1.0)[:, None, None, None]
-  s = sbar[..., None] + spread * jax.random.normal(ks[9], shape + (T_MAX,), dtype)
-  s = jnp.clip(s, -SCORE_MAX + 0.1, SCORE_MAX - 0.1)
-  old = -2.0 + 0.5 * jax.random.normal(ks[10], shape + (T_MAX,), dtype)
-  logp = jnp.where(mask, old + s, jnp.nan)  # garbage where masked, on purpose
-  return dict(logp=logp, old_logp=old, mask=mask, rewards=correct.astype(dtype), tau=tau)
+  rate = rng.random(shape[:2] + (1,))
+  kind = rng.integers(0, 6, shape[:2] + (1,))
+  correct = rng.random(shape, np.float32) < rate
+  correct = np.where(kind == 0, True, np.where(kind == 1, False, correct))
+  log_uniform = lambda lo, hi: np.exp(rng.uniform(math.log(lo), math.log(hi), n))  # noqa: E731
+  tau = log_uniform(*TAU_RANGE)
+  scale = log_uniform(0.01, SCORE_MAX)
+  sbar = scale[:, None, None] * rng.uniform(-1.0, 1.0, shape)
+  spread = 0.3 * np.minimum(scale, 1.0)[:, None, None, None]
+  s = sbar[..., None] + spread * rng.standard_normal(shape + (T_MAX,), np.float32)
+  s = np.clip(s, -SCORE_MAX + 0.1, SCORE_MAX - 0.1)
+  old = -2.0 + 0.5 * rng.standard_normal(shape + (T_MAX,), np.float32)
+  logp = np.where(mask, old + s, np.nan)  # garbage where masked, on purpose
+  cases = dict(logp=logp, old_logp=old, rewards=correct, tau=tau)
+  cases = {k: jnp.asarray(v.astype(dtype)) for k, v in cases.items()}
+  return dict(cases, mask=jnp.asarray(mask))
 
 
 # ------------------------------------------------------------ comparison ----
@@ -245,24 +255,26 @@ def _advantage_stats(auto, closed: cf.AdvantageWeights, mask, with_share: bool =
   """The comparison's reductions, the same for every advantage-weighted objective.
 
   One program per dtype serves them all: compiling it per objective was half
-  of each objective's compile time.
+  of each objective's compile time. Each token array feeds one reduction
+  only (the probes and the shares recompute what they need from the
+  inputs), so that XLA materialises nothing token-sized on the way.
   """
   flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
   edge = closed.edge
   m = mask & ~edge
-  a = jnp.broadcast_to(closed.advantages[..., None], mask.shape)
+  a = closed.advantages[..., None]
+  token_weights = closed.token_weights
   per_unit = mask & (a != 0)
-  denominator = jnp.where(per_unit, jnp.abs(a) * closed.agg_factor, 1.0)
-  unit_auto = jnp.abs(auto) / denominator
-  abs_err = jnp.abs(auto - closed.token_weights)
+  unit_auto = jnp.abs(auto) / jnp.where(per_unit, jnp.abs(a) * closed.agg_factor, 1.0)
+  abs_err = jnp.abs(auto - token_weights)
   # A gradient where the closed form says 0 counts as an error of 1; near
   # DRO's zero (-A + beta s) the rounding is relative to the terms summed.
   terms = jnp.abs(a * closed.unit_weights * closed.agg_factor) + jnp.abs(closed.penalty)
-  scale = jnp.maximum(jnp.maximum(jnp.abs(closed.token_weights), jnp.abs(auto)), terms)
+  scale = jnp.maximum(jnp.maximum(jnp.abs(token_weights), jnp.abs(auto)), terms)
   big = scale > TINY
   rel_err = jnp.where(big, abs_err / jnp.where(big, scale, 1.0), 0.0)
   positive, negative, neutral = m & (a > 0), m & (a < 0), m & (a == 0)
-  moving = neutral & ((closed.token_weights != 0) | (auto != 0))
+  moving = neutral & ((token_weights != 0) | (auto != 0))
   # Two variadic reductions, one pass over the tokens each: XLA's CPU backend
   # runs every separate reduction as its own loop, and these were most of the
   # sweep's time.
@@ -273,7 +285,7 @@ def _advantage_stats(auto, closed: cf.AdvantageWeights, mask, with_share: bool =
   flags = (positive, negative, neutral, positive & (auto == 0), negative & (auto == 0),
            edge & mask & (a > 0), edge & mask & (a < 0), moving)
   counts = _reduce([f.astype(jnp.int32) for f in flags], jax.lax.add, jnp.zeros((), jnp.int32))
-  out = {"identity": jnp.zeros((), auto.dtype)}
+  out = {"identity": zero}
   for i, sign in enumerate(SIGNS):
     out[sign] = dict(cases=counts[i], max_abs_err=maxima[3 * i], max_rel_err=maxima[3 * i + 1],
                      max_unit_weight=maxima[3 * i + 2], zero=counts[3 + i],
@@ -281,12 +293,15 @@ def _advantage_stats(auto, closed: cf.AdvantageWeights, mask, with_share: bool =
   out["neutral"] = dict(cases=counts[2], max_abs_err=maxima[6], max_rel_err=maxima[7],
                         moving=counts[7])
   out["probe_live"] = ~closed.clipped[..., 0, 0]
-  first = per_unit[..., 0, 0]
-  out["probe_auto"] = jnp.where(first, unit_auto[..., 0, 0], 0.0)
-  out["probe_closed"] = jnp.where(
-      first, jnp.abs(closed.token_weights[..., 0, 0]) / denominator[..., 0, 0], 0.0)
+  a0 = closed.advantages[..., 0]
+  first = mask[..., 0, 0] & (a0 != 0)
+  unit0 = jnp.where(first, jnp.abs(a0) * closed.agg_factor[..., 0, 0], 1.0)
+  out["probe_auto"] = jnp.where(first, jnp.abs(auto[..., 0, 0]) / unit0, 0.0)
+  out["probe_closed"] = jnp.where(first, jnp.abs(token_weights[..., 0, 0]) / unit0, 0.0)
   if with_share:  # read for the first dtype only: the others skip its work
-    rollout_mass = jnp.sum(jnp.abs(auto), -1)
+    # A sum over the (few) tokens written out: XLA's CPU reduction over a
+    # last axis of 4 was slower than the rest of these statistics together.
+    rollout_mass = functools.reduce(jnp.add, [jnp.abs(auto[..., t]) for t in range(auto.shape[-1])])
     negatives = jnp.any(mask, -1) & (closed.advantages < 0)
     share, counted = domination.top_share(flat(rollout_mass), flat(negatives))
     out["share"], out["share_counted"] = share.reshape(-1), counted.reshape(-1)
@@ -303,36 +318,57 @@ def _many_weights(names: tuple[str, ...], logp, old_logp, mask, rewards) -> tupl
 _many_weights_jit = jax.jit(_many_weights, static_argnums=0)
 
 
-def _compile(names: tuple[str, ...], batch: dict, with_share: bool) -> Callable[..., dict]:
-  """`_compare` of `names` compiled ahead of time for batches shaped like `batch`.
+def _many_compare(names: tuple[str, ...], logp, old_logp, mask, rewards, tau,
+                  with_share: bool) -> dict:
+  return {n: _compare(n, logp, old_logp, mask, rewards, tau, with_share) for n in names}
 
-  Returns `f(**batch) -> {name: comparison}`. A label-based objective is one
-  program. Advantage-weighted ones share a program for their weights (XLA
-  then compiles what they have in common once: the masks, the advantages,
-  the ratios), and the reductions are `_advantage_stats`, one program per
-  dtype for all of them.
+
+_many_compare_jit = jax.jit(_many_compare, static_argnums=(0, 6))
+
+
+def _lower(names: tuple[str, ...], batch: dict, with_share: bool) -> Callable[[], Callable]:
+  """`_compare` of `names` traced and lowered for batches shaped like `batch`.
+
+  Returns `finish()`, which compiles the lowered programs and returns
+  `f(**batch) -> {name: comparison}`. Tracing is Python and holds the GIL;
+  compiling is XLA's and does not, so the two run on different threads.
+  Objectives of one kind share a program (XLA then compiles what they have in
+  common once: the masks, the advantages, the ratios, the sequence scores).
+  For the label-based ones it is `_compare` itself; for the advantage-weighted
+  ones it computes their weights, and the reductions are `_advantage_stats`,
+  one program per dtype for all of them.
   """
-  if len(names) == 1 and is_label(names[0]):
-    compiled = _compare_jit.lower(names[0], **batch, with_share=with_share).compile()
-    return lambda **b: {names[0]: compiled(**b)}
+  if all(is_label(n) for n in names):
+    lowered = _many_compare_jit.lower(names, **batch, with_share=with_share)
+
+    def finish_labels():
+      compiled = lowered.compile()
+      return lambda **b: compiled(**b)
+    return finish_labels
   args = (batch["logp"], batch["old_logp"], batch["mask"], batch["rewards"])
-  weights = _many_weights_jit.lower(names, *args).compile()
+  lowered = _many_weights_jit.lower(names, *args)
+  auto, closed = jax.eval_shape(functools.partial(_advantage_weights, names[0]), *args)
+  lowered_stats = _advantage_stats_jit.lower(auto, closed, batch["mask"], with_share=with_share)
 
-  def compare(logp, old_logp, mask, rewards, tau):
-    del tau
-    return {name: _advantage_stats_jit(auto, closed, mask, with_share=with_share)
-            for name, (auto, closed) in zip(names, weights(logp, old_logp, mask, rewards),
-                                            strict=True)}
-  return compare
+  def finish():
+    weights, stats = lowered.compile(), lowered_stats.compile()
+
+    def compare(logp, old_logp, mask, rewards, tau):
+      del tau
+      return {name: stats(auto, closed, mask)
+              for name, (auto, closed) in zip(names, weights(logp, old_logp, mask, rewards),
+                                              strict=True)}
+    return compare
+  return finish
 
 
-def program_groups(objectives, size: int | None = None) -> list[tuple[str, ...]]:
-  """The programs a sweep compiles: each label-based objective alone, the
-  advantage-weighted ones `size` (default `BUNDLE`) to a program, in order."""
-  size = size or BUNDLE
-  labels = [(n,) for n in objectives if is_label(n)]
-  rest = [n for n in objectives if not is_label(n)]
-  return labels + [tuple(rest[i:i + size]) for i in range(0, len(rest), size)]
+def program_groups(objectives) -> list[tuple[str, ...]]:
+  """The programs a sweep compiles: one for the label-based objectives, one for
+  the advantage-weighted ones (measured cold on 2 cores, 23 configurations:
+  one program each 109 s, six to a program 88 s, all in one 84 s)."""
+  labels = tuple(n for n in objectives if is_label(n))
+  rest = tuple(n for n in objectives if not is_label(n))
+  return [g for g in (labels, rest) if g]
 
 
 # ---------------------------------------------------------------- probes ----
@@ -389,18 +425,22 @@ def curves_batch(curves: list[Curve], n_cases: int, dtype) -> tuple[dict, list[t
 
 
 CHUNK = 256  # sweep cases per compiled call: small buffers stay in cache
-# Advantage-weighted objectives whose weights share one compiled program.
-# Measured cold on 2 cores, 27 configurations (two compile threads): one
-# program each 109 s, six to a program 88 s, all 23 in one 84 s (XLA
-# compiles their common parts once).
-BUNDLE = 32
 
 
-def chunk_batches(key: Array, n_chunks: int, chunk: int, dtype, probes: list[Curve]
+def batch_shape(chunk: int, dtype) -> dict[str, jax.ShapeDtypeStruct]:
+  """The shapes of a batch from `chunk_batches`, to compile for before any exists."""
+  dtype = jnp.dtype(dtype)
+  tokens = (chunk, GROUPS_PER_CASE, G_MAX, T_MAX)
+  return dict(logp=jax.ShapeDtypeStruct(tokens, dtype), old_logp=jax.ShapeDtypeStruct(tokens, dtype),
+              mask=jax.ShapeDtypeStruct(tokens, jnp.bool_),
+              rewards=jax.ShapeDtypeStruct(tokens[:3], dtype), tau=jax.ShapeDtypeStruct((chunk,), dtype))
+
+
+def chunk_batches(seed: int, n_chunks: int, chunk: int, dtype, probes: list[Curve]
                   ) -> tuple[list[tuple[int, int]], Iterator[tuple[int, bool, dict]]]:
   """The batches of a check, in order, every one `chunk` cases wide.
 
-  First `n_chunks` chunks of random cases (chunk `c` from `fold_in(key, c)`),
+  First `n_chunks` chunks of random cases (chunk `c` from `case_rng(seed, c)`),
   then the `probes` curves laid out in as many chunks as they need: one shape
   throughout, so each objective and dtype compiles one program.
 
@@ -414,7 +454,7 @@ def chunk_batches(key: Array, n_chunks: int, chunk: int, dtype, probes: list[Cur
   def batches():
     for c in range(n_chunks + n_probe):
       if c < n_chunks:
-        yield c, False, make_cases(jax.random.fold_in(key, c), chunk, dtype)
+        yield c, False, make_cases(case_rng(seed, c), chunk, dtype)
       else:
         piece = slice((c - n_chunks) * chunk, (c - n_chunks + 1) * chunk)
         yield c, True, {k: v[piece] for k, v in probe_batch.items()}
@@ -562,13 +602,12 @@ def _merge(acc: dict | None, new: dict) -> dict:
 
 
 def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
-              chunk: int = CHUNK, objectives=OBJECTIVES, bundle: int | None = None,
+              chunk: int = CHUNK, objectives=OBJECTIVES,
               progress: Callable[[str], None] = print) -> SweepResult:
   """Runs `cases` random groups per dtype through every objective, then the probes."""
   start = time.perf_counter()
   n_cases = max(1, math.ceil(cases / GROUPS_PER_CASE))
   n_chunks = math.ceil(n_cases / chunk)
-  key = jax.random.key(seed)
   mono = monotonic_curves(seed)
   fig = figure1_probes()
   probe_spans = {}    # dtype -> each probe curve's (first group, length)
@@ -577,60 +616,72 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   neutral = {}        # (name, dtype) -> error stats of the tokens with A = 0
   shares = {name: [] for name in objectives}
   identities = {}
-  def collect(dtype_name, c, probe, outs):
-    for name, out in outs.items():
-      out = jax.device_get(out)
-      if probe:
-        auto, closed, live = probe_parts.setdefault((dtype_name, name), ([], [], []))
-        auto.append(np.asarray(out["probe_auto"]).reshape(-1))
-        closed.append(np.asarray(out["probe_closed"]).reshape(-1))
-        live.append(np.asarray(out["probe_live"]).reshape(-1))
-      for s in SIGNS:
-        acc[(name, s, dtype_name)] = _merge(acc.get((name, s, dtype_name)), out[s])
-      if "neutral" in out:
-        neutral[(name, dtype_name)] = _merge(neutral.get((name, dtype_name)), out["neutral"])
-      if name in ("grad", "bce"):
-        identities[(name, dtype_name)] = max(identities.get((name, dtype_name), 0.0),
-                                             float(out["identity"]))
-      if dtype_name == dtypes[0] and not probe:
-        counted = np.asarray(out["share_counted"])
-        shares[name].append(np.asarray(out["share"], np.float64)[counted])
-    if c % 16 == 15 or c == n_chunks - 1 or c == n_chunks + n_probe_chunks - 1:
-      done = min((c + 1) * chunk, n_cases) * GROUPS_PER_CASE
-      what = "probe grids" if probe else f"{done:>8,d}/{n_cases * GROUPS_PER_CASE:,d} groups"
-      progress(f"  [{dtype_name}] {what}  {time.perf_counter() - start:6.1f}s")
-
-  # The probes ride in extra chunks of the same shape, so each objective and
-  # dtype compiles one program. Compiling them is most of a cold run's start
-  # on a small CPU: every program is compiled ahead of time on one background
-  # thread, in the order they are first needed, while this thread runs those
-  # already compiled. One thread, because XLA already compiles one program on
-  # about 1.7 of 2 cores; two programs compiled at once only slowed the first
-  # (measured cold on 2 cores: 84 s with two threads, 72 s with one).
-  # Dispatch is asynchronous too: chunk c is queued for every objective
-  # before chunk c - 1's results are fetched.
+  lock = threading.Lock()
   probes = mono + list(fig.values())
   n_probe_chunks = math.ceil(cases_needed(probes) / chunk)
-  plans = {d: chunk_batches(key, n_chunks, chunk, jnp.dtype(d), probes) for d in dtypes}
-  firsts = {d: next(plans[d][1]) for d in dtypes}
-  pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-  groups = program_groups(objectives, bundle)
-  programs = {(d, names): pool.submit(_compile, names, firsts[d][2], d == dtypes[0])
-              for d in dtypes for names in groups}
-  pending = None
-  try:
-    for dtype_name in dtypes:
-      probe_spans[dtype_name], batches = plans[dtype_name]
-      for c, probe, batch in itertools.chain([firsts[dtype_name]], batches):
-        outs = {}
-        for names in groups:
-          outs.update(programs[(dtype_name, names)].result()(**batch))
-        if pending is not None:
-          collect(*pending)
-        pending = (dtype_name, c, probe, outs)
+  last_chunk = n_chunks + n_probe_chunks - 1
+
+  def collect(dtype_name, c, probe, outs):
+    outs = jax.device_get(outs)
+    with lock:
+      for name, out in outs.items():
+        if probe:
+          auto, closed, live = probe_parts.setdefault((dtype_name, name), ([], [], []))
+          auto.append(np.asarray(out["probe_auto"]).reshape(-1))
+          closed.append(np.asarray(out["probe_closed"]).reshape(-1))
+          live.append(np.asarray(out["probe_live"]).reshape(-1))
+        for s in SIGNS:
+          acc[(name, s, dtype_name)] = _merge(acc.get((name, s, dtype_name)), out[s])
+        if "neutral" in out:
+          neutral[(name, dtype_name)] = _merge(neutral.get((name, dtype_name)), out["neutral"])
+        if name in ("grad", "bce"):
+          identities[(name, dtype_name)] = max(identities.get((name, dtype_name), 0.0),
+                                               float(out["identity"]))
+        if dtype_name == dtypes[0] and not probe:
+          counted = np.asarray(out["share_counted"])
+          shares[name].append(np.asarray(out["share"], np.float64)[counted])
+
+  # The probes ride in extra chunks of the same shape, so each program is
+  # compiled once per dtype. Compiling is most of a cold run on a small CPU,
+  # so nothing waits for all of it: one thread traces and lowers the
+  # programs (Python, holding the GIL) in the order they are first needed,
+  # a second compiles them (XLA, about 1.7 of 2 cores; two compilations at
+  # once only slowed the first), and each program runs its chunks on its own
+  # thread as soon as it is compiled, the two dtypes side by side. Dispatch is
+  # asynchronous: chunk c is queued before chunk c - 1's results are fetched.
+  groups = program_groups(objectives)
+  lowerer = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+  compiler = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+  runners = concurrent.futures.ThreadPoolExecutor(max_workers=len(groups) * len(dtypes))
+  programs = {}
+  for d in dtypes:
+    for names in groups:
+      lowered = lowerer.submit(_lower, names, batch_shape(chunk, d), d == dtypes[0])
+      programs[(d, names)] = compiler.submit(lambda lowered=lowered: lowered.result()())
+
+  def run(dtype_name, names):
+    spans, batches = chunk_batches(seed, n_chunks, chunk, jnp.dtype(dtype_name), probes)
+    probe_spans[dtype_name] = spans
+    program = programs[(dtype_name, names)].result()
+    pending = None
+    for c, probe, batch in batches:
+      outs = program(**batch)
+      if pending is not None:
+        collect(*pending)
+      pending = (dtype_name, c, probe, outs)
+      if names == groups[-1] and (c % 16 == 15 or c == n_chunks - 1 or c == last_chunk):
+        done = min((c + 1) * chunk, n_cases) * GROUPS_PER_CASE
+        what = "probe grids" if probe else f"{done:>8,d}/{n_cases * GROUPS_PER_CASE:,d} groups"
+        progress(f"  [{dtype_name}] {what}  {time.perf_counter() - start:6.1f}s")
     collect(*pending)
+
+  try:
+    streams = [runners.submit(run, d, names) for d in dtypes for names in groups]
+    for stream in concurrent.futures.as_completed(streams):
+      stream.result()  # raises the first failure
   finally:
-    pool.shutdown(cancel_futures=True)
+    for pool in (lowerer, compiler, runners):
+      pool.shutdown(wait=False, cancel_futures=True)
   probe_out = {k: tuple(np.concatenate(parts) for parts in v) for k, v in probe_parts.items()}
 
   spans = probe_spans[dtypes[-1]]
