@@ -25,6 +25,7 @@ import functools
 import math
 import threading
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -228,7 +229,33 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau, with_share: bool = T
 _compare_jit = jax.jit(_compare, static_argnums=0, static_argnames=("with_share",))
 
 
-def _advantage_weights(name: str, logp, old_logp, mask, rewards):
+class _Closed(NamedTuple):
+  """What the statistics read of a chunk's `cf.AdvantageWeights`, and no more.
+
+  Every token-sized output of a program is written once and read once per
+  chunk; the unit weights, the ratios and a per-token copy of each
+  rollout's aggregation factor were a third of the float64 weights
+  program's time.
+
+  Attributes:
+    token_weights: `[n, B, G, T]` the closed form's `dL/ds`.
+    terms: `[n, B, G, T]` `|A u alpha| + |penalty|`, the size of the terms the
+      closed form sums (the scale of its rounding).
+    agg: `[n, B, G]` each rollout's aggregation factor (the same on its tokens).
+    advantages: `[n, B, G]`.
+    edge: `[n, B, G, T]` bool, tokens at a jump of the weight.
+    probe_clipped: `[n, B]` bool, whether the clip is active on the first
+      token of each group's first rollout (the probe's).
+  """
+  token_weights: Array
+  terms: Array
+  agg: Array
+  advantages: Array
+  edge: Array
+  probe_clipped: Array
+
+
+def _advantage_weights(name: str, logp, old_logp, mask, rewards) -> tuple[Array, _Closed]:
   """Autodiff and closed-form token weights of an advantage-weighted objective on a chunk."""
   loss = cf.configuration(name)[0]
   kwargs = cf.configuration_kwargs(name)
@@ -236,7 +263,11 @@ def _advantage_weights(name: str, logp, old_logp, mask, rewards):
   def one(lp, olp, m, r):
     return (_autodiff.token_gradients(loss, lp, olp, m, r, **kwargs),
             cf.advantage_weights(name, lp, olp, m, r))
-  return jax.vmap(one)(logp, old_logp, mask, rewards)
+  auto, closed = jax.vmap(one)(logp, old_logp, mask, rewards)
+  # token_weights = -A u alpha + penalty (0 off the mask, as the penalty).
+  terms = jnp.abs(closed.token_weights - closed.penalty) + jnp.abs(closed.penalty)
+  return auto, _Closed(closed.token_weights, terms, jnp.max(closed.agg_factor, -1),
+                       closed.advantages, closed.edge, closed.clipped[..., 0, 0])
 
 
 _advantage_weights_jit = jax.jit(_advantage_weights, static_argnums=0)
@@ -251,26 +282,24 @@ def _reduce(operands: list, op, init) -> list:
       tuple(range(operands[0].ndim)))
 
 
-def _advantage_stats(auto, closed: cf.AdvantageWeights, mask, with_share: bool = True) -> dict:
+def _advantage_stats(auto, closed: _Closed, mask, with_share: bool = True) -> dict:
   """The comparison's reductions, the same for every advantage-weighted objective.
 
   One program per dtype serves them all: compiling it per objective was half
-  of each objective's compile time. Each token array feeds one reduction
-  only (the probes and the shares recompute what they need from the
-  inputs), so that XLA materialises nothing token-sized on the way.
+  of each objective's compile time.
   """
   flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
   edge = closed.edge
   m = mask & ~edge
   a = closed.advantages[..., None]
   token_weights = closed.token_weights
-  per_unit = mask & (a != 0)
-  unit_auto = jnp.abs(auto) / jnp.where(per_unit, jnp.abs(a) * closed.agg_factor, 1.0)
+  # |A| alpha per rollout, where the weight per unit |A| is defined.
+  unit = jnp.where(a != 0, jnp.abs(a) * closed.agg[..., None], 1.0)
+  unit_auto = jnp.abs(auto) / jnp.where(mask, unit, 1.0)
   abs_err = jnp.abs(auto - token_weights)
   # A gradient where the closed form says 0 counts as an error of 1; near
   # DRO's zero (-A + beta s) the rounding is relative to the terms summed.
-  terms = jnp.abs(a * closed.unit_weights * closed.agg_factor) + jnp.abs(closed.penalty)
-  scale = jnp.maximum(jnp.maximum(jnp.abs(token_weights), jnp.abs(auto)), terms)
+  scale = jnp.maximum(jnp.maximum(jnp.abs(token_weights), jnp.abs(auto)), closed.terms)
   big = scale > TINY
   rel_err = jnp.where(big, abs_err / jnp.where(big, scale, 1.0), 0.0)
   positive, negative, neutral = m & (a > 0), m & (a < 0), m & (a == 0)
@@ -292,10 +321,11 @@ def _advantage_stats(auto, closed: cf.AdvantageWeights, mask, with_share: bool =
                      edge_excluded=counts[5 + i])
   out["neutral"] = dict(cases=counts[2], max_abs_err=maxima[6], max_rel_err=maxima[7],
                         moving=counts[7])
-  out["probe_live"] = ~closed.clipped[..., 0, 0]
-  a0 = closed.advantages[..., 0]
-  first = mask[..., 0, 0] & (a0 != 0)
-  unit0 = jnp.where(first, jnp.abs(a0) * closed.agg_factor[..., 0, 0], 1.0)
+  # The probes: the first token of each group's first rollout, per unit |A|
+  # and without the aggregation factor.
+  out["probe_live"] = ~closed.probe_clipped
+  first = mask[..., 0, 0] & (closed.advantages[..., 0] != 0)
+  unit0 = jnp.where(first, unit[..., 0, 0], 1.0)
   out["probe_auto"] = jnp.where(first, jnp.abs(auto[..., 0, 0]) / unit0, 0.0)
   out["probe_closed"] = jnp.where(first, jnp.abs(token_weights[..., 0, 0]) / unit0, 0.0)
   if with_share:  # read for the first dtype only: the others skip its work
