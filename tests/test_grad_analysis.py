@@ -260,6 +260,33 @@ class TestSymbolic:
 
 class TestSweep:
 
+  def test_runs_on_the_callers_default_device(self):
+    # The sweep traces, compiles and runs on threads of its own, while the
+    # caller's `jax.default_device` is a setting of the calling thread only.
+    script = """
+import jax
+from real_jax.grad_analysis import _sweep
+device = jax.devices("cpu")[1]
+seen = set()
+make_cases = _sweep.make_cases
+def spy(*args, **kwargs):
+  cases = make_cases(*args, **kwargs)
+  seen.update(cases["logp"].devices())
+  return cases
+_sweep.make_cases = spy
+with jax.default_device(device):
+  result = _sweep.run_sweep(8, ("float32",), chunk=2, objectives=("real", "grpo"),
+                            progress=lambda _: None)
+assert seen == {device}, seen
+assert result.passed
+print("ok")
+"""
+    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "")
+               + " --xla_force_host_platform_device_count=2")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
   def test_monotonic_verdict_can_fail(self):
     grid = np.linspace(0, 1, 50)[None]
     decreasing, increasing = np.exp(-grid), np.exp(grid)

@@ -205,15 +205,25 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau, with_share: bool = T
       return auto, closed, identity
     auto, closed, identity = jax.vmap(one)(logp, old_logp, mask, rewards, tau)
     out["identity"] = jnp.max(identity)
-    tau_b = jnp.broadcast_to(tau[:, None, None], auto.shape)
     group_auto = jnp.abs(auto) * closed.normaliser[:, None, None]
-    for sign, members in (("positive", closed.positive), ("negative", closed.negative)):
-      stats = _error_stats(auto, closed.weights, members)
-      should_be_positive = members & (jnp.abs(closed.group_weights) > TINY)
-      stats["bound_violation"] = jnp.max(jnp.where(members, group_auto * tau_b - 1.0, -1.0))
-      stats["nonpositive"] = jnp.sum(should_be_positive & (group_auto <= 0))
-      stats["zero"] = jnp.sum(members & (auto == 0))
-      out[sign] = stats
+    abs_err = jnp.abs(auto - closed.weights)
+    scale = jnp.maximum(jnp.abs(closed.weights), jnp.abs(auto))
+    big = scale > TINY
+    rel_err = jnp.where(big, abs_err / jnp.where(big, scale, 1.0), 0.0)
+    bound = group_auto * tau[:, None, None]  # at most 1
+    live = jnp.abs(closed.group_weights) > TINY
+    # One variadic pass for the maxima and one for the counts, as in
+    # `_advantage_stats` (a reduction each compiled and ran as its own loop).
+    signs = (closed.positive, closed.negative)
+    maxima = _reduce([jnp.where(w, x, zero) for w in signs for x in (abs_err, rel_err, bound)],
+                     jax.lax.max, zero)
+    counts = _reduce([f.astype(jnp.int32) for w in signs
+                      for f in (w, w & live & (group_auto <= 0), w & (auto == 0))],
+                     jax.lax.add, jnp.zeros((), jnp.int32))
+    for i, sign in enumerate(SIGNS):
+      out[sign] = dict(cases=counts[3 * i], max_abs_err=maxima[3 * i],
+                       max_rel_err=maxima[3 * i + 1], bound_violation=maxima[3 * i + 2] - 1.0,
+                       nonpositive=counts[3 * i + 1], zero=counts[3 * i + 2])
     share, counted = domination.top_share(flat(auto), flat(closed.negative))
     out["probe_auto"] = group_auto[..., 0]
     out["probe_closed"] = jnp.abs(closed.group_weights[..., 0])
@@ -631,6 +641,18 @@ def _merge(acc: dict | None, new: dict) -> dict:
           else max(acc[k], v) for k, v in new.items()}
 
 
+def _with_default_device(fn: Callable, device) -> Callable:
+  """`fn` run under `jax.default_device(device)` (as it is, for None)."""
+  if device is None:
+    return fn
+
+  @functools.wraps(fn)
+  def wrapped(*args, **kwargs):
+    with jax.default_device(device):
+      return fn(*args, **kwargs)
+  return wrapped
+
+
 def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
               chunk: int = CHUNK, objectives=OBJECTIVES,
               progress: Callable[[str], None] = print) -> SweepResult:
@@ -683,11 +705,15 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
   lowerer = concurrent.futures.ThreadPoolExecutor(max_workers=1)
   compiler = concurrent.futures.ThreadPoolExecutor(max_workers=1)
   runners = concurrent.futures.ThreadPoolExecutor(max_workers=len(groups) * len(dtypes))
+  # The caller's default device (`jax.default_device`, a setting of its
+  # thread) holds on every thread: where the programs compile and run.
+  device = jax.config.jax_default_device
+  on_device = lambda fn: _with_default_device(fn, device)  # noqa: E731
   programs = {}
   for d in dtypes:
     for names in groups:
-      lowered = lowerer.submit(_lower, names, batch_shape(chunk, d), d == dtypes[0])
-      programs[(d, names)] = compiler.submit(lambda lowered=lowered: lowered.result()())
+      lowered = lowerer.submit(on_device(_lower), names, batch_shape(chunk, d), d == dtypes[0])
+      programs[(d, names)] = compiler.submit(on_device(lambda lowered=lowered: lowered.result()()))
 
   def run(dtype_name, names):
     spans, batches = chunk_batches(seed, n_chunks, chunk, jnp.dtype(dtype_name), probes)
@@ -706,7 +732,7 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
     collect(*pending)
 
   try:
-    streams = [runners.submit(run, d, names) for d in dtypes for names in groups]
+    streams = [runners.submit(on_device(run), d, names) for d in dtypes for names in groups]
     for stream in concurrent.futures.as_completed(streams):
       stream.result()  # raises the first failure
   finally:
