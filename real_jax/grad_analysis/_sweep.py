@@ -7,12 +7,13 @@ A sweep case is a batch of `GROUPS_PER_CASE` groups (so the batch
 normalisation across groups is exercised), each of up to `G_MAX` rollouts of
 up to `T_MAX` tokens, with its own temperature and score scale.
 
-Compilation, not arithmetic, dominates a sweep on a small CPU (about 1.2 s per
-program on 2 cores), so every measurement goes through one compiled program
-per objective and dtype, `compare_chunk`: the monotonicity grids, the Figure 1
-curves and the identities between objectives ride in one extra chunk of
-"probe" groups, in which one rollout's score moves along a grid while the
-rest of its group stays fixed.
+On a small CPU compiling is about 40% of a cold sweep, so every measurement
+goes through the same few programs per dtype (`program_groups`: one for the
+label-based objectives, one for the advantage-weighted ones' weights, one for
+their reductions): the monotonicity grids, the Figure 1 curves and the
+identities between objectives ride in extra chunks of "probe" groups, in
+which one rollout's score moves along a grid while the rest of its group
+stays fixed. `compare_chunk` is one objective's comparison on one chunk.
 """
 
 from __future__ import annotations
