@@ -150,20 +150,30 @@ def make_cases(rng: np.random.Generator, n: int, dtype) -> dict[str, Array]:
 # ------------------------------------------------------------ comparison ----
 
 
-def _error_stats(auto: Array, closed: Array, select: Array) -> dict[str, Array]:
-  """Counts, max absolute and max relative error of `auto` against `closed`.
+def _errors(auto: Array, closed: Array, terms: Array | None = None) -> tuple[Array, Array]:
+  """Absolute and relative error of `auto` against `closed`, elementwise.
 
   The relative error divides by the larger of the two magnitudes, so a
   gradient where the closed form says 0 (a trust region the wrong way round)
-  counts as an error of 1, not as nothing.
+  counts as an error of 1, not as nothing. Where the closed form sums terms
+  of both signs (DRO's `-A + beta s`), `terms` (their magnitudes summed)
+  joins the divisor: near the sum's zero, rounding is relative to the terms.
+  Below `TINY` the relative error is 0.
   """
   abs_err = jnp.abs(auto - closed)
   scale = jnp.maximum(jnp.abs(closed), jnp.abs(auto))
-  big = select & (scale > TINY)
-  rel_err = jnp.where(big, abs_err / jnp.where(big, scale, 1.0), 0.0)
+  if terms is not None:
+    scale = jnp.maximum(scale, terms)
+  big = scale > TINY
+  return abs_err, jnp.where(big, abs_err / jnp.where(big, scale, 1.0), 0.0)
+
+
+def _error_stats(auto: Array, closed: Array, select: Array) -> dict[str, Array]:
+  """Counts, max absolute and max relative error (`_errors`) over `select`."""
+  abs_err, rel_err = _errors(auto, closed)
   return dict(cases=jnp.sum(select),
               max_abs_err=jnp.max(jnp.where(select, abs_err, 0.0)),
-              max_rel_err=jnp.max(rel_err))
+              max_rel_err=jnp.max(jnp.where(select, rel_err, 0.0)))
 
 
 def _max_rel(a: Array, b: Array, where: Array) -> Array:
@@ -207,10 +217,7 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau, with_share: bool = T
     auto, closed, identity = jax.vmap(one)(logp, old_logp, mask, rewards, tau)
     out["identity"] = jnp.max(identity)
     group_auto = jnp.abs(auto) * closed.normaliser[:, None, None]
-    abs_err = jnp.abs(auto - closed.weights)
-    scale = jnp.maximum(jnp.abs(closed.weights), jnp.abs(auto))
-    big = scale > TINY
-    rel_err = jnp.where(big, abs_err / jnp.where(big, scale, 1.0), 0.0)
+    abs_err, rel_err = _errors(auto, closed.weights)
     bound = group_auto * tau[:, None, None]  # at most 1
     live = jnp.abs(closed.group_weights) > TINY
     # One variadic pass for the maxima and one for the counts, as in
@@ -281,9 +288,6 @@ def _advantage_weights(name: str, logp, old_logp, mask, rewards) -> tuple[Array,
                        closed.advantages, closed.edge, closed.clipped[..., 0, 0])
 
 
-_advantage_weights_jit = jax.jit(_advantage_weights, static_argnums=0)
-
-
 def _reduce(operands: list, op, init) -> list:
   """`op`-reductions of same-shaped arrays over every axis, in one variadic pass."""
   n = len(operands)
@@ -307,12 +311,7 @@ def _advantage_stats(auto, closed: _Closed, mask, with_share: bool = True) -> di
   # |A| alpha per rollout, where the weight per unit |A| is defined.
   unit = jnp.where(a != 0, jnp.abs(a) * closed.agg[..., None], 1.0)
   unit_auto = jnp.abs(auto) / jnp.where(mask, unit, 1.0)
-  abs_err = jnp.abs(auto - token_weights)
-  # A gradient where the closed form says 0 counts as an error of 1; near
-  # DRO's zero (-A + beta s) the rounding is relative to the terms summed.
-  scale = jnp.maximum(jnp.maximum(jnp.abs(token_weights), jnp.abs(auto)), closed.terms)
-  big = scale > TINY
-  rel_err = jnp.where(big, abs_err / jnp.where(big, scale, 1.0), 0.0)
+  abs_err, rel_err = _errors(auto, token_weights, closed.terms)
   positive, negative, neutral = m & (a > 0), m & (a < 0), m & (a == 0)
   moving = neutral & ((token_weights != 0) | (auto != 0))
   # Two variadic reductions, one pass over the tokens each: XLA's CPU backend
@@ -380,12 +379,7 @@ def _lower(names: tuple[str, ...], batch: dict, with_share: bool) -> Callable[[]
   one program per dtype for all of them.
   """
   if all(is_label(n) for n in names):
-    lowered = _many_compare_jit.lower(names, **batch, with_share=with_share)
-
-    def finish_labels():
-      compiled = lowered.compile()
-      return lambda **b: compiled(**b)
-    return finish_labels
+    return _many_compare_jit.lower(names, **batch, with_share=with_share).compile
   args = (batch["logp"], batch["old_logp"], batch["mask"], batch["rewards"])
   lowered = _many_weights_jit.lower(names, *args)
   auto, closed = jax.eval_shape(functools.partial(_advantage_weights, names[0]), *args)

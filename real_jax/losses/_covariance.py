@@ -83,13 +83,6 @@ def top_tokens(key: Array, eligible: Array, count: Array, max_count: int) -> Arr
   return chosen.reshape(key.shape) & eligible
 
 
-def _ppo_group(logp, old_logp, mask, advantages, *, epsilon_low, epsilon_high, max_log_ratio):
-  """PPO's token losses of one group and the tokens its clip cuts (verl's `clip_by_origin`)."""
-  return _clipped.clipped_surrogate_group(logp, old_logp, mask, advantages,
-                                          epsilon_low=epsilon_low, epsilon_high=epsilon_high,
-                                          max_log_ratio=max_log_ratio)
-
-
 def clip_cov_selection(logp: Array, old_logp: Array, mask: Array, advantages: Array, *,
                        epsilon_low: float, epsilon_high: float, clip_cov_ratio: float,
                        clip_cov_lb: float, clip_cov_ub: float,
@@ -101,8 +94,9 @@ def clip_cov_selection(logp: Array, old_logp: Array, mask: Array, advantages: Ar
   `max(floor(clip_cov_ratio * N), 1)` with the largest covariance.
   """
   m = _common.as_bool_mask(mask)
-  ppo = functools.partial(_ppo_group, epsilon_low=epsilon_low, epsilon_high=epsilon_high,
-                          max_log_ratio=max_log_ratio)
+  # PPO's clip (verl's `clip_by_origin`): its cut tokens are never candidates.
+  ppo = functools.partial(_clipped.clipped_surrogate_group, epsilon_low=epsilon_low,
+                          epsilon_high=epsilon_high, max_log_ratio=max_log_ratio)
   _, cut = jax.vmap(ppo)(jax.lax.stop_gradient(logp), old_logp, m, advantages)
   cov = token_covariance(logp, m, advantages)
   candidates = m & ~cut & (cov > clip_cov_lb) & (cov < clip_cov_ub)
@@ -124,8 +118,9 @@ def clip_cov_group(logp: Array, old_logp: Array, mask: Array, advantages: Array,
                    max_log_ratio: float = DEFAULT_MAX_LOG_RATIO) -> tuple[Array, Array]:
   """Clip-Cov's token losses of one group: PPO's, and 0 on the `selected` tokens."""
   m = _common.as_bool_mask(mask)
-  token_loss, cut = _ppo_group(logp, old_logp, m, advantages, epsilon_low=epsilon_low,
-                               epsilon_high=epsilon_high, max_log_ratio=max_log_ratio)
+  token_loss, cut = _clipped.clipped_surrogate_group(
+      logp, old_logp, m, advantages, epsilon_low=epsilon_low, epsilon_high=epsilon_high,
+      max_log_ratio=max_log_ratio)
   return jnp.where(selected, jnp.zeros((), logp.dtype), token_loss), (cut | selected) & m
 
 
