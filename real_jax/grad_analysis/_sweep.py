@@ -289,12 +289,15 @@ def _advantage_weights(name: str, logp, old_logp, mask, rewards) -> tuple[Array,
 
 
 def _reduce(operands: list, op, init) -> list:
-  """`op`-reductions of same-shaped arrays over every axis, in one variadic pass."""
+  """`op`-reductions of same-shaped arrays over every axis, in one variadic pass.
+
+  The operands are seen as `[n, rest]` first: XLA's CPU loop over a last
+  axis of 4 (the tokens) took about 2.5 times as long as over 1,024.
+  """
   n = len(operands)
   return jax.lax.reduce(
-      tuple(operands), (init,) * n,
-      lambda xs, ys: tuple(op(x, y) for x, y in zip(xs, ys, strict=True)),
-      tuple(range(operands[0].ndim)))
+      tuple(x.reshape(x.shape[0], -1) for x in operands), (init,) * n,
+      lambda xs, ys: tuple(op(x, y) for x, y in zip(xs, ys, strict=True)), (0, 1))
 
 
 def _advantage_stats(auto, closed: _Closed, mask, with_share: bool = True) -> dict:
