@@ -131,6 +131,10 @@ MUTANTS = (
     M("domination-p90-is-median", "real_jax/grad_analysis/_sweep.py",
       "p90=summary(lambda x: np.quantile(x, 0.9)),", "p90=summary(np.median),",
       "tests/test_grad_analysis.py -k domination", "the sweep's p90 share reported as the median"),
+    M("probe-chunks-unordered", "real_jax/grad_analysis/_sweep.py",
+      "for c in sorted(parts)), strict=True))", "for c in parts), strict=True))",
+      "tests/test_grad_analysis.py -k runner_threads",
+      "probe chunks joined in the order the threads finished"),
     M("domination-over-all", "real_jax/domination.py",
       "  mass = jnp.where(members, jnp.abs(mass), 0.0)", "  mass = jnp.abs(mass)",
       "tests/test_training.py -k StepMetrics", "the top share taken over every rollout"),
@@ -302,11 +306,11 @@ def main() -> int:
         rows.append(row)
     report = {"machine": f"{os.cpu_count()}-core CPU", "seconds": time.perf_counter() - start,
               "rows": rows}
-    if args.only:  # a partial run updates its rows of the last full report
+    if args.only:  # a partial run updates (or adds) its rows of the last full report
       with open(json_path) as f:
         last = json.load(f)
-      mine = {r["name"]: r for r in rows}
-      report = dict(last, rows=[mine.get(r["name"], r) for r in last["rows"]])
+      known = {r["name"]: r for r in last["rows"]} | {r["name"]: r for r in rows}
+      report = dict(last, rows=[known[m.name] for m in MUTANTS if m.name in known])
     with open(json_path, "w") as f:
       json.dump(report, f, indent=1)
   with open(md_path, "w") as f:

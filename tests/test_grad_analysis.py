@@ -350,6 +350,26 @@ print("ok")
     assert not row["passed"]
     np.testing.assert_allclose(row["max_rel_err"], 1e-6, rtol=1e-3)
 
+  def test_runner_threads_change_nothing_and_figures_get_the_curves(self, monkeypatch):
+    # Several threads run a program's chunks in whatever order they finish;
+    # the probe curves and the shares are put back in chunk order.
+    def sweep(runners):
+      monkeypatch.setattr(_sweep, "RUNNERS", runners)
+      handed = []
+      result = ga.run_sweep(256, ("float64",), chunk=16, objectives=("real", "grpo"),
+                            progress=lambda _: None, on_figure_curves=handed.append)
+      assert len(handed) == 1
+      return result, handed[0]
+    one, curves_one = sweep(1)
+    three, curves_three = sweep(3)
+    for got in (curves_one, curves_three, three.figure_curves):
+      for name, by_sign in one.figure_curves.items():
+        for sign, arrays in by_sign.items():
+          for a, b in zip(arrays, got[name][sign], strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert one.table == three.table and one.properties == three.properties
+    assert one.domination == three.domination and one.identities == three.identities
+
   def test_domination_summary_against_numpy(self):
     # The sweep's first chunk rebuilt, REAL's per-rollout weights by autodiff,
     # and the top-negative shares and their summary computed here in NumPy.

@@ -102,20 +102,21 @@ def main(argv):
   print(f"real_jax.grad_analysis: JAX {jax.__version__} on {device.platform} "
         f"({device.device_kind}), {_CASES.value:,d} random groups per dtype, "
         f"dtypes {', '.join(dtypes)}", flush=True)
-  start = time.perf_counter()
-  with jax.default_device(device):
-    result = ga.run_sweep(_CASES.value, dtypes, seed=_SEED.value, chunk=_CHUNK.value,
-                          objectives=objectives,
-                          progress=lambda line: print(line, flush=True))
-  identities = result.identities
   fig1 = os.path.join(_OUT.value, "figure1.png")
   fig2 = os.path.join(_OUT.value, "figure_variants.png")
   fig3 = os.path.join(_OUT.value, "figure_atlas.png")
-  curves = result.figure_curves
-  with jax.default_device(device):
+
+  def draw(curves):  # on a thread of the sweep (under its device), while it runs
     ga.plot_figure1(fig1, curves if all(n in curves for n in ga.FIGURE1) else None)
     ga.plot_variants(fig2, curves if all(n in curves for n in ga.VARIANTS) else None)
-  ga.plot_atlas(fig3, curves)
+    ga.plot_atlas(fig3, curves)
+
+  start = time.perf_counter()
+  with jax.default_device(device):
+    result = ga.run_sweep(_CASES.value, dtypes, seed=_SEED.value, chunk=_CHUNK.value,
+                          objectives=objectives, progress=lambda line: print(line, flush=True),
+                          on_figure_curves=draw)
+  identities = result.identities
   seconds = time.perf_counter() - start
 
   passed = result.passed

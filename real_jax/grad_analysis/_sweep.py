@@ -463,6 +463,9 @@ def curves_batch(curves: list[Curve], n_cases: int, dtype) -> tuple[dict, list[t
 
 
 CHUNK = 256  # sweep cases per compiled call: small buffers stay in cache
+# Threads that run each compiled program's chunks: a float64 program run
+# alone on 2 cores took 94 ms a chunk on two threads against 125 on one.
+RUNNERS = 2
 
 
 def batch_shape(chunk: int, dtype) -> dict[str, jax.ShapeDtypeStruct]:
@@ -474,13 +477,16 @@ def batch_shape(chunk: int, dtype) -> dict[str, jax.ShapeDtypeStruct]:
               rewards=jax.ShapeDtypeStruct(tokens[:3], dtype), tau=jax.ShapeDtypeStruct((chunk,), dtype))
 
 
-def chunk_batches(seed: int, n_chunks: int, chunk: int, dtype, probes: list[Curve]
+def chunk_batches(seed: int, n_chunks: int, chunk: int, dtype, probes: list[Curve], *,
+                  probes_first: bool = False
                   ) -> tuple[list[tuple[int, int]], Iterator[tuple[int, bool, dict]]]:
-  """The batches of a check, in order, every one `chunk` cases wide.
+  """The batches of a check, every one `chunk` cases wide.
 
-  First `n_chunks` chunks of random cases (chunk `c` from `case_rng(seed, c)`),
-  then the `probes` curves laid out in as many chunks as they need: one shape
-  throughout, so each objective and dtype compiles one program.
+  `n_chunks` chunks of random cases (chunk `c` from `case_rng(seed, c)`),
+  indexed `0 .. n_chunks - 1`, then the `probes` curves laid out in as many
+  chunks as they need, indexed on from `n_chunks` (yielded before the random
+  ones with `probes_first`): one shape throughout, so each objective and
+  dtype compiles one program.
 
   Returns:
     Each probe curve's `(first group, length)` in the probe chunks joined
@@ -488,9 +494,12 @@ def chunk_batches(seed: int, n_chunks: int, chunk: int, dtype, probes: list[Curv
   """
   n_probe = math.ceil(cases_needed(probes) / chunk)
   probe_batch, spans = curves_batch(probes, n_probe * chunk, dtype)
+  order = list(range(n_chunks + n_probe))
+  if probes_first:
+    order = order[n_chunks:] + order[:n_chunks]
 
   def batches():
-    for c in range(n_chunks + n_probe):
+    for c in order:
       if c < n_chunks:
         yield c, False, make_cases(case_rng(seed, c), chunk, dtype)
       else:
@@ -651,20 +660,42 @@ def _with_default_device(fn: Callable, device) -> Callable:
   return wrapped
 
 
+def _figure_curves(probe_out: dict, dtype_name: str, spans: list[tuple[int, int]],
+                   fig: dict[str, Curve], first: int, objectives) -> dict:
+  """figure_curves[objective][sign] -> (s, autodiff, closed) of `dtype_name`'s
+  probe chunks; the figure's curves start at curve number `first`."""
+  curves = {}
+  for name in objectives:
+    auto, closed, _ = probe_out[(dtype_name, name)]
+    curves[name] = {}
+    for k, s in enumerate(SIGNS):
+      g, n = spans[first + k]
+      curves[name][s] = (np.asarray(fig[s].grid), auto[g:g + n], closed[g:g + n])
+  return curves
+
+
 def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
               chunk: int = CHUNK, objectives=OBJECTIVES,
-              progress: Callable[[str], None] = print) -> SweepResult:
-  """Runs `cases` random groups per dtype through every objective, then the probes."""
+              progress: Callable[[str], None] = print,
+              on_figure_curves: Callable[[dict], None] | None = None) -> SweepResult:
+  """Runs `cases` random groups per dtype through every objective, and the probes.
+
+  Each program runs the probes first, so `on_figure_curves(figure_curves)`
+  (the result's `figure_curves`) is called as soon as the last dtype's are
+  in, on a thread of its own beside the rest of the sweep: the command
+  draws its figures there while the random cases still run. The sweep
+  returns when it has returned, and raises what it raises.
+  """
   start = time.perf_counter()
   n_cases = max(1, math.ceil(cases / GROUPS_PER_CASE))
   n_chunks = math.ceil(n_cases / chunk)
   mono = monotonic_curves(seed)
   fig = figure1_probes()
   probe_spans = {}    # dtype -> each probe curve's (first group, length)
-  probe_parts = {}    # (dtype, name) -> ([autodiff], [closed form], [live]) per chunk
+  probe_parts = {}    # (dtype, name) -> {chunk: (autodiff, closed form, live)}
   acc = {}
   neutral = {}        # (name, dtype) -> error stats of the tokens with A = 0
-  shares = {name: [] for name in objectives}
+  shares = {name: {} for name in objectives}  # name -> {chunk: shares}
   identities = {}
   lock = threading.Lock()
   probes = mono + list(fig.values())
@@ -676,10 +707,8 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
     with lock:
       for name, out in outs.items():
         if probe:
-          auto, closed, live = probe_parts.setdefault((dtype_name, name), ([], [], []))
-          auto.append(np.asarray(out["probe_auto"]).reshape(-1))
-          closed.append(np.asarray(out["probe_closed"]).reshape(-1))
-          live.append(np.asarray(out["probe_live"]).reshape(-1))
+          probe_parts.setdefault((dtype_name, name), {})[c] = tuple(
+              np.asarray(out[k]).reshape(-1) for k in ("probe_auto", "probe_closed", "probe_live"))
         for s in SIGNS:
           acc[(name, s, dtype_name)] = _merge(acc.get((name, s, dtype_name)), out[s])
         if "neutral" in out:
@@ -689,54 +718,87 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
                                                float(out["identity"]))
         if dtype_name == dtypes[0] and not probe:
           counted = np.asarray(out["share_counted"])
-          shares[name].append(np.asarray(out["share"], np.float64)[counted])
+          shares[name][c] = np.asarray(out["share"], np.float64)[counted]
+
+  def joined(parts: dict) -> tuple:  # {chunk: arrays} -> arrays joined in chunk order
+    return tuple(np.concatenate(x) for x in zip(*(parts[c] for c in sorted(parts)), strict=True))
 
   # The probes ride in extra chunks of the same shape, so each program is
   # compiled once per dtype. Compiling is most of a cold run on a small CPU,
   # so nothing waits for all of it: one thread traces and lowers the
   # programs (Python, holding the GIL) in the order they are first needed,
   # a second compiles them (XLA, about 1.7 of 2 cores; two compilations at
-  # once only slowed the first), and each program runs its chunks on its own
-  # thread as soon as it is compiled, the two dtypes side by side. Dispatch is
-  # asynchronous: chunk c is queued before chunk c - 1's results are fetched.
+  # once only slowed the first), and each program runs its chunks on
+  # `RUNNERS` threads as soon as it is compiled, the two dtypes side by side.
+  # Dispatch is asynchronous: a thread queues its next chunk before it
+  # fetches the results of the one before.
   groups = program_groups(objectives)
   lowerer = concurrent.futures.ThreadPoolExecutor(max_workers=1)
   compiler = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-  runners = concurrent.futures.ThreadPoolExecutor(max_workers=len(groups) * len(dtypes))
+  runners = concurrent.futures.ThreadPoolExecutor(
+      max_workers=len(groups) * len(dtypes) * RUNNERS)
   # The caller's default device (`jax.default_device`, a setting of its
   # thread) holds on every thread: where the programs compile and run.
   device = jax.config.jax_default_device
   on_device = lambda fn: _with_default_device(fn, device)  # noqa: E731
-  programs = {}
+  drawer = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+  drawn = []          # the future of on_figure_curves
+  probes_in = set()   # (program, chunk) of the last dtype's probe chunks collected
+  programs, feeds = {}, {}
   for d in dtypes:
     for names in groups:
       lowered = lowerer.submit(on_device(_lower), names, batch_shape(chunk, d), d == dtypes[0])
       programs[(d, names)] = compiler.submit(on_device(lambda lowered=lowered: lowered.result()()))
+      # A program's runners share its batches (a generator: `next` under a lock).
+      probe_spans[d], batches = chunk_batches(seed, n_chunks, chunk, jnp.dtype(d), probes,
+                                              probes_first=True)
+      feeds[(d, names)] = (threading.Lock(), batches)
 
   def run(dtype_name, names):
-    spans, batches = chunk_batches(seed, n_chunks, chunk, jnp.dtype(dtype_name), probes)
-    probe_spans[dtype_name] = spans
     program = programs[(dtype_name, names)].result()
+    feed_lock, batches = feeds[(dtype_name, names)]
     pending = None
-    for c, probe, batch in batches:
-      outs = program(**batch)
+    while True:
+      with feed_lock:
+        c, probe, batch = next(batches, (None, None, None))
+      if c is not None:
+        outs = program(**batch)
       if pending is not None:
         collect(*pending)
+        if pending[2]:
+          probe_collected(*pending[:2], names)
+      if c is None:
+        return
       pending = (dtype_name, c, probe, outs)
       if names == groups[-1] and (c % 16 == 15 or c == n_chunks - 1 or c == last_chunk):
         done = min((c + 1) * chunk, n_cases) * GROUPS_PER_CASE
         what = "probe grids" if probe else f"{done:>8,d}/{n_cases * GROUPS_PER_CASE:,d} groups"
         progress(f"  [{dtype_name}] {what}  {time.perf_counter() - start:6.1f}s")
-    collect(*pending)
+
+  def probe_collected(dtype_name, c, names):
+    """Hands the figure's curves on once the last dtype's probe chunks are all in."""
+    if on_figure_curves is None or dtype_name != dtypes[-1]:
+      return
+    with lock:
+      probes_in.add((names, c))
+      if len(probes_in) < len(groups) * n_probe_chunks:
+        return
+      probe_out = {(dtype_name, n): joined(probe_parts[(dtype_name, n)]) for n in objectives}
+    curves = _figure_curves(probe_out, dtype_name, probe_spans[dtype_name], fig, len(mono),
+                            objectives)
+    drawn.append(drawer.submit(on_device(on_figure_curves), curves))
 
   try:
-    streams = [runners.submit(on_device(run), d, names) for d in dtypes for names in groups]
+    streams = [runners.submit(on_device(run), d, names)
+               for d in dtypes for names in groups for _ in range(RUNNERS)]
     for stream in concurrent.futures.as_completed(streams):
       stream.result()  # raises the first failure
+    for future in drawn:
+      future.result()
   finally:
-    for pool in (lowerer, compiler, runners):
+    for pool in (lowerer, compiler, runners, drawer):
       pool.shutdown(wait=False, cancel_futures=True)
-  probe_out = {k: tuple(np.concatenate(parts) for parts in v) for k, v in probe_parts.items()}
+  probe_out = {k: joined(v) for k, v in probe_parts.items()}
 
   spans = probe_spans[dtypes[-1]]
   table = {name: {s: {} for s in SIGNS} for name in objectives}
@@ -765,16 +827,11 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
       stats = dict(stats, tolerance=TOLERANCE[dtype_name],
                    passed=bool(stats["max_rel_err"] <= TOLERANCE[dtype_name]))
       neutral_table.setdefault(name, {})[dtype_name] = stats
-  figure = {}
-  for name in objectives:
-    auto, closed, _ = probe_out[(dtypes[-1], name)]
-    figure[name] = {}
-    for k, s in enumerate(SIGNS):
-      g, n = spans[len(mono) + k]
-      figure[name][s] = (np.asarray(fig[s].grid), auto[g:g + n], closed[g:g + n])
+  figure = _figure_curves(probe_out, dtypes[-1], spans, fig, len(mono), objectives)
   domination = {}
   for name in objectives:
-    v = np.concatenate(shares[name]) if shares[name] else np.zeros(0)
+    v = np.concatenate([shares[name][c] for c in sorted(shares[name])]) if shares[name] \
+        else np.zeros(0)
     summary = lambda f, v=v: float(f(v)) if v.size else None  # noqa: E731
     domination[name] = dict(groups=int(v.size), mean=summary(np.mean), median=summary(np.median),
                             p90=summary(lambda x: np.quantile(x, 0.9)),
