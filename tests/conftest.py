@@ -71,7 +71,12 @@ def pytest_collection_modifyitems(config, items):
   pytest 9.2 no longer reads (ids became `item._id`, a `NodeId`), so every
   group was scattered over the workers and their shared fixtures and compiled
   programs were built on each. The same suffix, put where pytest reads it.
+
+  And the `slow` tests first (a stable sort), so that none of them starts
+  when the other worker is nearly done: xdist hands out the groups of several
+  tests first, the largest first, then the single tests in this order.
   """
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
   if not getattr(config.option, "loadgroup", False):
     return
   for item in items:

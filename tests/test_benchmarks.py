@@ -27,7 +27,6 @@ def test_losses_benchmark_runs_and_writes_json(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("grad_programs")  # its grad check compiles test_grad_analysis's programs
 def test_accelerator_report_tiny(tmp_path):
   """`--tiny` on the CPU: every section is there and the gradient errors are within tolerance."""
   proc = subprocess.run(
@@ -41,10 +40,8 @@ def test_accelerator_report_tiny(tmp_path):
     assert section in report, section
   assert report["device"]["platform"] == "cpu"
   grad = report["grad_check"]
-  from real_jax import grad_analysis  # noqa: PLC0415
-  from real_jax import losses  # noqa: PLC0415
-  assert {r["objective"] for r in grad["rows"]} == set(grad_analysis.OBJECTIVES)
-  assert set(grad_analysis.OBJECTIVES) >= set(losses.LOSSES)
+  # --tiny checks two objectives; test_grad_analysis's end-to-end run checks them all.
+  assert {r["objective"] for r in grad["rows"]} == {"real", "grpo"}
   assert {r["dtype"] for r in grad["rows"]} == {"float32", "float64"}
   for r in grad["rows"]:
     assert r["max_rel_err"] <= TOLERANCE[r["dtype"]], r

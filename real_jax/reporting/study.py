@@ -284,7 +284,11 @@ def _plot_regime_panels(points, workdir, cfg, chosen, metrics, path, window=5):
       ax.set_xlabel("RL step")
       ax.set_ylabel(label)
       ax.grid(alpha=0.3)
-      ax.legend(fontsize=7)
+      if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+      else:  # e.g. a metric logged only now and then, in a run shorter than that
+        ax.text(0.5, 0.5, "no value logged", ha="center", va="center",
+                transform=ax.transAxes, color="0.5")
   fig.suptitle(f"Mean over seeds at each loss's validation-selected lr (band: min..max; "
                f"smoothed over {window} steps)")
   fig.tight_layout()
