@@ -51,7 +51,10 @@ $(TUNIX_STAMP): setup.cfg pyproject.toml
 # always, the site while its last notebook runs, the suite at its tail), so
 # together they finish sooner than one after another. The examples' and the
 # site's logs are printed after the suite's; any failure fails the target.
-TEST_WORKERS ?= auto
+# One pytest worker more than there are cores: the tests spend part of their
+# time waiting on subprocesses (multi-process runs, the commands they start),
+# and the examples and the site build share the cores too.
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)) + 1)")
 TEST_LOGS := $(OUT)/test_logs
 test: install-tunix
 	$(MAKE) --no-print-directory lint
