@@ -54,7 +54,8 @@ $(TUNIX_STAMP): setup.cfg pyproject.toml
 # One pytest worker more than there are cores: the tests spend part of their
 # time waiting on subprocesses (multi-process runs, the commands they start),
 # and the examples and the site build share the cores too.
-TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)) + 1)")
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(1 + (len(os.sched_getaffinity(0)) \
+                  if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))")
 TEST_LOGS := $(OUT)/test_logs
 test: install-tunix
 	$(MAKE) --no-print-directory lint
