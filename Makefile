@@ -51,11 +51,7 @@ $(TUNIX_STAMP): setup.cfg pyproject.toml
 # always, the site while its last notebook runs, the suite at its tail), so
 # together they finish sooner than one after another. The examples' and the
 # site's logs are printed after the suite's; any failure fails the target.
-# One pytest worker more than there are cores: the tests spend part of their
-# time waiting on subprocesses (multi-process runs, the commands they start),
-# and the examples and the site build share the cores too.
-TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(1 + (len(os.sched_getaffinity(0)) \
-                  if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))")
+TEST_WORKERS ?= auto
 TEST_LOGS := $(OUT)/test_logs
 test: install-tunix
 	$(MAKE) --no-print-directory lint
