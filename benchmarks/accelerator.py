@@ -343,6 +343,9 @@ def main(argv):
     print(f"[{len(timeline) + 1}/{len(SECTIONS)}] {name} ...", flush=True)
     report[name] = fn()
     timeline.append((name, time.perf_counter() - start))
+    # A run stopped part-way (a time limit on a lent machine) keeps what it measured.
+    with open(os.path.join(_OUT.value, "report.partial.json"), "w") as f:
+      json.dump(report, f, indent=1)
 
   section("device", lambda: device_section(device))
   section("limits", lambda: limits_section(device, sizes, repeats))
@@ -357,6 +360,7 @@ def main(argv):
   report["section_seconds"] = dict(timeline)
   with open(os.path.join(_OUT.value, "report.json"), "w") as f:
     json.dump(report, f, indent=1)
+  os.remove(os.path.join(_OUT.value, "report.partial.json"))
   text = markdown(report)
   with open(os.path.join(_OUT.value, "report.md"), "w") as f:
     f.write(text)

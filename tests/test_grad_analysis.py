@@ -334,6 +334,37 @@ print("ok")
     assert not result.neutral["dro"]["float64"]["passed"]
     assert result.neutral["dro"]["float64"]["moving"] > 100
 
+  def test_a_batch_advantage_rounding_residue_is_not_an_error_but_a_weight_is(self):
+    # REINFORCE++ whitens over the batch: a group whose rewards are all equal
+    # has A = 0 in exact arithmetic, and each side may round it to its own
+    # ~eps*max|A| (on a GPU the loss's and the closed form's copies were fused
+    # differently: 1e-19 against 1e-20, a relative error of 1, a FAIL).
+    # One case, [1, B=2, G=3, T=2], every token present: group 0 has one right
+    # answer in three (c = 2/3, -1/3, -1/3, whose sum rounds), group 1 none, so
+    # the batch mean and group 1's advantages are 0 in exact arithmetic.
+    rng = np.random.default_rng(0)
+    old = jnp.asarray(rng.normal(-2.0, 0.5, (1, 2, 3, 2)))
+    logp = old + jnp.asarray(rng.uniform(-0.1, 0.1, old.shape))
+    mask = jnp.ones(old.shape, bool)
+    rewards = jnp.asarray([[[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+    auto, closed = _sweep._advantage_weights("grpo_reinforce_pp", logp, old, mask, rewards)
+    assert float(jnp.max(jnp.abs(closed.advantages[:, 1]))) < 1e-12  # a residue, or 0
+    assert float(jnp.max(jnp.abs(closed.advantages))) > 0.5
+    rest = jnp.zeros(mask.shape, bool).at[:, 1].set(True)
+
+    def stats(auto):
+      return _sweep._advantage_stats(auto, closed, mask, with_share=False)
+
+    assert max(float(stats(auto)[s]["max_rel_err"]) for s in _sweep.SIGNS) < TOLERANCE["float64"]
+    residue = jnp.where(rest, auto + 1e-19, auto)
+    out = stats(residue)
+    worst = max(float(out[s]["max_rel_err"]) for s in (*_sweep.SIGNS, "neutral"))
+    assert worst < TOLERANCE["float64"]
+    # A weight the size of a real rollout's on the same tokens is still an error.
+    weight = jnp.where(rest, auto + closed.agg[..., None] * 1.0, auto)
+    out = stats(weight)
+    assert max(float(out[s]["max_rel_err"]) for s in (*_sweep.SIGNS, "neutral")) > 0.05
+
   def test_a_wrong_closed_form_fails_the_sweep(self, monkeypatch):
     right = cf.LABEL_CLOSED_FORMS["real"]
 

@@ -284,8 +284,35 @@ def _advantage_weights(name: str, logp, old_logp, mask, rewards) -> tuple[Array,
   auto, closed = jax.vmap(one)(logp, old_logp, mask, rewards)
   # token_weights = -A u alpha + penalty (0 off the mask, as the penalty).
   terms = jnp.abs(closed.token_weights - closed.penalty) + jnp.abs(closed.penalty)
+  terms = jnp.maximum(terms, _residue_scale(closed))
   return auto, _Closed(closed.token_weights, terms, jnp.max(closed.agg_factor, -1),
                        closed.advantages, closed.edge, closed.clipped[..., 0, 0])
+
+
+# A sum of n terms rounds by up to about n ulps of its largest term; a case's
+# batch holds GROUPS_PER_CASE * G_MAX = 256 rollouts.
+RESIDUE_ULPS = GROUPS_PER_CASE * G_MAX
+
+
+def _residue_scale(closed: cf.AdvantageWeights) -> Array:
+  """The rounding scale of a token whose advantage is 0 in exact arithmetic.
+
+  An advantage made from sums over the batch (REINFORCE++'s whitening
+  subtracts the batch mean) is exact only up to the rounding of those sums:
+  a group that is 0 in exact arithmetic gets about `eps * max|A|`, of either
+  sign, and each side of the comparison may round it differently (on a GPU,
+  XLA fused the loss's copy and the closed form's copy of the whitening
+  differently, and 1e-19 against 1e-20 read as a relative error of 1). Such
+  a token's error is measured against the batch's advantage scale, `alpha
+  max(rho, 1) max|A|`, instead of its own vanishing weight. Every other token
+  keeps its own scale.
+  """
+  adv = jnp.abs(closed.advantages)
+  scale = jnp.max(adv, axis=(-2, -1), keepdims=True)
+  eps = jnp.finfo(adv.dtype).eps
+  residue = (adv <= RESIDUE_ULPS * eps * scale)[..., None]
+  return jnp.where(residue, closed.agg_factor * jnp.maximum(closed.ratio, 1) * scale[..., None],
+                   jnp.zeros((), adv.dtype))
 
 
 def _reduce(operands: list, op, init) -> list:
