@@ -1,8 +1,11 @@
 """Strict JAX for every test, and the fixtures the training tests share.
 
-x64 is enabled so that float64 checks are possible; float32 tests build their
-arrays as float32 explicitly and assert the dtype is preserved. Rank
-promotion raises, so a `[G]` array cannot silently broadcast against `[G, T]`.
+The suite runs in the mode users run: JAX's default, float32, x64 off, so
+that Python-float hyperparameters and weakly typed constants take the dtypes
+they take in a user's run. A test that needs float64 says so with
+`@pytest.mark.x64`, which enables x64 for that test alone and restores the
+flag after it. Rank promotion raises, so a `[G]` array cannot silently
+broadcast against `[G, T]`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,17 @@ hypothesis.settings.register_profile("real_jax", derandomize=True, database=None
 hypothesis.settings.load_profile("real_jax")
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
-jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture(autouse=True)
+def _x64_where_marked(request):
+  """x64 on for a test marked `x64`, restored after it; JAX's default elsewhere."""
+  before = jax.config.jax_enable_x64
+  jax.config.update("jax_enable_x64", request.node.get_closest_marker("x64") is not None)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_enable_x64", before)
 
 
 TINY_CONFIG = os.path.join(ROOT, "experiments", "configs", "tiny.py")

@@ -58,6 +58,7 @@ def _correct(kind, logp, old, behaviour, mask, rewards):
 class TestAgainstNumpy:
 
   @pytest.mark.parametrize("kind", ["tis_token", "tis_seq"])
+  @pytest.mark.x64
   def test_truncated_weights_scale_each_tokens_gradient(self, kind):
     logp, old, behaviour, mask, rewards = _batch()
     out = _correct(kind, logp, old, behaviour, mask, rewards)
@@ -72,6 +73,7 @@ class TestAgainstNumpy:
     np.testing.assert_allclose(out.changed_fraction, truncated.sum() / mask.sum(), rtol=1e-6)
 
   @pytest.mark.parametrize("kind", ["icepop", "seq_mask"])
+  @pytest.mark.x64
   def test_masks(self, kind):
     logp, old, behaviour, mask, rewards = _batch(seed=2, spread=0.9)
     if kind == "seq_mask":
@@ -94,6 +96,7 @@ class TestAgainstNumpy:
                        for k in range(4)] for b in range(3)])
     np.testing.assert_array_equal(dropped, below)
 
+  @pytest.mark.x64
   def test_none_is_the_identity_and_on_policy_changes_nothing(self):
     logp, old, behaviour, mask, rewards = _batch()
     out = _correct("none", logp, old, behaviour, mask, rewards)
@@ -110,6 +113,7 @@ class TestAgainstNumpy:
 class TestWithLosses:
 
   @pytest.mark.parametrize("name", sorted(losses.LOSSES))
+  @pytest.mark.x64
   def test_masked_loss_is_the_reference_on_the_kept_tokens(self, name):
     # `icepop` through any loss equals the NumPy reference evaluated with the
     # kept tokens as its mask: value and gradient.
@@ -131,6 +135,7 @@ class TestWithLosses:
     assert np.all(np.asarray(grad)[mask & ~keep] == 0.0)
 
   @pytest.mark.parametrize("name", ["real", "grpo", "gspo", "cispo"])
+  @pytest.mark.x64
   def test_tis_scales_the_losss_token_gradients(self, name):
     logp, old, behaviour, mask, rewards = _batch(seed=5)
     fn = losses.get(name)

@@ -50,6 +50,7 @@ class TestClosedFormsAgainstAutodiff:
 
   @pytest.mark.parametrize("name", LABEL)
   @pytest.mark.parametrize("tau", [0.05, 0.5, 2.0])
+  @pytest.mark.x64
   def test_label_rollout_weights(self, name, tau):
     logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(30, B=6, G=6, T=5))
     auto = jax.jit(functools.partial(ga.rollout_weights, name, tau=tau))(logp, old, mask, rewards)
@@ -62,6 +63,7 @@ class TestClosedFormsAgainstAutodiff:
 
   @pytest.mark.parametrize("name", AGGREGATED)
   @pytest.mark.parametrize("mode", losses.AGG_MODES)
+  @pytest.mark.x64
   def test_token_weights_in_every_aggregation_mode(self, name, mode):
     # Log-ratios up to +-0.6 (x3 for CISPO's and the dual clip's wider edges)
     # put tokens on both sides of every clip edge.
@@ -77,6 +79,7 @@ class TestClosedFormsAgainstAutodiff:
     if name not in ("sapo", "gpg", "dro", "vespo", "grpo_passk"):
       assert 0 < int(closed.clipped.sum()) < int(mask.sum())
 
+  @pytest.mark.x64
   def test_gmpo_token_weights(self):
     logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(33, B=5, G=6, T=6,
                                                                      score_scale=0.6))
@@ -92,6 +95,7 @@ class TestClosedFormsAgainstAutodiff:
     brute = np.max(4 * rho / (2 + np.exp(x) + np.exp(-x)))
     np.testing.assert_allclose(cf.sapo_gate_bound(tau_g), brute, rtol=1e-9)
 
+  @pytest.mark.x64
   def test_aggregation_scales(self):
     # One token per rollout, one group {1, 0}: each mode's factor by hand.
     mask = jnp.ones((1, 2, 3), bool).at[0, 1, 1:].set(False)  # lengths 3 and 1
@@ -115,6 +119,7 @@ class TestClosedFormsAgainstAutodiff:
     closed = cf.advantage_weights(name, logp, jnp.zeros_like(logp), ones, jnp.array([[0.0, 1.0]]))
     assert float(auto[0, 0, 0]) == 0.0 and float(closed.token_weights[0, 0, 0]) == 0.0
 
+  @pytest.mark.x64
   def test_real_on_policy_weights_and_constants(self):
     # sbar = 0: C+ = |O+|, C- = |O-|, |W| = 1 / (tau (1 + |O+-|)).
     tau = 0.5
@@ -127,6 +132,7 @@ class TestClosedFormsAgainstAutodiff:
                                rtol=1e-14)
 
   @pytest.mark.parametrize("scale", [0.1, 10.0, 400.0])
+  @pytest.mark.x64
   def test_log_sum_others_against_brute_force(self, scale):
     rng = np.random.default_rng(int(scale))
     z = rng.normal(size=(64, 16)) * scale
@@ -166,6 +172,7 @@ class TestChainRuleToParameters:
     return params, logp_fn, old, mask, rewards
 
   @pytest.mark.parametrize("name", ["real", "grpo", "cispo"])
+  @pytest.mark.x64
   def test_parameter_gradient(self, name):
     params, logp_fn, old, mask, rewards = self.setup_policy()
     loss = losses.get(name)
@@ -242,6 +249,7 @@ class TestSymbolic:
         assert sympy.cancel(sympy.together(d_ds - closed[name][k])) == 0, (name, k)
 
   @pytest.mark.parametrize("G, n_pos", [(3, 1), (4, 2)])
+  @pytest.mark.x64
   def test_symbolic_closed_forms_equal_the_code(self, G, n_pos):
     x, tau, _, closed = self.losses_and_closed_forms(G, n_pos)
     rng = np.random.default_rng(G * 10 + n_pos)
@@ -334,6 +342,7 @@ print("ok")
     assert not result.neutral["dro"]["float64"]["passed"]
     assert result.neutral["dro"]["float64"]["moving"] > 100
 
+  @pytest.mark.x64
   def test_a_batch_advantage_rounding_residue_is_not_an_error_but_a_weight_is(self):
     # REINFORCE++ whitens over the batch: a group whose rewards are all equal
     # has A = 0 in exact arithmetic, and each side may round it to its own
@@ -365,6 +374,7 @@ print("ok")
     out = stats(weight)
     assert max(float(out[s]["max_rel_err"]) for s in (*_sweep.SIGNS, "neutral")) > 0.05
 
+  @pytest.mark.x64
   def test_a_wrong_closed_form_fails_the_sweep(self, monkeypatch):
     right = cf.LABEL_CLOSED_FORMS["real"]
 
@@ -401,6 +411,7 @@ print("ok")
     assert one.table == three.table and one.properties == three.properties
     assert one.domination == three.domination and one.identities == three.identities
 
+  @pytest.mark.x64
   def test_domination_summary_against_numpy(self):
     # The sweep's first chunk rebuilt, REAL's per-rollout weights by autodiff,
     # and the top-negative shares and their summary computed here in NumPy.
@@ -439,6 +450,7 @@ print("ok")
       assert expected > 0
       assert int(out[sign]["edge_excluded"]) == expected, sign
 
+  @pytest.mark.x64
   def test_small_sweep_passes_with_properties(self):
     result = ga.run_sweep(512, ("float64",), chunk=64,
                           objectives=("real", "grpo", "cispo", "grpo_dual_clip"),
@@ -461,6 +473,47 @@ print("ok")
     assert auto.shape == s.shape == closed.shape
     on_policy = np.argmin(np.abs(s))
     np.testing.assert_allclose(auto[on_policy], 1 / (0.5 * (1 + 4)), rtol=1e-2)  # C+ = 4 near s=0
+
+
+class TestPassAtKNegatives:
+  """Pass@k gives its wrong rollouts A = 0: they are negatives whose weight must be 0."""
+
+  @pytest.mark.x64
+  def test_they_are_counted_and_checked_as_exact_zeros(self):
+    result = ga.run_sweep(256, ("float64",), chunk=64, objectives=("grpo_passk",),
+                          progress=lambda _: None)
+    row = result.table["grpo_passk"]["negative"]["float64"]
+    assert row["cases"] > 1000 and row["passed"]
+    assert row["zero_fraction"] == 1.0 and row["max_abs_err"] == 0.0
+    assert "n/a" not in ga.format_table(result.table, ("float64",))
+
+  @pytest.mark.x64
+  def test_a_weight_on_them_fails(self, monkeypatch):
+    right = cf.advantage_weights
+
+    def credit_for_the_wrong(*args, **kwargs):
+      w = right(*args, **kwargs)
+      nudge = jnp.where(w.advantages[..., None] == 0, 1e-3 * w.agg_factor, 0.0)
+      return w._replace(token_weights=w.token_weights + nudge)
+    jax.clear_caches()
+    monkeypatch.setattr(cf, "advantage_weights", credit_for_the_wrong)
+    try:
+      result = ga.run_sweep(64, ("float64",), chunk=16, objectives=("grpo_passk",),
+                            progress=lambda _: None)
+    finally:
+      jax.clear_caches()
+    assert not result.table["grpo_passk"]["negative"]["float64"]["passed"]
+
+
+def test_a_row_without_cases_says_so():
+  row = dict(cases=0, max_abs_err=0.0, max_rel_err=0.0, tolerance=1e-9, bounded=True,
+             monotonic=True, zero_fraction=0.0, passed=True)
+  table = {"x": {"negative": {"float64": row},
+                 "positive": {"float64": dict(row, cases=5)}}}
+  lines = ga.format_table(table, ("float64",)).splitlines()
+  assert lines[2].endswith("n/a (no cases)") and lines[3].endswith("ok")
+  assert "FAIL" in ga.format_table({"x": {"positive": {"float64": dict(row, cases=5, passed=False)}}},
+                                   ("float64",))
 
 
 def _run_cli(*args, timeout=600):
@@ -558,6 +611,7 @@ class TestCheckYourOwnObjective:
     return ga.check_objective(ga.Objective("mine", loss, weights, edges), cases=512,
                               dtypes=("float64",), chunk=64, progress=None)
 
+  @pytest.mark.x64
   def test_a_correct_objective_passes(self):
     def cispo(logp, old_logp, mask, rewards):  # with the stop-gradient
       return losses.cispo(logp, old_logp, mask, rewards)
@@ -568,12 +622,14 @@ class TestCheckYourOwnObjective:
     np.testing.assert_allclose(auto, closed, rtol=1e-9)
     assert "mine" in ga.format_report(report)
 
+  @pytest.mark.x64
   def test_catches_a_missing_stop_gradient(self):
     report = self.check(_cispo_without_stop_gradient, _cispo_weights)
     assert not report.passed
     for sign in ("positive", "negative"):
       assert report.table[sign]["float64"]["max_rel_err"] > 0.1
 
+  @pytest.mark.x64
   def test_catches_a_trust_region_inverted_for_negatives(self):
     report = self.check(_grpo_inverted_for_negatives, _grpo_weights, edges=(0.8, 1.2))
     assert not report.passed
@@ -586,6 +642,7 @@ class TestCheckYourOwnObjective:
     with pytest.raises(ValueError, match="`cases` must be an integer >= 1"):
       ga.check_objective(ga.Objective("x", _grpo_inverted_for_negatives, _grpo_weights), cases=0)
 
+  @pytest.mark.x64
   def test_plot(self, tmp_path):
     report = self.check(_grpo_inverted_for_negatives, _grpo_weights, edges=(0.8, 1.2))
     ga.plot_objective(str(tmp_path / "mine.png"), report)

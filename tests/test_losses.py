@@ -45,6 +45,7 @@ class TestAgainstNumpyReference:
 
   @pytest.mark.parametrize("name", ALL)
   @pytest.mark.parametrize("seed", [0, 1, 2])
+  @pytest.mark.x64
   def test_float64(self, name, seed):
     batch = batches.random_batch(seed)
     got, _ = jitted(name)(*map(jnp.asarray, batch))
@@ -77,6 +78,7 @@ class TestAgainstNumpyReference:
 
   @pytest.mark.parametrize("name", LABEL)
   @pytest.mark.parametrize("tau", [0.05, 0.5, 2.0])
+  @pytest.mark.x64
   def test_label_losses_across_tau(self, name, tau):
     batch = batches.random_batch(4, score_scale=0.2)
     got, _ = jitted(name, tau=tau)(*map(jnp.asarray, batch))
@@ -84,6 +86,7 @@ class TestAgainstNumpyReference:
 
   @pytest.mark.parametrize("name", AGGREGATED)
   @pytest.mark.parametrize("mode", losses.AGG_MODES)
+  @pytest.mark.x64
   def test_every_aggregation_mode(self, name, mode):
     batch = batches.random_batch(5, score_scale=0.3)
     got, _ = jitted(name, loss_agg_mode=mode)(*map(jnp.asarray, batch))
@@ -91,6 +94,7 @@ class TestAgainstNumpyReference:
     np.testing.assert_allclose(float(got), want, rtol=1e-12, atol=1e-14)
 
   @pytest.mark.parametrize("kl_type", losses.KL_TYPES)
+  @pytest.mark.x64
   def test_kl_penalty(self, kl_type):
     logp, old, mask, rewards = batches.random_batch(6)
     ref_logp = np.where(mask, old + 0.1 * np.random.default_rng(0).normal(size=old.shape), np.nan)
@@ -101,6 +105,7 @@ class TestAgainstNumpyReference:
     np.testing.assert_allclose(float(got), want, rtol=1e-12)
     assert float(aux.kl) != 0.0
 
+  @pytest.mark.x64
   def test_k3_is_clamped_as_in_verl(self):
     # verl's low_var_kl: log-ratio clamped to [-20, 20], the estimate to [-10, 10].
     x = np.array([-3.0, 0.0, 1.0, 3.0, 25.0])  # ref_logp - logp
@@ -109,12 +114,14 @@ class TestAgainstNumpyReference:
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert float(got[3]) == 10.0 and float(got[0]) == pytest.approx(np.exp(-3) + 2)
 
+  @pytest.mark.x64
   def test_sequence_scores(self):
     logp, old, mask, _ = batches.random_batch(7)
     got = jax.jit(losses.sequence_scores)(logp, old, mask)
     np.testing.assert_allclose(got, reference.scores(logp, old, mask), rtol=1e-13, atol=1e-15)
 
   @pytest.mark.parametrize("estimator", losses.ADVANTAGE_ESTIMATORS)
+  @pytest.mark.x64
   def test_advantage_estimators_on_ragged_groups(self, estimator):
     # random_batch has groups with absent rollouts, one-sided and empty groups.
     _, _, mask, rewards = batches.random_batch(8)
@@ -122,6 +129,7 @@ class TestAgainstNumpyReference:
     np.testing.assert_allclose(got, reference.advantages(mask, rewards, estimator), atol=1e-12)
 
   @pytest.mark.parametrize("estimator", losses.ADVANTAGE_ESTIMATORS)
+  @pytest.mark.x64
   def test_advantage_estimators_on_graded_rewards(self, estimator):
     # Non-binary rewards: OPO's length weights, pass@k's best-minus-second and
     # REINFORCE++'s whitening all see distinct values.
@@ -130,6 +138,7 @@ class TestAgainstNumpyReference:
     got = losses.batch_advantages(jnp.asarray(rewards), jnp.asarray(mask), estimator=estimator)
     np.testing.assert_allclose(got, reference.advantages(mask, rewards, estimator), atol=1e-12)
 
+  @pytest.mark.x64
   def test_estimators_by_hand(self):
     # One group of four, lengths 1, 2, 3, 4, rewards 1, 0, 0, 1.
     mask = jnp.asarray(np.arange(4)[None, None, :] < np.arange(1, 5)[None, :, None])
@@ -154,6 +163,7 @@ class TestAgainstNumpyReference:
                                [[0.5 / sigma, -0.5 / sigma, -0.5 / sigma, 0.5 / sigma]],
                                rtol=1e-12)
 
+  @pytest.mark.x64
   def test_rloo_by_hand_with_an_absent_rollout(self):
     # Present rewards (1, 0, 0), the fourth rollout absent and "correct":
     # A = 1 - (0 + 0)/2 = 1, and 0 - (1 + 0)/2 = -1/2 for each wrong one.
@@ -163,6 +173,7 @@ class TestAgainstNumpyReference:
 
   @pytest.mark.parametrize("name", ADVANTAGE)
   @pytest.mark.parametrize("estimator", ["rloo", "drgrpo"])
+  @pytest.mark.x64
   def test_every_objective_with_every_estimator(self, name, estimator):
     batch = batches.random_batch(22)
     got, aux = jitted(name, advantage=estimator)(*map(jnp.asarray, batch))
@@ -172,6 +183,7 @@ class TestAgainstNumpyReference:
                                atol=1e-12)
 
   @pytest.mark.parametrize("name", ["grpo", "dapo", "dr_grpo"])
+  @pytest.mark.x64
   def test_dual_clip(self, name):
     batch = batches.random_batch(23, score_scale=1.5)  # ratios well past c = 1.5
     got, _ = jitted(name, clip_ratio_c=1.5)(*map(jnp.asarray, batch))
@@ -181,6 +193,7 @@ class TestAgainstNumpyReference:
 
   @pytest.mark.parametrize("name", ["grpo", "dapo", "dr_grpo", "gspo", "luspo"])
   @pytest.mark.parametrize("delta", [1.1, 1.5])
+  @pytest.mark.x64
   def test_two_sided_clip(self, name, delta):
     batch = batches.random_batch(24, score_scale=1.0)
     got, _ = jitted(name, delta=delta)(*map(jnp.asarray, batch))
@@ -192,6 +205,7 @@ class TestAgainstNumpyReference:
     np.testing.assert_allclose(np.where(mask, g, 0.0), num, atol=1e-7)
 
   @pytest.mark.parametrize("name", ["grpo", "cispo", "gpg", "dppo_tv", "dro", "vespo"])
+  @pytest.mark.x64
   def test_positive_nll(self, name):
     batch = batches.random_batch(25)
     logp, old, mask, rewards = batch
@@ -210,6 +224,7 @@ class TestAgainstNumpyReference:
     got, _ = jitted("grpo", positive_nll=0.5)(*map(jnp.asarray, batch))
     assert float(got) == 0.0
 
+  @pytest.mark.x64
   def test_kl_cov_penalty_has_zero_derivative_on_policy(self):
     # torch's |s|' at 0 is sgn(0) = 0 (verl's KL-Cov); JAX's own would be 1.
     logp = jnp.zeros((1, 2, 1))
@@ -223,6 +238,7 @@ class TestAgainstNumpyReference:
     b, _ = jitted("grpo", loss_agg_mode="token-mean")(*batch)
     assert float(a) == float(b)
 
+  @pytest.mark.x64
   def test_covariance_selection_as_the_rule_reads(self):
     # 2e-4 of ~100 tokens selects 1; raise the ratio so several are chosen.
     logp, old, mask, rewards = batches.random_batch(29, score_scale=1.0)
@@ -244,12 +260,14 @@ class TestAgainstNumpyReference:
                                  reference.loss(name, logp, old, mask, rewards, **kwargs),
                                  rtol=1e-12)
 
+  @pytest.mark.x64
   def test_cispo_band_as_verl(self):
     batch = batches.random_batch(24, score_scale=0.5)
     got, _ = jitted("cispo", epsilon_low=0.2, epsilon_high=0.28)(*map(jnp.asarray, batch))
     want = reference.loss("cispo", *batch, epsilon_low=0.2, epsilon_high=0.28)
     np.testing.assert_allclose(float(got), want, rtol=1e-12, atol=1e-14)
 
+  @pytest.mark.x64
   def test_real_by_hand(self):
     # One group, positive score 0.5, negative score -0.5, tau = 0.5:
     # log(1 + e^{-1}) + log(1 + e^{-1}) = 2 * 0.3132616875...
@@ -297,6 +315,7 @@ class TestGradientsAgainstFiniteDifferences:
 class TestInvariances:
 
   @pytest.mark.parametrize("name", ALL)
+  @pytest.mark.x64
   def test_permuting_rollouts_in_a_group(self, name):
     logp, old, mask, rewards = batches.random_batch(10)
     perm = np.random.default_rng(0).permutation(logp.shape[1])
@@ -307,6 +326,7 @@ class TestInvariances:
     np.testing.assert_allclose(np.asarray(ga)[:, perm], gb, rtol=1e-12, atol=1e-15)
 
   @pytest.mark.parametrize("name", ALL)
+  @pytest.mark.x64
   def test_permuting_groups(self, name):
     logp, old, mask, rewards = batches.random_batch(11)
     perm = np.random.default_rng(1).permutation(logp.shape[0])
@@ -341,6 +361,7 @@ class TestInvariances:
       np.testing.assert_array_equal(v_clip[b], l_clip)
 
   @pytest.mark.parametrize("name", ALL)
+  @pytest.mark.x64
   def test_padding_equals_removal(self, name):
     # An unpadded batch (every rollout present, full length) ...
     rng = np.random.default_rng(14)
@@ -414,6 +435,7 @@ class TestDegenerateGroups:
     assert np.all(np.asarray(g) == 0.0)
 
   @pytest.mark.parametrize("kind", ["all_correct", "all_wrong"])
+  @pytest.mark.x64
   def test_penalties_act_without_advantage(self, kind):
     # With every A = 0 only the penalties move tokens: DRO pulls each token
     # by beta * s / N; KL-Cov pushes its one selected token (every covariance
@@ -490,6 +512,7 @@ class TestClipRegions:
     assert _one_group_grad(name, above, 0.0) > 0.0  # descent lowers the log-prob
     assert _one_group_grad(name, inside, 0.0) > 0.0
 
+  @pytest.mark.x64
   def test_gradient_value_is_adv_times_ratio(self):
     # GRPO, seq-mean-token-mean, 2 one-token rollouts: d/ds = -A e^s / 2.
     for s, r in ((0.1, 1.0), (-0.4, 1.0), (0.7, 0.0), (0.05, 0.0)):
@@ -505,6 +528,7 @@ class TestClipRegions:
     assert float(aux.clip_fraction) == 1.0
 
   @pytest.mark.parametrize("name", CLIPPED)
+  @pytest.mark.x64
   def test_clip_fraction_counts_tokens_not_rollouts(self, name):
     # Rollouts of several tokens with padding: the fractions' denominators are
     # each rollout's and the batch's real tokens.
@@ -522,6 +546,7 @@ class TestClipRegions:
     np.testing.assert_allclose(aux.clipped_fraction, want, rtol=1e-12)
     np.testing.assert_allclose(float(aux.clip_fraction), want_all, rtol=1e-12)
 
+  @pytest.mark.x64
   def test_no_dual_clip_negatives_unbounded(self):
     # docs/derivations.md, section 6: |W_GRPO| grows like e^s for A < 0 (gradient domination).
     g1 = _one_group_grad("grpo", 2.0, 0.0)
@@ -540,6 +565,7 @@ class TestObjectivesSinceThePaper:
 
   @pytest.mark.parametrize("s", [-3.0, -0.5, 0.0, 0.3, 1.0, 2.5])
   @pytest.mark.parametrize("r", [1.0, 0.0])
+  @pytest.mark.x64
   def test_cispo_is_never_zero_and_capped(self, s, r):
     sign = 1.0 if r else -1.0
     w = min(np.exp(s), 5.0)  # default: cap only, at 1 + 4
@@ -551,15 +577,18 @@ class TestObjectivesSinceThePaper:
 
   @pytest.mark.parametrize("s", [-2.0, 0.0, 0.2, 1.5])
   @pytest.mark.parametrize("r", [1.0, 0.0])
+  @pytest.mark.x64
   def test_sapo_gate_derivative(self, s, r):
     sign, tau = (1.0, 1.0) if r else (-1.0, 1.05)
     sigma = 1 / (1 + np.exp(-tau * (np.exp(s) - 1)))
     want = -sign * self.A * 4 * sigma * (1 - sigma) * np.exp(s) / 2
     np.testing.assert_allclose(_one_group_grad("sapo", s, r), want, rtol=1e-12)
 
+  @pytest.mark.x64
   def test_sapo_is_exactly_minus_a_on_policy(self):
     np.testing.assert_allclose(_one_group_grad("sapo", 0.0, 1.0), -self.A / 2, rtol=1e-13)
 
+  @pytest.mark.x64
   def test_gmpo_clip_regions(self):
     # A > 0: cut above +0.4, alive below -0.4; A < 0: cut below -0.4, alive above +0.4.
     assert _one_group_grad("gmpo", 0.5, 1.0) == 0.0
@@ -569,6 +598,7 @@ class TestObjectivesSinceThePaper:
     np.testing.assert_allclose(_one_group_grad("gmpo", 0.9, 0.0), self.A * np.exp(0.9) / 2,
                                rtol=1e-12)
 
+  @pytest.mark.x64
   def test_gmpo_clipped_token_still_moves_its_rollouts_ratio(self):
     # Two tokens: one clipped (0 gradient), one alive, whose weight is the
     # geometric-mean ratio over both, clipped value included.
@@ -584,6 +614,7 @@ class TestObjectivesSinceThePaper:
     np.testing.assert_allclose(_one_group_grad("gpg", s, 1.0), -0.5 / 2, rtol=1e-14)
     np.testing.assert_allclose(_one_group_grad("gpg", s, 0.0), 0.5 / 2, rtol=1e-14)
 
+  @pytest.mark.x64
   def test_dual_clip_bounds_negatives_only(self):
     c = 3.0
     # A < 0: alive above 1 + eps up to c, cut beyond c (and below 1 - eps, as GRPO).

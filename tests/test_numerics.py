@@ -1,5 +1,7 @@
 """The tests' float32 tolerance for reordered reductions: loose enough, and no looser."""
 
+import jax
+import jax.numpy as jnp
 from numerics import assert_allclose_scaled
 import numpy as np
 import pytest
@@ -41,3 +43,21 @@ def test_nans_must_match():
   with pytest.raises(AssertionError):
     assert_allclose_scaled([np.nan, 1.0], [0.0, 1.0])
   assert_allclose_scaled([np.nan, 1.0], [np.nan, 1.0])
+
+
+@pytest.mark.xdist_group("x64_scope")  # one worker, in file order: the marked test runs first
+class TestX64Scope:
+  """The suite runs in JAX's default mode; `@pytest.mark.x64` is one test's setting."""
+
+  @pytest.mark.x64
+  def test_a_marked_test_computes_in_float64(self):
+    assert jax.config.jax_enable_x64
+    assert jnp.asarray(1.0).dtype == jnp.float64
+    assert (jnp.ones(3, jnp.float64) / 3).dtype == jnp.float64
+
+  def test_the_next_test_is_back_in_the_default_mode(self):
+    assert not jax.config.jax_enable_x64
+    assert jnp.asarray(1.0).dtype == jnp.float32
+    # What a user's run does with a Python float: weakly typed, float32.
+    assert (jnp.ones(3) * 0.1).dtype == jnp.float32
+    assert jnp.asarray(np.float64(0.1)).dtype == jnp.float32

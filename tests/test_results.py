@@ -8,11 +8,13 @@ number typed by hand, or data changed without its table, fails.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 
 import _common as bench_common  # benchmarks/ is on the test path (setup.cfg)
+import accelerator  # benchmarks/ again
 import pytest
 
 from real_jax import grad_analysis as ga
@@ -33,6 +35,15 @@ def _json(path: str) -> dict:
 
 
 # table (under docs/) -> how its command makes it from the committed data
+# Every accelerator report committed (benchmarks/README.md), by device kind.
+_ACCELERATORS = sorted(f[:-len(".json")] for f in os.listdir(os.path.join(DOCS, "accelerators"))
+                       if f.endswith(".json"))
+
+
+def _accelerator_table(kind: str) -> str:
+  return accelerator.markdown(_json(os.path.join("accelerators", f"{kind}.json")))
+
+
 TABLES = {
     "study/summary.md": lambda: study.format_summary(
         study.read_summary(os.path.join(DOCS, "study/summary.csv"))) + "\n",
@@ -50,6 +61,8 @@ TABLES = {
     "bench_losses_cpu.md": lambda: bench_common.losses_table(_json("bench_losses_cpu.json")),
     "bench_training_cpu.md": lambda: bench_common.training_table(
         _json("bench_training_cpu.json")),
+    **{f"accelerators/{kind}.md": functools.partial(_accelerator_table, kind)
+       for kind in _ACCELERATORS},
 }
 
 

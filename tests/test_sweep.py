@@ -139,7 +139,12 @@ class TestEndToEnd:
       assert alone[k].shape[0] == 1 and mixed[k].shape[0] == 5
       np.testing.assert_array_equal(mixed[k][2], alone[k][0], err_msg=k)
       np.testing.assert_array_equal(mixed[k][4], alone[k][0], err_msg=k)
-    assert not np.array_equal(mixed["loss"][0], alone["loss"][0])  # the neighbours differ
+    # The neighbours differ. Not by the loss: on-policy REAL's loss is a
+    # function of each group's counts of right and wrong rollouts, and seeds 0
+    # and 2 draw the same counts. The entropy and the gradient norm are
+    # continuous in the parameters.
+    for k in ("entropy", "grad_norm"):
+      assert not np.array_equal(mixed[k][0], alone[k][0]), k
 
   @pytest.mark.slow
   def test_command_from_outside_the_repository(self, tmp_path, base_dir):

@@ -51,6 +51,7 @@ import numpy as np
 
 from real_jax.grad_analysis import _closed_forms as cf
 from real_jax.grad_analysis import _figures
+from real_jax.grad_analysis import _report
 from real_jax.grad_analysis import _sweep
 
 Array = jax.Array
@@ -213,7 +214,7 @@ def format_report(report: ObjectiveReport) -> str:
     for dtype, r in by_dtype.items():
       lines.append(f"{report.name:<14} {sign:<9} {dtype:<8} {int(r['cases']):>10,d} "
                    f"{r['max_abs_err']:>12.3e} {r['max_rel_err']:>12.3e} {r['tolerance']:>7.0e} "
-                   f"{r['zero_fraction']:>7.3f}  {'ok' if r['passed'] else 'FAIL'}")
+                   f"{r['zero_fraction']:>7.3f}  {_report.status(r)}")
   return "\n".join(lines)
 
 

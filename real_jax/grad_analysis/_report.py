@@ -22,8 +22,15 @@ def format_table(table: dict, dtypes) -> str:
             f"{name:<18} {sign:<9} {dtype:<8} {int(r['cases']):>10,d} {r['max_abs_err']:>12.3e} "
             f"{r['max_rel_err']:>12.3e} {r['tolerance']:>7.0e} {str(r['bounded']):>8} "
             f"{str(r['monotonic']):>6} {r['zero_fraction']:>6.3f}  "
-            f"{'ok' if r['passed'] else 'FAIL'}")
+            f"{status(r)}")
   return "\n".join(lines)
+
+
+def status(row: dict) -> str:
+  """A row's verdict: a row that saw no cases checked nothing, and says so."""
+  if not row["cases"]:
+    return "n/a (no cases)"
+  return "ok" if row["passed"] else "FAIL"
 
 
 def format_properties(properties: dict, dtype: str) -> str:
@@ -71,8 +78,8 @@ def report_markdown(report: dict) -> str:
     for sign, by_dtype in by_sign.items():
       p = report["properties"][name][sign][last]
       measured = p.get("max_unit_weight", p["max_weight"])
-      errs = [_err(by_dtype[d]["max_rel_err"]) + ("" if by_dtype[d]["passed"] else " **FAIL**")
-              for d in dtypes]
+      errs = [("n/a (no cases)" if not by_dtype[d]["cases"] else _err(by_dtype[d]["max_rel_err"]))
+              + ("" if by_dtype[d]["passed"] else " **FAIL**") for d in dtypes]
       bound = p["bound"] if p["bounded"] else f"**{p['bound']}**"
       lines.append(f"| {name} | {sign} | " + " | ".join(errs)
                    + f" | {bound} | {measured:.4g} | {p['direction']} "

@@ -264,6 +264,9 @@ class _Closed(NamedTuple):
     edge: `[n, B, G, T]` bool, tokens at a jump of the weight.
     probe_clipped: `[n, B]` bool, whether the clip is active on the first
       token of each group's first rollout (the probe's).
+    wrong: `[n, B, G]` bool, a wrong rollout of a group that has a right one:
+      a negative sample whatever its advantage (pass@k gives it A = 0, and
+      its closed form says its weight is exactly 0, which is checked).
   """
   token_weights: Array
   terms: Array
@@ -271,6 +274,7 @@ class _Closed(NamedTuple):
   advantages: Array
   edge: Array
   probe_clipped: Array
+  wrong: Array
 
 
 def _advantage_weights(name: str, logp, old_logp, mask, rewards) -> tuple[Array, _Closed]:
@@ -285,8 +289,11 @@ def _advantage_weights(name: str, logp, old_logp, mask, rewards) -> tuple[Array,
   # token_weights = -A u alpha + penalty (0 off the mask, as the penalty).
   terms = jnp.abs(closed.token_weights - closed.penalty) + jnp.abs(closed.penalty)
   terms = jnp.maximum(terms, _residue_scale(closed))
+  present = jnp.any(mask, -1)
+  right = present & (rewards > 0)
+  wrong = present & ~right & jnp.any(right, -1, keepdims=True)
   return auto, _Closed(closed.token_weights, terms, jnp.max(closed.agg_factor, -1),
-                       closed.advantages, closed.edge, closed.clipped[..., 0, 0])
+                       closed.advantages, closed.edge, closed.clipped[..., 0, 0], wrong)
 
 
 # A sum of n terms rounds by up to about n ulps of its largest term; a case's
@@ -342,7 +349,11 @@ def _advantage_stats(auto, closed: _Closed, mask, with_share: bool = True) -> di
   unit = jnp.where(a != 0, jnp.abs(a) * closed.agg[..., None], 1.0)
   unit_auto = jnp.abs(auto) / jnp.where(mask, unit, 1.0)
   abs_err, rel_err = _errors(auto, token_weights, closed.terms)
-  positive, negative, neutral = m & (a > 0), m & (a < 0), m & (a == 0)
+  # A wrong rollout with A = 0 (pass@k's) is a negative sample whose weight
+  # must be exactly 0; the neutral tokens are the rest with A = 0.
+  zero_negative = (a == 0) & closed.wrong[..., None]
+  positive, negative = m & (a > 0), m & ((a < 0) | zero_negative)
+  neutral = m & (a == 0) & ~zero_negative
   moving = neutral & ((token_weights != 0) | (auto != 0))
   # Two variadic reductions, one pass over the tokens each: XLA's CPU backend
   # runs every separate reduction as its own loop, and these were most of the
