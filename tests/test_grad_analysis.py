@@ -112,12 +112,25 @@ class TestClosedFormsAgainstAutodiff:
     assert _max_rel(auto, closed.token_weights) < 1e-12
 
   @pytest.mark.parametrize("name", CLIPPED + ("sapo",))
-  def test_beyond_log_ratio_clamp_weight_is_zero(self, name):
-    logp = jnp.array([[[25.0], [0.0]]])  # A < 0 for rollout 0, s beyond 20
+  @pytest.mark.parametrize("s, reward", [(25.0, 0.0), (-25.0, 1.0), (25.0, 1.0), (-25.0, 0.0)])
+  def test_beyond_log_ratio_clamp_weight_is_zero(self, name, s, reward):
+    # The clamp is symmetric (|s| < 20): beyond it on either side, for a
+    # rollout of either sign, the weight is 0.
+    logp = jnp.array([[[s], [0.0]]])
+    rewards = jnp.array([[reward, 1.0 - reward]])
     ones = jnp.ones_like(logp)
-    auto = ga.token_gradients(name, logp, jnp.zeros_like(logp), ones, jnp.array([[0.0, 1.0]]))
-    closed = cf.advantage_weights(name, logp, jnp.zeros_like(logp), ones, jnp.array([[0.0, 1.0]]))
+    auto = ga.token_gradients(name, logp, jnp.zeros_like(logp), ones, rewards)
+    closed = cf.advantage_weights(name, logp, jnp.zeros_like(logp), ones, rewards)
     assert float(auto[0, 0, 0]) == 0.0 and float(closed.token_weights[0, 0, 0]) == 0.0
+    # Just inside the clamp the two agree, and where the clip is open (a
+    # negative pushed up, a positive pushed down) the weight is not 0.
+    inside = logp.at[0, 0, 0].set(np.sign(s) * 19.0)
+    auto = ga.token_gradients(name, inside, jnp.zeros_like(logp), ones, rewards)
+    closed = cf.advantage_weights(name, inside, jnp.zeros_like(logp), ones, rewards)
+    np.testing.assert_allclose(float(auto[0, 0, 0]), float(closed.token_weights[0, 0, 0]),
+                               rtol=1e-5, atol=1e-30)
+    if name in CLIPPED and (s > 0) == (reward == 0.0):  # SAPO's gate underflows there
+      assert float(auto[0, 0, 0]) != 0.0
 
   @pytest.mark.x64
   def test_real_on_policy_weights_and_constants(self):

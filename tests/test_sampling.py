@@ -95,3 +95,44 @@ class TestSampler:
                         **task.special_ids)
     with pytest.raises(ValueError, match="exceeds max_len"):
       sampling.sample(graphdef, state, prompts, jax.random.key(0), max_new=50, **task.special_ids)
+
+
+def _nucleus(logits: np.ndarray, top_p: float) -> set[int]:
+  """NumPy: the most probable tokens up to and including the one that reaches `top_p`."""
+  probs = np.exp(logits - logits.max())
+  probs /= probs.sum()
+  order = np.argsort(-probs, kind="stable")
+  above = np.cumsum(probs[order]) - probs[order]
+  return set(order[above < top_p].tolist())
+
+
+class TestNucleusBothWays:
+  """Top-p keeps the nucleus, all of it, and every token in it can be drawn."""
+
+  @pytest.mark.parametrize("top_p", [0.05, 0.3, 0.5, 0.8, 0.95, 0.999])
+  def test_the_kept_set_is_exactly_the_nucleus(self, top_p):
+    logits = np.random.default_rng(3).normal(0.0, 2.0, (64, 16)).astype(np.float32)
+    kept = np.isfinite(np.asarray(sampling._top_p_logits(jnp.asarray(logits), top_p)))
+    sizes = []
+    for row, keep in zip(logits, kept, strict=True):
+      assert set(np.flatnonzero(keep).tolist()) == _nucleus(row.astype(np.float64), top_p)
+      sizes.append(keep.sum())
+    # Both ends reached over the rows: a single token, and more than one.
+    if top_p == 0.05:
+      assert min(sizes) == 1
+    if top_p >= 0.8:
+      assert max(sizes) > 1
+
+  def test_every_token_of_the_nucleus_is_drawn_at_its_renormalised_rate(self):
+    logits = jnp.log(jnp.asarray([[0.30, 0.25, 0.20, 0.15, 0.06, 0.04]]))
+    n = 40_000
+    keys = jax.random.split(jax.random.key(0), n)
+    tokens, logp = jax.vmap(lambda k: sampling._pick(k, logits, 1.0, 0.85))(keys)
+    tokens = np.asarray(tokens)[:, 0]
+    counts = np.bincount(tokens, minlength=6)
+    nucleus = np.array([0.30, 0.25, 0.20, 0.15]) / 0.90  # 0.30+0.25+0.20 = 0.75 < 0.85
+    assert counts[4:].sum() == 0
+    np.testing.assert_allclose(counts[:4] / n, nucleus, atol=0.01)
+    # The log-probability returned is the untruncated policy's (what pi_old is).
+    np.testing.assert_allclose(np.asarray(logp)[:, 0], np.log([0.30, 0.25, 0.20, 0.15])[tokens],
+                               rtol=1e-5)
