@@ -636,6 +636,33 @@ class TestObjectivesSinceThePaper:
 # ------------------------------------------------------- extreme inputs ----
 
 
+class TestDPPOTrustRegionBothWays:
+  """DPPO drops a token only past its threshold, only in the direction A pushes it."""
+
+  @pytest.mark.x64
+  @pytest.mark.parametrize("divergence", ["tv", "kl"])
+  def test_against_numpy_on_both_sides_of_both_thresholds(self, divergence):
+    eps_low, eps_high = 0.1, 0.2  # unequal, so that swapping them is seen
+    old = np.array([0.05, 0.3, 0.6, 0.9])[:, None]
+    new = np.linspace(0.001, 0.999, 999)[None, :]
+    old, new = np.broadcast_arrays(old, new)
+    if divergence == "tv":
+      push_up_ok = new - old <= eps_high
+      push_down_ok = new - old >= -eps_low
+    else:
+      d = old * np.log(old / new) + (1 - old) * np.log((1 - old + 1e-8) / (1 - new + 1e-8))
+      push_up_ok = (d <= eps_high) | (new <= old)
+      push_down_ok = (d <= eps_low) | (new >= old)
+    for a, want in ((1.0, push_up_ok), (-1.0, push_down_ok), (0.0, push_down_ok)):
+      got = losses.dppo_kept(jnp.log(new), jnp.log(old), jnp.full(new.shape, a),
+                             divergence=divergence, epsilon_low=eps_low, epsilon_high=eps_high)
+      np.testing.assert_array_equal(np.asarray(got), want, err_msg=f"A = {a}")
+      # Both outcomes occur, and a drop happens only where the token moved with A.
+      assert want.any() and (~want).any()
+      moved_with_a = (new > old) if a > 0 else (new < old)
+      assert not (~want & ~moved_with_a).any()
+
+
 class TestExtremes:
 
   @pytest.mark.parametrize("name", ALL)
