@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast test-compat mutants lint doctest docs notebooks reproduce grad-analysis compare study study-length bench accel-report clean
+.PHONY: install install-tunix test test-fast test-compat mutants mutation lint doctest docs notebooks reproduce grad-analysis compare study study-length bench accel-report clean
 
 install: $(STAMP)
 
@@ -86,8 +86,8 @@ test-fast: install
 
 # The versions setup.cfg admits beyond .venv's: one environment per other
 # Python found (3.12 with jax 0.11.2, as GPU images carry; 3.13 with the
-# newest jax), each running this tier (.ci/compat). Run it before a change lands;
-# CI runs `make test` alone, to stay within its time.
+# newest jax), each running this tier (.ci/compat). CI (.ci/run) runs it after
+# `make test`, its environments built while the suite runs.
 COMPAT_TESTS := tests/test_losses.py::TestAgainstNumpyReference::test_float32_keeps_dtype_and_matches \
     tests/test_losses.py::TestGradientsAgainstFiniteDifferences \
     tests/test_losses.py::TestClipRegions \
@@ -110,6 +110,15 @@ test-compat:
 # docs/mutants.json and its table docs/mutants.md. Not part of `make test`.
 mutants: install-tunix
 	$(PY) tests/mutants.py
+
+# Mutation testing with cosmic-ray (tests/mutation.py) on a seeded sample of 300
+# mutants of the modules that decide a number; resumable in runs/mutation,
+# MINUTES=N stops after N minutes. Writes docs/mutation.json and docs/mutation.md.
+# Not part of `make test`.
+MINUTES ?=
+mutation: install-tunix
+	$(PY) -m pip install --quiet --no-compile "cosmic-ray==8.7.0"
+	$(PY) tests/mutation.py $(if $(MINUTES),--minutes $(MINUTES))
 
 # Execute the notebooks in place (outputs are not committed: `git checkout notebooks` drops them).
 notebooks: install
