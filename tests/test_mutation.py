@@ -1,0 +1,49 @@
+"""`tests/mutation.py` (make mutation): its statistics and its test selection."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import mutation  # tests/ is on the path (setup.cfg)
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_wilson_against_hand_computations():
+  z = 1.959964
+  # All killed: the lower end is n / (n + z^2), the upper 1.
+  lo, hi = mutation.wilson(6, 6)
+  assert lo == pytest.approx(6 / (6 + z * z)) and hi == pytest.approx(1.0)
+  # Half of 100: centre 0.5, half-width z * sqrt(0.25/100 + z^2/40000) / (1 + z^2/100).
+  lo, hi = mutation.wilson(50, 100)
+  half = z * math.sqrt(0.0025 + z * z / 40000) / (1 + z * z / 100)
+  assert (lo, hi) == pytest.approx((0.5 - half, 0.5 + half))
+  assert all(math.isnan(x) for x in mutation.wilson(0, 0))
+
+
+def test_equivalent_mutants_leave_the_denominator():
+  results = [dict(module="a.py", operator="op", occurrence=i, line=i, definition="f",
+                  outcome=outcome, diff="")
+             for i, outcome in enumerate(["killed", "killed", "survived", "survived"])]
+  triage = {"a.py:op:2": {"verdict": "equivalent", "why": "no input tells them apart"}}
+  s = mutation.summarise(results, triage)
+  assert s["total"] == dict(killed=2, survived=1, equivalent=1, rate=pytest.approx(2 / 3),
+                            interval=pytest.approx(mutation.wilson(2, 3)))
+  text = mutation.markdown({"plan": dict(sample=4, population=9, seed=0, commit="0" * 40),
+                            "results": results, "summary": s}, triage)
+  assert "**equivalent**: no input tells them apart" in text
+  assert text.count("**not triaged yet**") == 1  # occurrence 3
+
+
+def test_every_target_has_existing_tests():
+  files = mutation._target_files()
+  assert "real_jax/grad_analysis/_closed_forms.py" in files
+  assert any(f.startswith("real_jax/losses/") for f in files)
+  for f in files:
+    assert os.path.isfile(os.path.join(ROOT, f))
+    for t in mutation.tests_for(f).split():
+      assert os.path.isfile(os.path.join(ROOT, t)), (f, t)
+  with pytest.raises(KeyError):
+    mutation.tests_for("real_jax/train.py")
