@@ -408,6 +408,7 @@ class TestInvariances:
     assert abs(float(c) - float(d)) > 1e-3  # REAL's anchor breaks the symmetry
 
   @pytest.mark.slow
+  @pytest.mark.x64
   @hypothesis.settings(deadline=None, max_examples=25)
   @hypothesis.given(seed=st.integers(0, 2**31 - 1), G=st.integers(1, 9),
                     name=st.sampled_from(ALL))

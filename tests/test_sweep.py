@@ -113,13 +113,17 @@ class TestEndToEnd:
 
   @pytest.mark.slow
   def test_real_sweep_over_tau_and_lr(self, tmp_path, tiny_config):
-    cfg = tiny_config(steps=3)
+    # 64 rollouts a step: the tiny base model solves a few per cent, and tau
+    # can only matter once a group holds both a right and a wrong rollout (16
+    # rollouts a step drew none in three steps, and every REAL run was the same).
+    cfg = tiny_config(steps=3, prompts_per_step=8, group_size=8)
     points = sweep.product(loss=["real", "grpo"], tau=[0.25, 1.0], lr=[3e-4], seed=[0])
     points.append({"loss": "real", "tau": 0.25, "lr": 3e-3, "seed": 0})
     status = sweep.run_grid(cfg, points, str(tmp_path), log=lambda _: None)
     assert len(status["done"]) == 5 and not status["failed"]
     by_point = {(p["loss"], p["tau"], p["lr"]): metrics.read_metrics(
         str(tmp_path / sweep.point_name(p))) for p in points}
+    assert any(r["mixed_group_fraction"] for r in by_point[("real", 0.25, 3e-4)][1:])
     # GRPO ignores tau: its two tau points are the same run.
     assert by_point[("grpo", 0.25, 3e-4)] == by_point[("grpo", 1.0, 3e-4)]
     assert by_point[("real", 0.25, 3e-4)] != by_point[("real", 1.0, 3e-4)]
@@ -130,7 +134,7 @@ class TestEndToEnd:
     # alone (padded to the program width of 4), then among 4 other points
     # in another order: in slot 2 of the first program and in slot 0 of the
     # second, padded.
-    cfg = tiny_config(steps=3)
+    cfg = tiny_config(steps=3, prompts_per_step=8, group_size=8)
     alone, _ = scan.run_points(cfg, [0], taus=[0.25], lrs=[3e-4], log=lambda _: None)
     mixed, _ = scan.run_points(cfg, [2, 1, 0, 3, 0], taus=[1.0, 0.25, 0.25, 0.5, 0.25],
                                lrs=[3e-3, 1e-4, 3e-4, 3e-4, 3e-4], log=lambda _: None)
