@@ -268,12 +268,17 @@ def summarise(results: list[dict], triage: dict) -> dict:
   rows = {}
   for r in results:
     verdict = triage.get(key(r), {}).get("verdict")
-    group = rows.setdefault(r["module"], {"killed": 0, "survived": 0, "equivalent": 0})
-    if r["outcome"] == "survived":
-      group["equivalent" if verdict == "equivalent" else "survived"] += 1
-    else:
+    group = rows.setdefault(r["module"], {"killed": 0, "later": 0, "survived": 0,
+                                          "equivalent": 0})
+    if r["outcome"] != "survived":
       group["killed"] += 1
-  total = {k: sum(g[k] for g in rows.values()) for k in ("killed", "survived", "equivalent")}
+    elif verdict == "killed":  # by a test written after the run: named in the triage
+      group["killed"] += 1
+      group["later"] += 1
+    else:
+      group["equivalent" if verdict == "equivalent" else "survived"] += 1
+  total = {k: sum(g[k] for g in rows.values())
+           for k in ("killed", "later", "survived", "equivalent")}
   for g in [*rows.values(), total]:
     n = g["killed"] + g["survived"]
     g["rate"] = g["killed"] / n if n else math.nan
@@ -310,12 +315,13 @@ def markdown(data: dict, triage: dict) -> str:
       f"{done:,d} of them run so far. Killed means the module's tests failed; mutants "
       "argued equivalent leave the denominator. Intervals are 95% Wilson intervals.",
       "",
-      "| module | killed | survived | equivalent | kill rate | 95% interval |",
-      "| --- | --- | --- | --- | --- | --- |",
+      "| module | killed | of them by a test added after the run | survived | equivalent "
+      "| kill rate | 95% interval |",
+      "| --- | --- | --- | --- | --- | --- | --- |",
   ]
   for name, g in [*sorted(s["modules"].items()), ("**all**", s["total"])]:
     lo, hi = g["interval"]
-    lines.append(f"| {name} | {g['killed']} | {g['survived']} | {g['equivalent']} "
+    lines.append(f"| {name} | {g['killed']} | {g['later']} | {g['survived']} | {g['equivalent']} "
                  f"| {_pct(g['rate'])} | {_pct(lo)} to {_pct(hi)} |")
   survivors = [r for r in data["results"] if r["outcome"] == "survived"]
   lines += ["", f"## Survivors ({len(survivors)})", ""]

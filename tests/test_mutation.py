@@ -29,12 +29,16 @@ def test_equivalent_mutants_leave_the_denominator():
              for i, outcome in enumerate(["killed", "killed", "survived", "survived"])]
   triage = {"a.py:op:2": {"verdict": "equivalent", "why": "no input tells them apart"}}
   s = mutation.summarise(results, triage)
-  assert s["total"] == dict(killed=2, survived=1, equivalent=1, rate=pytest.approx(2 / 3),
+  assert s["total"] == dict(killed=2, later=0, survived=1, equivalent=1, rate=pytest.approx(2 / 3),
                             interval=pytest.approx(mutation.wilson(2, 3)))
   text = mutation.markdown({"plan": dict(sample=4, population=9, seed=0, commit="0" * 40),
                             "results": results, "summary": s}, triage)
   assert "**equivalent**: no input tells them apart" in text
   assert text.count("**not triaged yet**") == 1  # occurrence 3
+  # A survivor that a new test kills counts as killed, and says by which test.
+  triage["a.py:op:3"] = {"verdict": "killed", "why": "killed by test_x (new)"}
+  s = mutation.summarise(results, triage)
+  assert (s["total"]["killed"], s["total"]["later"], s["total"]["survived"]) == (3, 1, 0)
 
 
 def test_every_target_has_existing_tests():

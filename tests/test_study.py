@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -111,3 +112,10 @@ class TestSmokeStudy:
     # Resumable: a second run trains nothing.
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
     assert proc.returncode == 0 and "0 run, 16 skipped" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_updates_per_step_is_epochs_times_minibatches():
+  cfg = types.SimpleNamespace(ppo_epochs=3, minibatches=4)
+  assert study.updates_per_step({}, cfg) == 12
+  assert study.updates_per_step({"ppo_epochs": 2}, cfg) == 8
+  assert study.updates_per_step({"minibatches": 5, "ppo_epochs": 1}, cfg) == 5

@@ -189,3 +189,14 @@ class _AlwaysChain:
   @staticmethod
   def random():
     return 0.0
+
+
+@pytest.mark.parametrize("task, largest", [
+    (tasks.Addition(1), 9 + 9), (tasks.Addition(3), 999 + 999),
+    (tasks.Multiplication(2, 1), 99 * 9), (tasks.Multiplication(2, 2), 99 * 99),
+    (tasks.Multiplication(3, 2), 999 * 99)])
+def test_answer_digits_fit_the_largest_answer_exactly(task, largest):
+  # Wide enough for the largest answer, and no wider (a wider response is a
+  # longer rollout for every prompt).
+  assert task.answer_digits == len(str(largest))
+  assert task.max_response == task.answer_digits + 1

@@ -537,3 +537,9 @@ class TestDrivers:
     assert any("resumed from step 2" in line for line in lines)
     assert any("unreadable" in line for line in lines)
     assert metrics.read_metrics(workdir) == metrics.read_metrics(full_dir)
+
+
+def test_run_summary_takes_the_first_last_tail_min_and_max():
+  recs = [{"step": t, "entropy": float(v)} for t, v in enumerate([5.0, 1.0, 7.0, 2.0, 3.0])]
+  spec = [(how, "entropy", how) for how in ("first", "last", "min", "max")]
+  assert metrics.summarise_run(recs, spec) == {"first": 5.0, "last": 3.0, "min": 1.0, "max": 7.0}
