@@ -26,10 +26,14 @@ def format_table(table: dict, dtypes) -> str:
   return "\n".join(lines)
 
 
+# What a row or cell that saw no cases says: it checked nothing.
+NO_CASES = "n/a (no cases)"
+
+
 def status(row: dict) -> str:
   """A row's verdict: a row that saw no cases checked nothing, and says so."""
   if not row["cases"]:
-    return "n/a (no cases)"
+    return NO_CASES
   return "ok" if row["passed"] else "FAIL"
 
 
@@ -78,7 +82,7 @@ def report_markdown(report: dict) -> str:
     for sign, by_dtype in by_sign.items():
       p = report["properties"][name][sign][last]
       measured = p.get("max_unit_weight", p["max_weight"])
-      errs = [("n/a (no cases)" if not by_dtype[d]["cases"] else _err(by_dtype[d]["max_rel_err"]))
+      errs = [(NO_CASES if not by_dtype[d]["cases"] else _err(by_dtype[d]["max_rel_err"]))
               + ("" if by_dtype[d]["passed"] else " **FAIL**") for d in dtypes]
       bound = p["bound"] if p["bounded"] else f"**{p['bound']}**"
       lines.append(f"| {name} | {sign} | " + " | ".join(errs)
