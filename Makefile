@@ -113,11 +113,12 @@ mutants: install-tunix
 
 # Mutation testing with cosmic-ray (tests/mutation.py) on a seeded sample of 300
 # mutants of the modules that decide a number; resumable in runs/mutation,
-# MINUTES=N stops after N minutes. Writes docs/mutation.json and docs/mutation.md.
+# MINUTES=N stops after N minutes. coverage.py maps lines to the tests that run
+# them, so each mutant first runs only those. Writes docs/mutation.{json,md}.
 # Not part of `make test`.
 MINUTES ?=
 mutation: install-tunix
-	$(PY) -m pip install --quiet --no-compile "cosmic-ray==8.7.0"
+	$(PY) -m pip install --quiet --no-compile "cosmic-ray==8.7.0" "coverage==7.13.0"
 	$(PY) tests/mutation.py $(if $(MINUTES),--minutes $(MINUTES))
 
 # Execute the notebooks in place (outputs are not committed: `git checkout notebooks` drops them).

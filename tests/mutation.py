@@ -14,16 +14,26 @@ How a run goes (everything under `runs/mutation/`, resumable):
    a seeded uniform sample of `--sample` of them is kept and dealt round
    robin to `--workers` session databases. The plan records the commit: a
    later run on other code refuses to resume (`--restart` starts over).
-2. Each worker owns a copy of the tracked files and runs `cosmic-ray exec`
+2. Coverage-based test selection. Once per plan, every module's tests run
+   under coverage.py in a pristine copy, each test in its own coverage context
+   and with JAX's trace caches cleared before it (`MutationContexts`): a line
+   inside a jitted function is then credited to every test that traces it,
+   not only to the first. `runs/mutation/coverage.json` maps each line of a
+   target file to the tests that ran it.
+3. Each worker owns a copy of the tracked files and runs `cosmic-ray exec`
    there, with that copy first on the import path. Cosmic-ray mutates one
    file of the copy and runs the test command, which is this script with
-   `--select`: it finds the file that differs from the pristine copy and runs the
-   tests of that module (`TESTS`, the module's own test files, `-x`, slow
-   tests excluded), in the suite's default numeric mode. The persistent
-   compilation cache (tests/xla_env.py) keeps the unmutated programs.
-3. `--minutes` stops the workers after that long; pending mutants stay
-   pending, and the next run refreshes the copies and carries on.
-4. The report: per module and overall, killed / (killed + survived), with
+   `--select`: it finds the lines that differ from the pristine copy and runs,
+   with `-x`, the module's tests (`TESTS`, slow tests excluded) that covered
+   those lines. If they all pass, or no test covered the lines (module-level
+   code, or code only a subprocess runs), it runs all of the module's tests,
+   so a mutant survives only what the full set would let it survive: the
+   selection saves time, never a kill. The suite's default numeric mode; the
+   persistent compilation cache (tests/xla_env.py) keeps the unmutated programs.
+4. `--minutes` stops the workers after that long; pending mutants stay
+   pending, and the next run refreshes the copies and carries on. The time
+   of every session is added up in `runs/mutation/time.json` and reported.
+5. The report: per module and overall, killed / (killed + survived), with
    its 95% Wilson interval, and every survivor with its triage from
    `tests/mutation_triage.json` (`equivalent` with the reason no input can
    tell the two apart, or the test that now kills it). Mutants argued
@@ -94,6 +104,43 @@ def _digest(path: str) -> str:
 # ------------------------------------------------------------ --select ----
 
 
+def changed_lines(pristine: list[str], mutated: list[str]) -> set[int]:
+  """1-based line numbers of `pristine` that the mutation replaced or deleted.
+
+  A pure insertion is charged to the line before it (the statement it joins).
+  """
+  import difflib  # noqa: PLC0415
+  out = set()
+  for tag, i1, i2, _, _ in difflib.SequenceMatcher(a=pristine, b=mutated,
+                                                   autojunk=False).get_opcodes():
+    if tag in ("replace", "delete"):
+      out.update(range(i1 + 1, i2 + 1))
+    elif tag == "insert":
+      out.add(max(i1, 1))
+  return out
+
+
+def select_tests(path: str, lines: set[int], coverage_map: dict) -> list[str]:
+  """The module's tests (node ids, in collection order) that ran any of `lines`."""
+  files = tests_for(path).split()
+  by_line = coverage_map["lines"].get(path, {})
+  chosen = set()
+  for line in lines:
+    chosen.update(by_line.get(str(line), ()))
+  return [t for t in coverage_map["order"] if t in chosen and t.split("::")[0] in files]
+
+
+def _pytest(args: list[str]) -> int:
+  cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+         "-m", "not slow", *args]
+  # The checkout's compilation cache, shared by the workers: the unmutated
+  # programs compile once for the whole run.
+  import importlib.metadata  # noqa: PLC0415
+  cache = os.path.join(ROOT, ".jax_cache", f"jax-{importlib.metadata.version('jax')}")
+  env = dict(os.environ, PYTHONPATH=os.getcwd(), JAX_COMPILATION_CACHE_DIR=cache)
+  return subprocess.run(cmd, env=env, check=False).returncode
+
+
 def select_and_run() -> int:
   """The test command, run by cosmic-ray in a worker's copy (the cwd)."""
   with open(os.path.join(WORK, "pristine.json")) as f:
@@ -102,14 +149,86 @@ def select_and_run() -> int:
   if len(changed) != 1:
     print(f"mutation: expected one mutated file, found {changed}", file=sys.stderr)
     return 3  # counts as killed; the report lists the output
-  cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-         "-m", "not slow", *tests_for(changed[0]).split()]
-  # The checkout's compilation cache, shared by the workers: the unmutated
-  # programs compile once for the whole run.
-  import importlib.metadata  # noqa: PLC0415
-  cache = os.path.join(ROOT, ".jax_cache", f"jax-{importlib.metadata.version('jax')}")
-  env = dict(os.environ, PYTHONPATH=os.getcwd(), JAX_COMPILATION_CACHE_DIR=cache)
-  return subprocess.run(cmd, env=env, check=False).returncode
+  path = changed[0]
+  with open(os.path.join(WORK, "pristine", path)) as f:
+    before = f.read().splitlines()
+  with open(os.path.join(os.getcwd(), path)) as f:
+    after = f.read().splitlines()
+  with open(os.path.join(WORK, "coverage.json")) as f:
+    selected = select_tests(path, changed_lines(before, after), json.load(f))
+  if selected:
+    print(f"mutation: {len(selected)} covering test(s) first", flush=True)
+    code = _pytest(selected)
+    if code not in (0, 5):  # 5: none collected
+      return code
+  print("mutation: the module's whole test set", flush=True)
+  return _pytest(tests_for(path).split())
+
+
+class MutationContexts:
+  """pytest plugin for the coverage run: one coverage context per test, cold traces.
+
+  `jax.clear_caches()` before each test makes it trace (and so run, under
+  coverage) every jitted line it uses, instead of reusing an earlier test's
+  trace; the persistent compilation cache still spares the compiles.
+  """
+
+  def __init__(self):
+    import coverage  # noqa: PLC0415
+    self.cov = coverage.Coverage.current()
+    self.order = []
+
+  def pytest_runtest_setup(self, item):
+    import jax  # noqa: PLC0415
+    jax.clear_caches()
+    self.order.append(item.nodeid)
+    self.cov.switch_context(item.nodeid)
+
+  def pytest_runtest_teardown(self, item):
+    self.cov.switch_context("")
+
+  def pytest_sessionfinish(self, session):
+    with open(os.environ["MUTATION_ORDER"], "w") as f:
+      json.dump(self.order, f)
+
+
+def _coverage_main(test_files: list[str]) -> int:
+  """Runs `test_files` with `MutationContexts` (inside `coverage run`)."""
+  import pytest  # noqa: PLC0415
+  return pytest.main(["-q", "-p", "no:cacheprovider", "-m", "not slow", *test_files],
+                     plugins=[MutationContexts()])
+
+
+def _coverage_map(tree: str, workers: int) -> None:
+  """`runs/mutation/coverage.json`: {"lines": {file: {line: [test ids]}}, "order": [...]}."""
+  import coverage  # noqa: PLC0415
+  files = sorted({f for tests in TESTS.values() for f in tests.split()})
+  shards = [files[i::workers] for i in range(workers)]
+  procs = []
+  for i, shard in enumerate(shards):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tree, os.path.join(tree, "tests")]),
+               MUTATION_ORDER=os.path.join(WORK, f"order{i}.json"))
+    include = ",".join(os.path.join(tree, f) for f in _target_files())
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "coverage", "run", f"--data-file={WORK}/coverage{i}.data",
+         f"--include={include}", os.path.join(tree, "tests", "mutation.py"), "--coverage",
+         *shard], cwd=tree, env=env, stdout=subprocess.DEVNULL))
+  for p in procs:
+    p.wait()  # a failing test only costs precision: the fallback runs the whole set
+  lines, order = {}, []
+  for i in range(len(shards)):
+    with open(os.path.join(WORK, f"order{i}.json")) as f:
+      order += json.load(f)
+    data = coverage.CoverageData(os.path.join(WORK, f"coverage{i}.data"))
+    data.read()
+    for measured in data.measured_files():
+      rel = os.path.relpath(measured, tree)
+      for line, contexts in data.contexts_by_lineno(measured).items():
+        tests = [c for c in contexts if c]
+        if tests:
+          lines.setdefault(rel, {}).setdefault(str(line), []).extend(tests)
+  with open(os.path.join(WORK, "coverage.json"), "w") as f:
+    json.dump({"lines": lines, "order": order}, f)
 
 
 # ---------------------------------------------------------------- plan ----
@@ -197,6 +316,14 @@ def run(args) -> None:
     _copy_tree(tree)  # also undoes a mutation a stopped run left behind
   with open(os.path.join(WORK, "pristine.json"), "w") as f:
     json.dump({p: _digest(os.path.join(WORK, "tree0", p)) for p in _target_files()}, f)
+  for p in _target_files():
+    os.makedirs(os.path.dirname(os.path.join(WORK, "pristine", p)), exist_ok=True)
+    shutil.copy2(os.path.join(WORK, "tree0", p), os.path.join(WORK, "pristine", p))
+  start = time.time()
+  if not os.path.exists(os.path.join(WORK, "coverage.json")):
+    print("mutation: mapping lines to the tests that run them (coverage.py)", flush=True)
+    _coverage_map(os.path.join(WORK, "tree0"), plan["workers"])
+    print(f"  mapped in {time.time() - start:.0f}s", flush=True)
   for i in range(plan["workers"]):
     tree = os.path.join(WORK, f"tree{i}")
     log = open(os.path.join(WORK, f"worker{i}.log"), "a")
@@ -205,7 +332,6 @@ def run(args) -> None:
         [sys.executable, "-m", "cosmic_ray.cli", "exec", os.path.join(WORK, "cosmic-ray.toml"),
          os.path.join(WORK, f"worker{i}.sqlite")], cwd=tree, env=env, stdout=log, stderr=log,
         start_new_session=True))
-  start = time.time()
   deadline = start + 60 * args.minutes if args.minutes else None
   while any(p.poll() is None for p in procs):
     time.sleep(10)
@@ -219,7 +345,17 @@ def run(args) -> None:
       break
   for p in procs:
     p.wait()
+  _add_time(time.time() - start)
   report()
+
+
+def _add_time(seconds: float) -> None:
+  path = os.path.join(WORK, "time.json")
+  spent = json.load(open(path)) if os.path.exists(path) else {"seconds": 0.0, "sessions": 0}
+  spent["seconds"] += seconds
+  spent["sessions"] += 1
+  with open(path, "w") as f:
+    json.dump(spent, f)
 
 
 # -------------------------------------------------------------- report ----
@@ -291,7 +427,10 @@ def report(out_dir: str = os.path.join(ROOT, "docs")) -> None:
     plan = json.load(f)
   results = _results(plan)
   triage = json.load(open(TRIAGE)) if os.path.exists(TRIAGE) else {}
-  data = {"plan": plan, "results": results, "summary": summarise(results, triage)}
+  time_path = os.path.join(WORK, "time.json")
+  spent = json.load(open(time_path)) if os.path.exists(time_path) else None
+  data = {"plan": plan, "results": results, "summary": summarise(results, triage),
+          "time": spent}
   with open(os.path.join(out_dir, "mutation.json"), "w") as f:
     json.dump(data, f, indent=1)
   with open(os.path.join(out_dir, "mutation.md"), "w") as f:
@@ -314,6 +453,10 @@ def markdown(data: dict, triage: dict) -> str:
       f"{plan['population']:,d} mutants (seed {plan['seed']}) on commit `{plan['commit'][:10]}`; "
       f"{done:,d} of them run so far. Killed means the module's tests failed; mutants "
       "argued equivalent leave the denominator. Intervals are 95% Wilson intervals.",
+      "",
+      *([f"Run time: {data['time']['seconds'] / 60:.0f} minutes over {data['time']['sessions']} "
+         f"session(s) on {plan['workers']} workers, the coverage map included."]
+        if data.get("time") else []),
       "",
       "| module | killed | of them by a test added after the run | survived | equivalent "
       "| kill rate | 95% interval |",
@@ -346,7 +489,10 @@ def main() -> None:
   parser.add_argument("--restart", action="store_true")
   parser.add_argument("--report", action="store_true")
   parser.add_argument("--select", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--coverage", nargs="+", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.coverage:
+    sys.exit(_coverage_main(args.coverage))
   if args.select:
     sys.exit(select_and_run())
   if args.report:
