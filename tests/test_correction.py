@@ -82,6 +82,9 @@ class TestAgainstNumpy:
     keep = _numpy_keep(kind, logp, old, behaviour, mask, rewards)
     np.testing.assert_array_equal(out.mask, keep)
     assert (mask & ~keep).any() and keep.any()
+    if kind == "icepop":  # tokens dropped on both sides of the band [1/cap, cap]
+      rho = np.exp(old - behaviour)[mask]
+      assert (rho > CAP).any() and (rho < 1 / CAP).any()
     np.testing.assert_array_equal(out.logp, logp)
     np.testing.assert_allclose(out.changed_fraction, (mask & ~keep).sum() / mask.sum(), rtol=1e-6)
 

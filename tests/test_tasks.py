@@ -75,6 +75,46 @@ class TestStreams:
       tasks.get_task("sorting")
 
 
+class TestSplitsCoverEveryProblem:
+  """Both directions of the split rule, over a task small enough to list.
+
+  Each split draws only its own problems (nothing leaks), and every problem of
+  it is drawn (nothing is unreachable: operands span 0 to 10**d - 1 on both
+  sides, and no valid problem is rejected), in the Python and the JAX stream.
+  """
+
+  @staticmethod
+  def every_problem(task):
+    return {f"{a:0{task.digits_a}d}{task.op}{b:0{task.digits_b}d}="
+            for a in range(10**task.digits_a) for b in range(10**task.digits_b)}
+
+  @staticmethod
+  def texts(task, prompts):
+    return {task.tokenizer.decode(p[1:]) for p in np.asarray(prompts)}
+
+  @pytest.mark.parametrize("task", [tasks.Addition(1), tasks.Multiplication(1, 1)])
+  def test_python_stream(self, task):
+    problems = self.every_problem(task)
+    held = {p for p in problems if task.is_held_out(p)}
+    assert 0 < len(held) < len(problems)
+    train = set().union(*(self.texts(task, task.batch(0, i, 128).prompts) for i in range(8)))
+    assert train == problems - held
+    assert self.texts(task, task.batch(0, 0, 256, "eval").prompts) == held
+
+  @pytest.mark.parametrize("task", [tasks.Addition(1), tasks.Multiplication(1, 1)])
+  def test_jax_stream(self, task):
+    problems = self.every_problem(task)
+    part = {p: task.held_out_part(p) for p in problems}
+    want = {"train": {p for p, h in part.items() if h is None},
+            "eval": {p for p, h in part.items() if h is not None},
+            "validation": {p for p, h in part.items() if h == "validation"},
+            "test": {p for p, h in part.items() if h == "test"}}
+    assert all(want.values())  # every split has problems to draw
+    for split, n in (("train", 1024), ("eval", 256), ("validation", 256), ("test", 256)):
+      prompts, _, _ = task.jax_problems(jax.random.key(3), n, split)
+      assert self.texts(task, prompts) == want[split], split
+
+
 class TestArrayTask:
   """The JAX forms of a task agree with its Python forms."""
 
