@@ -114,7 +114,7 @@ mutants: install-tunix
 # Mutation testing with cosmic-ray (tests/mutation.py) on a seeded sample of 300
 # mutants of the modules that decide a number; resumable in runs/mutation,
 # MINUTES=N stops after N minutes. coverage.py maps lines to the tests that run
-# them, so each mutant first runs only those. Writes docs/mutation.{json,md}.
+# them, so each mutant runs only the tests that run its code. Writes docs/mutation.{json,md}.
 # Not part of `make test`.
 MINUTES ?=
 mutation: install-tunix

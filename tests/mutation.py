@@ -15,21 +15,25 @@ How a run goes (everything under `runs/mutation/`, resumable):
    robin to `--workers` session databases. The plan records the commit: a
    later run on other code refuses to resume (`--restart` starts over).
 2. Coverage-based test selection. Once per plan, every module's tests run
-   under coverage.py in a pristine copy, each test in its own coverage context
-   and with JAX's trace caches cleared before it (`MutationContexts`): a line
-   inside a jitted function is then credited to every test that traces it,
-   not only to the first. `runs/mutation/coverage.json` maps each line of a
-   target file to the tests that ran it.
+   under coverage.py in a pristine copy (`MutationContexts`): each test in
+   its own coverage context, each fixture's setup in one credited to every
+   test that uses the fixture, and JAX's trace caches cleared before each
+   test, so that a line inside a jitted function is credited to every test
+   that traces it, not only to the first. `runs/mutation/coverage.json` maps
+   each line of a target file to the tests that ran it, and lists the tests
+   that start a subprocess (coverage does not follow them).
 3. Each worker owns a copy of the tracked files and runs `cosmic-ray exec`
    there, with that copy first on the import path. Cosmic-ray mutates one
    file of the copy and runs the test command, which is this script with
    `--select`: it finds the lines that differ from the pristine copy and runs,
-   with `-x`, the module's tests (`TESTS`, slow tests excluded) that covered
-   those lines. If they all pass, or no test covered the lines (module-level
-   code, or code only a subprocess runs), it runs all of the module's tests,
-   so a mutant survives only what the full set would let it survive: the
-   selection saves time, never a kill. The suite's default numeric mode; the
-   persistent compilation cache (tests/xla_env.py) keeps the unmutated programs.
+   with `-x`, the module's tests (`TESTS`, slow tests excluded) that can tell
+   the mutant apart (`select_tests`): those that ran the lines; if none did
+   (a signature's default or annotation runs at import), those that ran the
+   enclosing function; and the subprocess tests. A test that runs none of
+   the mutated code in this process cannot fail because of it. Module-level
+   code that no test ran gets the module's whole set. The suite's default
+   numeric mode; the persistent compilation cache (tests/xla_env.py) keeps
+   the unmutated programs.
 4. `--minutes` stops the workers after that long; pending mutants stay
    pending, and the next run refreshes the copies and carries on. The time
    of every session is added up in `runs/mutation/time.json` and reported.
@@ -53,6 +57,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "runs", "mutation")
@@ -120,13 +126,48 @@ def changed_lines(pristine: list[str], mutated: list[str]) -> set[int]:
   return out
 
 
-def select_tests(path: str, lines: set[int], coverage_map: dict) -> list[str]:
-  """The module's tests (node ids, in collection order) that ran any of `lines`."""
+def enclosing_function_lines(source: str, lines: set[int]) -> set[int] | None:
+  """Every line of the innermost functions that hold `lines`; None if one is outside any.
+
+  A mutant on a function's signature (a default, an annotation) runs at
+  import, in no test's context; the tests that call the function are the
+  ones that can tell it apart, and they are the tests that run its body.
+  """
+  import ast  # noqa: PLC0415
+  spans = [(n.lineno if not n.decorator_list else n.decorator_list[0].lineno, n.end_lineno)
+           for n in ast.walk(ast.parse(source))
+           if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)]
+  out = set()
+  for line in lines:
+    holding = [(a, b) for a, b in spans if a <= line <= b]
+    if not holding:
+      return None
+    a, b = min(holding, key=lambda span: span[1] - span[0])
+    out.update(range(a, b + 1))
+  return out
+
+
+def select_tests(path: str, lines: set[int], source: str, coverage_map: dict) -> list[str] | None:
+  """The module's tests (node ids, in collection order) that can tell a mutant of `lines` apart.
+
+  Those that ran the lines, themselves or through a fixture they use; if no
+  test ran them, those that ran the enclosing function; and every test that
+  starts a Python subprocess (coverage sees only this process). None when
+  the lines are module-level code that no test ran: then every test can.
+  """
   files = tests_for(path).split()
   by_line = coverage_map["lines"].get(path, {})
-  chosen = set()
-  for line in lines:
-    chosen.update(by_line.get(str(line), ()))
+  def ran(wanted):
+    return {t for line in wanted for t in by_line.get(str(line), ())}
+  chosen = ran(lines)
+  if not chosen:
+    function = enclosing_function_lines(source, lines)
+    if function is None:
+      return None
+    chosen = ran(function)
+  if not chosen:
+    return None
+  chosen |= set(coverage_map["subprocess"])
   return [t for t in coverage_map["order"] if t in chosen and t.split("::")[0] in files]
 
 
@@ -151,45 +192,69 @@ def select_and_run() -> int:
     return 3  # counts as killed; the report lists the output
   path = changed[0]
   with open(os.path.join(WORK, "pristine", path)) as f:
-    before = f.read().splitlines()
+    source = f.read()
   with open(os.path.join(os.getcwd(), path)) as f:
     after = f.read().splitlines()
   with open(os.path.join(WORK, "coverage.json")) as f:
-    selected = select_tests(path, changed_lines(before, after), json.load(f))
-  if selected:
-    print(f"mutation: {len(selected)} covering test(s) first", flush=True)
-    code = _pytest(selected)
-    if code not in (0, 5):  # 5: none collected
-      return code
-  print("mutation: the module's whole test set", flush=True)
-  return _pytest(tests_for(path).split())
+    selected = select_tests(path, changed_lines(source.splitlines(), after), source, json.load(f))
+  if selected is None:
+    print("mutation: module-level code: the module's whole test set", flush=True)
+    return _pytest(tests_for(path).split())
+  print(f"mutation: the {len(selected)} test(s) that run the mutated code", flush=True)
+  return _pytest(selected)
 
 
 class MutationContexts:
-  """pytest plugin for the coverage run: one coverage context per test, cold traces.
+  """pytest plugin for the coverage run: which test runs which line.
 
-  `jax.clear_caches()` before each test makes it trace (and so run, under
-  coverage) every jitted line it uses, instead of reusing an earlier test's
-  trace; the persistent compilation cache still spares the compiles.
+  Each test runs in its own coverage context, and each fixture's setup in
+  one of its own (`fixture:name`), credited to every test that uses the
+  fixture, so a session fixture's work counts for all its tests, not only
+  the first. `jax.clear_caches()` before each test makes it trace (and so
+  run, under coverage) every jitted line it uses, instead of reusing an
+  earlier test's trace; the persistent compilation cache spares the
+  compiles. Tests that start a subprocess are listed: coverage does not
+  follow them.
   """
 
   def __init__(self):
     import coverage  # noqa: PLC0415
     self.cov = coverage.Coverage.current()
-    self.order = []
+    self.order, self.fixtures, self.spawners = [], {}, set()
+    self.current = ""
+    original = subprocess.Popen.__init__
+    def spy(popen, *args, **kwargs):
+      if self.current:
+        self.spawners.add(self.current)
+      original(popen, *args, **kwargs)
+    subprocess.Popen.__init__ = spy
 
+  @pytest.hookimpl(tryfirst=True)
   def pytest_runtest_setup(self, item):
     import jax  # noqa: PLC0415
     jax.clear_caches()
+    self.current = item.nodeid
     self.order.append(item.nodeid)
+    self.fixtures[item.nodeid] = list(item.fixturenames)
     self.cov.switch_context(item.nodeid)
 
+  @pytest.hookimpl(hookwrapper=True)
+  def pytest_fixture_setup(self, fixturedef, request):
+    self.cov.switch_context(f"fixture:{fixturedef.argname}")
+    try:
+      yield
+    finally:
+      self.cov.switch_context(self.current)
+
+  @pytest.hookimpl(trylast=True)
   def pytest_runtest_teardown(self, item):
+    self.current = ""
     self.cov.switch_context("")
 
   def pytest_sessionfinish(self, session):
     with open(os.environ["MUTATION_ORDER"], "w") as f:
-      json.dump(self.order, f)
+      json.dump({"order": self.order, "fixtures": self.fixtures,
+                 "subprocess": sorted(self.spawners)}, f)
 
 
 def _coverage_main(test_files: list[str]) -> int:
@@ -200,10 +265,13 @@ def _coverage_main(test_files: list[str]) -> int:
 
 
 def _coverage_map(tree: str, workers: int) -> None:
-  """`runs/mutation/coverage.json`: {"lines": {file: {line: [test ids]}}, "order": [...]}."""
+  """`runs/mutation/coverage.json`: which tests run each line of the target files."""
   import coverage  # noqa: PLC0415
-  files = sorted({f for tests in TESTS.values() for f in tests.split()})
-  shards = [files[i::workers] for i in range(workers)]
+  files = sorted({f for tests in TESTS.values() for f in tests.split()},
+                 key=lambda f: -os.path.getsize(os.path.join(tree, f)))
+  shards = [[] for _ in range(workers)]  # the largest files first, each to the lightest shard
+  for f in files:
+    min(shards, key=lambda s: sum(os.path.getsize(os.path.join(tree, g)) for g in s)).append(f)
   procs = []
   for i, shard in enumerate(shards):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([tree, os.path.join(tree, "tests")]),
@@ -214,21 +282,27 @@ def _coverage_map(tree: str, workers: int) -> None:
          f"--include={include}", os.path.join(tree, "tests", "mutation.py"), "--coverage",
          *shard], cwd=tree, env=env, stdout=subprocess.DEVNULL))
   for p in procs:
-    p.wait()  # a failing test only costs precision: the fallback runs the whole set
-  lines, order = {}, []
+    p.wait()  # a failing test only costs precision: an unmapped line runs the whole set
+  lines, order, spawners = {}, [], []
   for i in range(len(shards)):
     with open(os.path.join(WORK, f"order{i}.json")) as f:
-      order += json.load(f)
+      seen = json.load(f)
+    order += seen["order"]
+    spawners += seen["subprocess"]
+    users = {}
+    for test, names in seen["fixtures"].items():
+      for name in names:
+        users.setdefault(f"fixture:{name}", []).append(test)
     data = coverage.CoverageData(os.path.join(WORK, f"coverage{i}.data"))
     data.read()
     for measured in data.measured_files():
       rel = os.path.relpath(measured, tree)
       for line, contexts in data.contexts_by_lineno(measured).items():
-        tests = [c for c in contexts if c]
+        tests = {t for c in contexts if c for t in users.get(c, [c])}
         if tests:
-          lines.setdefault(rel, {}).setdefault(str(line), []).extend(tests)
+          lines.setdefault(rel, {}).setdefault(str(line), []).extend(sorted(tests))
   with open(os.path.join(WORK, "coverage.json"), "w") as f:
-    json.dump({"lines": lines, "order": order}, f)
+    json.dump({"lines": lines, "order": order, "subprocess": spawners}, f)
 
 
 # ---------------------------------------------------------------- plan ----

@@ -51,3 +51,54 @@ def test_every_target_has_existing_tests():
       assert os.path.isfile(os.path.join(ROOT, t)), (f, t)
   with pytest.raises(KeyError):
     mutation.tests_for("real_jax/train.py")
+
+
+SOURCE = '''import math
+
+LIMIT = 3
+
+
+def f(x, eps=1e-6):
+  y = x + eps
+  return y
+
+
+class C:
+  def g(self, x):
+    return math.sqrt(x)
+'''
+
+
+def test_changed_lines_against_hand_diffs():
+  before = SOURCE.splitlines()
+  after = list(before)
+  after[6] = "  y = x - eps"  # line 7
+  assert mutation.changed_lines(before, after) == {7}
+  assert mutation.changed_lines(before, before[:6] + before[7:]) == {7}  # a deletion
+  assert mutation.changed_lines(before, before) == set()
+
+
+def test_enclosing_function_is_the_innermost_and_module_level_is_none():
+  assert mutation.enclosing_function_lines(SOURCE, {6}) == {6, 7, 8}  # the signature's default
+  assert mutation.enclosing_function_lines(SOURCE, {13}) == {12, 13}  # the method, not the class
+  assert mutation.enclosing_function_lines(SOURCE, {3}) is None       # LIMIT
+  assert mutation.enclosing_function_lines(SOURCE, {11}) is None      # the class line
+
+
+def test_selection_both_ways(monkeypatch):
+  monkeypatch.setitem(mutation.TESTS, "pkg/", "tests/test_a.py")
+  order = ["tests/test_a.py::t1", "tests/test_a.py::t2", "tests/test_a.py::t3",
+           "tests/test_b.py::t4", "tests/test_a.py::cli"]
+  cov = {"lines": {"pkg/m.py": {"7": ["tests/test_a.py::t2", "tests/test_b.py::t4"],
+                                "8": ["tests/test_a.py::t1"]}},
+         "order": order, "subprocess": ["tests/test_a.py::cli"]}
+  # The tests that ran the line, in collection order, only the module's own,
+  # and the subprocess test that coverage cannot see into.
+  assert mutation.select_tests("pkg/m.py", {7}, SOURCE, cov) == [
+      "tests/test_a.py::t2", "tests/test_a.py::cli"]
+  # A signature line no test ran: the tests that ran the function's body.
+  assert mutation.select_tests("pkg/m.py", {6}, SOURCE, cov) == [
+      "tests/test_a.py::t1", "tests/test_a.py::t2", "tests/test_a.py::cli"]
+  # Module-level code no test ran, or a function no test ran: every test (None).
+  assert mutation.select_tests("pkg/m.py", {3}, SOURCE, cov) is None
+  assert mutation.select_tests("pkg/m.py", {13}, SOURCE, cov) is None
