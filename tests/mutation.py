@@ -13,7 +13,9 @@ How a run goes (everything under `runs/mutation/`, resumable):
 1. `cosmic-ray init` lists every mutant of `TARGETS` with its core operators;
    a seeded uniform sample of `--sample` of them is kept and dealt round
    robin to `--workers` session databases. The plan records the commit: a
-   later run on other code refuses to resume (`--restart` starts over).
+   later run resumes it only if the target modules are unchanged since
+   (`--restart` starts over); the tests in force are those of the commit a
+   session ran on (`resumed_on`).
 2. Coverage-based test selection. Once per plan, every module's tests run
    under coverage.py in a pristine copy (`MutationContexts`): each test in
    its own coverage context, each fixture's setup in one credited to every
@@ -377,9 +379,18 @@ def run(args) -> None:
   if os.path.exists(plan_path):
     with open(plan_path) as f:
       plan = json.load(f)
-    if plan["commit"] != _git("rev-parse", "HEAD"):
-      raise SystemExit(f"runs/mutation was planned on {plan['commit'][:8]}, HEAD is another "
-                       "commit: --restart to start over")
+    head = _git("rev-parse", "HEAD")
+    if plan["commit"] != head:
+      # The mutants are those of the target modules: a later commit that
+      # leaves them alone (new tests, say) resumes the same sample.
+      moved = subprocess.run(["git", "diff", "--quiet", plan["commit"], head, "--", *TARGETS],
+                             cwd=ROOT, check=False).returncode
+      if moved:
+        raise SystemExit(f"runs/mutation was planned on {plan['commit'][:8]}, and the target "
+                         "modules have changed since: --restart to start over")
+      plan.setdefault("resumed_on", []).append(head)
+      with open(plan_path, "w") as f:
+        json.dump(plan, f, indent=1)
   else:
     plan = _plan(args.sample, args.seed, args.workers)
   print(f"mutation: {plan['sample']} of {plan['population']} mutants (seed {plan['seed']}), "
@@ -524,7 +535,9 @@ def markdown(data: dict, triage: dict) -> str:
       "",
       f"cosmic-ray 8.7 over the modules that decide a number (`make mutation`, "
       f"`tests/mutation.py`): a seeded uniform sample of {plan['sample']:,d} of "
-      f"{plan['population']:,d} mutants (seed {plan['seed']}) on commit `{plan['commit'][:10]}`; "
+      f"{plan['population']:,d} mutants (seed {plan['seed']}) on commit `{plan['commit'][:10]}`"
+      + "".join(f" (resumed on `{c[:10]}`, the target modules unchanged)"
+                for c in plan.get("resumed_on", [])) + "; "
       f"{done:,d} of them run so far. Killed means the module's tests failed; mutants "
       "argued equivalent leave the denominator. Intervals are 95% Wilson intervals.",
       "",
