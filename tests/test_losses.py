@@ -664,6 +664,24 @@ class TestDPPOTrustRegionBothWays:
       assert not (~want & ~moved_with_a).any()
 
 
+  @pytest.mark.x64
+  @pytest.mark.parametrize("name", ["dppo_tv", "dppo_kl"])
+  def test_the_loss_reports_the_dropped_tokens_and_only_them(self, name):
+    # The aux's fractions count the response tokens outside the trust region:
+    # a token inside it, or off the response, is never counted.
+    logp, old, mask, rewards = batches.random_batch(31, score_scale=1.0)
+    adv = reference.advantages(mask, rewards)
+    kw = dict(epsilon_low=0.1, epsilon_high=0.2)
+    kept = np.asarray(losses.dppo_kept(
+        jnp.asarray(np.where(mask, logp, 0.0)), jnp.asarray(np.where(mask, old, 0.0)),
+        jnp.asarray(adv)[..., None], divergence=name[-2:], **kw))
+    dropped = mask & ~kept
+    assert dropped.any() and (mask & kept).any()
+    _, aux = jitted(name, **kw)(*map(jnp.asarray, (logp, old, mask, rewards)))
+    np.testing.assert_allclose(float(aux.clip_fraction), dropped.sum() / mask.sum(), rtol=1e-12)
+    per_rollout = dropped.sum(-1) / np.maximum(mask.sum(-1), 1)
+    np.testing.assert_allclose(np.asarray(aux.clipped_fraction), per_rollout, rtol=1e-12)
+
 class TestExtremes:
 
   @pytest.mark.parametrize("name", ALL)

@@ -188,6 +188,17 @@ class TestStepMetrics:
     assert recs[0]["eval_pass_at_1"] == 0.5 and recs[0]["test_pass_at_1"] is None
     json.loads(json.dumps(recs[0], allow_nan=False))  # raises on NaN
 
+  def test_records_number_consecutive_steps_and_attach_each_eval_to_its_step(self):
+    # Three steps from step 3 (a scanned chunk): each value and eval lands on its own step.
+    values = {k: np.arange(3, dtype=np.float32) + 10 * j
+              for j, k in enumerate(metrics.STEP_METRICS)}
+    recs = metrics.records(values, 3, {4: {"eval_pass_at_1": 0.25}, 9: {"eval_pass_at_1": 1.0}})
+    assert [r["step"] for r in recs] == [3, 4, 5]
+    first = metrics.STEP_METRICS[0]
+    assert [r[first] for r in recs] == [0.0, 1.0, 2.0]
+    assert [r["eval_pass_at_1"] for r in recs] == [None, 0.25, None]
+    assert [r["step"] for r in metrics.records(None, 0, {0: {"eval_pass_at_1": 0.5}})] == [0]
+
   def test_metric_names_are_checked(self):
     assert metric_names.name("kl_old") == "kl_old"
     with pytest.raises(ValueError, match="not a metric of the schema"):
