@@ -36,10 +36,8 @@ myst_heading_anchors = 3
 # Every figure, table and result file under docs/ is data, not a page; the
 # Markdown tables the commands wrote (`*_summary.md`, `*_cpu.md`,
 # `study*/summary.md`) are included by the results pages.
-# mutation.md: `make mutation`'s report, generated part-way through a resumable
-# run; it joins the site once a run is complete and triaged.
 exclude_patterns = ["_build", "study", "study_atlas", "accelerators", "**/.ipynb_checkpoints",
-                    "*_summary.md", "*_cpu.md", "mutation.md"]
+                    "*_summary.md", "*_cpu.md"]
 
 autodoc_default_options = {"members": True, "member-order": "bysource"}
 autodoc_typehints = "description"

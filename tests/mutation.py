@@ -418,8 +418,10 @@ def run(args) -> None:
          os.path.join(WORK, f"worker{i}.sqlite")], cwd=tree, env=env, stdout=log, stderr=log,
         start_new_session=True))
   deadline = start + 60 * args.minutes if args.minutes else None
+  spent = _spent()
   while any(p.poll() is None for p in procs):
     time.sleep(10)
+    _record_time(spent, time.time() - start)  # each tick: a killed run keeps its time
     done, total = _progress(plan)
     print(f"  {done}/{total} mutants, {time.time() - start:.0f}s", flush=True)
     if deadline and time.time() > deadline:
@@ -430,17 +432,19 @@ def run(args) -> None:
       break
   for p in procs:
     p.wait()
-  _add_time(time.time() - start)
+  _record_time(spent, time.time() - start)
   report()
 
 
-def _add_time(seconds: float) -> None:
+def _spent() -> dict:
+  """The time of the earlier sessions of this plan (`runs/mutation/time.json`)."""
   path = os.path.join(WORK, "time.json")
-  spent = json.load(open(path)) if os.path.exists(path) else {"seconds": 0.0, "sessions": 0}
-  spent["seconds"] += seconds
-  spent["sessions"] += 1
-  with open(path, "w") as f:
-    json.dump(spent, f)
+  return json.load(open(path)) if os.path.exists(path) else {"seconds": 0.0, "sessions": 0}
+
+
+def _record_time(before: dict, seconds: float) -> None:
+  with open(os.path.join(WORK, "time.json"), "w") as f:
+    json.dump({"seconds": before["seconds"] + seconds, "sessions": before["sessions"] + 1}, f)
 
 
 # -------------------------------------------------------------- report ----
