@@ -810,6 +810,17 @@ class TestBadInput:
     with pytest.raises(ValueError, match="`kl_type` must be one of"):
       losses.grpo(**self.args(), kl_type="k4")
 
+  def test_the_families_partition_the_losses_by_what_they_take(self):
+    # Read from the signatures, not the registry's labels: a label-based loss
+    # takes a temperature `tau`, an advantage-weighted one an `advantage`
+    # estimator; every loss is exactly one of them.
+    takes = {n: set(losses.hyperparameters(n)) for n in losses.LOSSES}
+    assert set(losses.LABEL_LOSSES) == {n for n, h in takes.items() if "tau" in h}
+    assert set(losses.ADVANTAGE_LOSSES) == {n for n, h in takes.items() if "advantage" in h}
+    assert set(losses.LABEL_LOSSES) | set(losses.ADVANTAGE_LOSSES) == set(losses.LOSSES)
+    assert not set(losses.LABEL_LOSSES) & set(losses.ADVANTAGE_LOSSES)
+    assert set(losses.CLIPPED_LOSSES) < set(losses.ADVANTAGE_LOSSES)
+
   def test_unknown_loss_lists_known(self):
     with pytest.raises(ValueError, match="known losses: bce, cispo, clip_cov, dapo, dppo_kl, dppo_tv, "
                        "dr_grpo, dro, gmpo, gpg, grad, grpo, gspo, kl_cov, luspo, real, real_product, "

@@ -102,3 +102,20 @@ def test_selection_both_ways(monkeypatch):
   # Module-level code no test ran, or a function no test ran: every test (None).
   assert mutation.select_tests("pkg/m.py", {3}, SOURCE, cov) is None
   assert mutation.select_tests("pkg/m.py", {13}, SOURCE, cov) is None
+
+
+def test_every_test_the_triage_names_exists():
+  # A reviewer checks a "killed" verdict by running the test it names.
+  import json  # noqa: PLC0415
+  import re  # noqa: PLC0415
+  with open(mutation.TRIAGE) as f:
+    triage = json.load(f)
+  killed = [t for t in triage.values() if t["verdict"] == "killed"]
+  assert killed and all(t["verdict"] in ("killed", "equivalent") for t in triage.values())
+  for t in killed:
+    node = re.match(r"killed by (tests/\S+)", t["why"]).group(1)
+    path, *names = node.split("::")
+    with open(os.path.join(ROOT, path)) as f:
+      source = f.read()
+    for name in names:
+      assert re.search(rf"(def|class) {re.escape(name.split('[')[0])}\b", source), node

@@ -38,6 +38,12 @@ class TestVerifier:
     long = self.enc("1") * (self.task.max_response + 3) + [EOS]
     assert self.task.reward(long, "1" * (self.task.max_response + 3)) == 0.0
 
+  def test_demonstration_is_bos_prompt_solution_eos(self):
+    assert self.task.demonstration("12+34=", "46") == [BOS] + self.enc("12+34=46") + [EOS]
+    chain = tasks.ChainAddition(2, chain_fraction=1.0)
+    got = chain.demonstration("12+34=", "46", np.random.default_rng(0))
+    assert got == [BOS] + chain.tokenizer.encode("12+34=" + chain_text(12, 34, 2)) + [EOS]
+
   def test_batch_of_rewards(self):
     responses = np.array([self.enc("12") + [EOS, PAD], self.enc("13") + [EOS, PAD]])
     np.testing.assert_array_equal(self.task.rewards(responses, ["12", "12"]), [1.0, 0.0])
