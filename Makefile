@@ -86,8 +86,8 @@ test-fast: install
 
 # The versions setup.cfg admits beyond .venv's: one environment per other
 # Python found (3.12 with jax 0.11.2, as GPU images carry; 3.13 with the
-# newest jax), each running this tier (.ci/compat). CI (.ci/run) builds its
-# environments while `make test` builds .venv, then runs it beside the suite.
+# newest jax), each running this tier (.ci/compat). CI (.ci/run) runs it after
+# `make test`, its environments built while the suite runs.
 COMPAT_TESTS := tests/test_losses.py::TestAgainstNumpyReference::test_float32_keeps_dtype_and_matches \
     tests/test_losses.py::TestGradientsAgainstFiniteDifferences \
     tests/test_losses.py::TestClipRegions \
