@@ -49,7 +49,7 @@ How a run goes (everything under `runs/mutation/`, resumable):
 from __future__ import annotations
 
 import argparse
-import hashlib
+import filecmp
 import json
 import math
 import os
@@ -102,11 +102,6 @@ def tests_for(path: str) -> str:
     if path.startswith(prefix):
       return tests
   raise KeyError(f"no tests listed for {path}")
-
-
-def _digest(path: str) -> str:
-  with open(path, "rb") as f:
-    return hashlib.sha256(f.read()).hexdigest()
 
 
 # ------------------------------------------------------------ --select ----
@@ -186,9 +181,8 @@ def _pytest(args: list[str]) -> int:
 
 def select_and_run() -> int:
   """The test command, run by cosmic-ray in a worker's copy (the cwd)."""
-  with open(os.path.join(WORK, "pristine.json")) as f:
-    pristine = json.load(f)
-  changed = [p for p, d in pristine.items() if _digest(os.path.join(os.getcwd(), p)) != d]
+  changed = [p for p in _target_files()
+             if not filecmp.cmp(p, os.path.join(WORK, "pristine", p), shallow=False)]
   if len(changed) != 1:
     print(f"mutation: expected one mutated file, found {changed}", file=sys.stderr)
     return 3  # counts as killed; the report lists the output
@@ -261,7 +255,6 @@ class MutationContexts:
 
 def _coverage_main(test_files: list[str]) -> int:
   """Runs `test_files` with `MutationContexts` (inside `coverage run`)."""
-  import pytest  # noqa: PLC0415
   return pytest.main(["-q", "-p", "no:cacheprovider", "-m", "not slow", *test_files],
                      plugins=[MutationContexts()])
 
@@ -399,9 +392,7 @@ def run(args) -> None:
   for i in range(plan["workers"]):
     tree = os.path.join(WORK, f"tree{i}")
     _copy_tree(tree)  # also undoes a mutation a stopped run left behind
-  with open(os.path.join(WORK, "pristine.json"), "w") as f:
-    json.dump({p: _digest(os.path.join(WORK, "tree0", p)) for p in _target_files()}, f)
-  for p in _target_files():
+  for p in _target_files():  # what --select compares a worker's copy with
     os.makedirs(os.path.dirname(os.path.join(WORK, "pristine", p)), exist_ok=True)
     shutil.copy2(os.path.join(WORK, "tree0", p), os.path.join(WORK, "pristine", p))
   start = time.time()
@@ -516,10 +507,8 @@ def report(out_dir: str = os.path.join(ROOT, "docs")) -> None:
     plan = json.load(f)
   results = _results(plan)
   triage = json.load(open(TRIAGE)) if os.path.exists(TRIAGE) else {}
-  time_path = os.path.join(WORK, "time.json")
-  spent = json.load(open(time_path)) if os.path.exists(time_path) else None
   data = {"plan": plan, "results": results, "summary": summarise(results, triage),
-          "time": spent}
+          "time": _spent()}
   with open(os.path.join(out_dir, "mutation.json"), "w") as f:
     json.dump(data, f, indent=1)
   with open(os.path.join(out_dir, "mutation.md"), "w") as f:
@@ -547,7 +536,7 @@ def markdown(data: dict, triage: dict) -> str:
       "",
       *([f"Run time: {data['time']['seconds'] / 60:.0f} minutes over {data['time']['sessions']} "
          f"session(s) on {plan['workers']} workers, the coverage map included."]
-        if data.get("time") else []),
+        if data.get("time", {}).get("sessions") else []),
       "",
       "| module | killed | of them by a test added after the run | survived | equivalent "
       "| kill rate | 95% interval |",
