@@ -19,7 +19,8 @@ How a run goes (everything under `runs/mutation/`, resumable):
 2. Coverage-based test selection. Once per plan, every module's tests run
    under coverage.py in a pristine copy (`MutationContexts`): each test in
    its own coverage context, each fixture's setup in one credited to every
-   test that uses the fixture, and JAX's trace caches cleared before each
+   test that uses the fixture, each test module's import (its parametrize
+   arguments) in one credited to all its tests, and JAX's trace caches cleared before each
    test, so that a line inside a jitted function is credited to every test
    that traces it, not only to the first. `runs/mutation/coverage.json` maps
    each line of a target file to the tests that ran it, and lists the tests
@@ -242,6 +243,19 @@ class MutationContexts:
     finally:
       self.cov.switch_context(self.current)
 
+  @pytest.hookimpl(hookwrapper=True)
+  def pytest_make_collect_report(self, collector):
+    # Importing a test module runs code under test outside every test (a
+    # parametrize argument builds a task); it is credited to all its tests.
+    module = isinstance(collector, pytest.Module)
+    if module:
+      self.cov.switch_context(f"collect:{collector.nodeid}")
+    try:
+      yield
+    finally:
+      if module:
+        self.cov.switch_context("")
+
   @pytest.hookimpl(trylast=True)
   def pytest_runtest_teardown(self, item):
     self.current = ""
@@ -251,6 +265,22 @@ class MutationContexts:
     with open(os.environ["MUTATION_ORDER"], "w") as f:
       json.dump({"order": self.order, "fixtures": self.fixtures,
                  "subprocess": sorted(self.spawners)}, f)
+
+
+def context_users(order: list[str], fixtures: dict[str, list[str]]) -> dict[str, list[str]]:
+  """The tests credited with a shared coverage context's lines.
+
+  `fixture:NAME`: every test that uses the fixture; `collect:FILE`: every
+  test of the test module whose import ran them. A test's own context is its
+  node id and needs no entry.
+  """
+  users = {}
+  for test, names in fixtures.items():
+    for name in names:
+      users.setdefault(f"fixture:{name}", []).append(test)
+  for test in order:
+    users.setdefault(f"collect:{test.split('::')[0]}", []).append(test)
+  return users
 
 
 def _coverage_main(test_files: list[str]) -> int:
@@ -284,10 +314,7 @@ def _coverage_map(tree: str, workers: int) -> None:
       seen = json.load(f)
     order += seen["order"]
     spawners += seen["subprocess"]
-    users = {}
-    for test, names in seen["fixtures"].items():
-      for name in names:
-        users.setdefault(f"fixture:{name}", []).append(test)
+    users = context_users(seen["order"], seen["fixtures"])
     data = coverage.CoverageData(os.path.join(WORK, f"coverage{i}.data"))
     data.read()
     for measured in data.measured_files():
@@ -503,12 +530,20 @@ def summarise(results: list[dict], triage: dict) -> dict:
 
 
 def report(out_dir: str = os.path.join(ROOT, "docs")) -> None:
-  with open(os.path.join(WORK, "plan.json")) as f:
-    plan = json.load(f)
-  results = _results(plan)
+  """docs/mutation.{json,md} from the run's databases, or, where `runs/mutation`
+  is gone (a new checkout), from the committed record of the run: the triage
+  is applied afresh either way."""
   triage = json.load(open(TRIAGE)) if os.path.exists(TRIAGE) else {}
+  if os.path.exists(os.path.join(WORK, "plan.json")):
+    with open(os.path.join(WORK, "plan.json")) as f:
+      plan = json.load(f)
+    results, spent = _results(plan), _spent()
+  else:
+    with open(os.path.join(out_dir, "mutation.json")) as f:
+      record = json.load(f)
+    plan, results, spent = record["plan"], record["results"], record["time"]
   data = {"plan": plan, "results": results, "summary": summarise(results, triage),
-          "time": _spent()}
+          "time": spent}
   with open(os.path.join(out_dir, "mutation.json"), "w") as f:
     json.dump(data, f, indent=1)
   with open(os.path.join(out_dir, "mutation.md"), "w") as f:
@@ -546,6 +581,13 @@ def markdown(data: dict, triage: dict) -> str:
     lo, hi = g["interval"]
     lines.append(f"| {name} | {g['killed']} | {g['later']} | {g['survived']} | {g['equivalent']} "
                  f"| {_pct(g['rate'])} | {_pct(lo)} to {_pct(hi)} |")
+  raw = summarise(data["results"], {})["total"]  # the run's own verdicts, before any triage
+  lo, hi = raw["interval"]
+  lines += ["", f"Before triage, as the run measured it (every survivor counted, none argued "
+            f"equivalent): {raw['killed']} of {raw['killed'] + raw['survived']} killed, "
+            f"{_pct(raw['rate'])} ({_pct(lo)} to {_pct(hi)}). The triage below is what moves "
+            "the table's rates: each \"killed\" names the test that kills the mutant now "
+            "(checked by planting it), each \"equivalent\" says why no input tells it apart."]
   survivors = [r for r in data["results"] if r["outcome"] == "survived"]
   lines += ["", f"## Survivors ({len(survivors)})", ""]
   if not survivors:

@@ -99,6 +99,28 @@ class TestAgainstNumpy:
                        for k in range(4)] for b in range(3)])
     np.testing.assert_array_equal(dropped, below)
 
+  @pytest.mark.parametrize("kind", ["tis_token", "tis_seq", "icepop", "seq_mask"])
+  @pytest.mark.x64
+  def test_one_group_or_any_leading_axes_as_the_batch(self, kind):
+    # `[..., G, T]`: a lone group, and a stack of batches, are corrected as
+    # the same groups inside the `[B, G, T]` batch.
+    logp, old, behaviour, mask, rewards = _batch(seed=2, spread=0.9)
+    logp = logp - 0.8 * np.random.default_rng(3).random(logp.shape[:2])[..., None]
+    whole = _correct(kind, logp, old, behaviour, mask, rewards)
+    c = np.random.default_rng(4).normal(size=logp.shape)
+
+    def grad(lp, *rest):
+      w = np.broadcast_to(c, np.shape(lp))
+      return jax.grad(lambda x: jnp.sum(w * _correct(kind, x, *rest).logp))(jnp.asarray(lp))
+    for b in range(logp.shape[0]):
+      one = _correct(kind, *(x[b] for x in (logp, old, behaviour, mask, rewards)))
+      np.testing.assert_array_equal(one.mask, np.asarray(whole.mask)[b])
+    stacked = [np.stack([x, x]) for x in (logp, old, behaviour, mask, rewards)]
+    both = _correct(kind, *stacked)
+    np.testing.assert_array_equal(both.mask, np.stack([whole.mask] * 2))
+    np.testing.assert_allclose(grad(*stacked)[1], grad(logp, old, behaviour, mask, rewards),
+                               rtol=1e-12)
+
   @pytest.mark.x64
   def test_none_is_the_identity_and_on_policy_changes_nothing(self):
     logp, old, behaviour, mask, rewards = _batch()

@@ -88,6 +88,38 @@ class TestClosedFormsAgainstAutodiff:
     assert _max_rel(auto, closed.token_weights) < 1e-12
     assert 0 < int(closed.clipped.sum()) < int(mask.sum())
 
+  @pytest.mark.parametrize("name, overrides", [
+      *((n, {}) for n in AGGREGATED + ("gmpo",)),
+      ("cispo", {"epsilon_low": 0.2, "epsilon_high": 0.28})])  # a lower clip as well
+  @pytest.mark.x64
+  def test_the_loss_reports_the_closed_forms_clipped_tokens(self, name, overrides):
+    # The aux's clip fractions count exactly the tokens the closed form says
+    # are clipped: inside the clip range never, padding never, and tokens cut
+    # on either side (GMPO: only on the side its sign-aware clip binds).
+    scale = 1.8 if name in ("cispo", "grpo_dual_clip", "grpo_delta") else 0.6
+    logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(34, B=5, G=6, T=6,
+                                                                     score_scale=scale))
+    loss, kwargs = cf.configuration(name)[0], cf.configuration_kwargs(name, **overrides)
+    _, aux = losses.get(loss)(logp, old, mask, rewards, **kwargs)
+    clipped = np.asarray(cf.advantage_weights(name, logp, old, mask, rewards, **overrides).clipped)
+    m = np.asarray(mask)
+    np.testing.assert_allclose(float(aux.clip_fraction), clipped.sum() / m.sum(), rtol=1e-12)
+    per_rollout = clipped.sum(-1) / np.maximum(m.sum(-1), 1)
+    np.testing.assert_allclose(np.asarray(aux.clipped_fraction), per_rollout, rtol=1e-12)
+    if name not in ("sapo", "gpg", "dro", "vespo", "grpo_passk"):
+      assert 0 < clipped.sum() < m.sum()
+
+  @pytest.mark.x64
+  def test_no_token_off_the_response_is_near_an_edge(self):
+    # Padding holds the ratio 1, which DPPO-TV's and GMPO's edges need not
+    # avoid: the edge mask is a boolean mask of response tokens only.
+    logp, old, mask, rewards = map(jnp.asarray, batches.random_batch(35, B=4, G=5, T=6,
+                                                                     score_scale=0.6))
+    for name in ADVANTAGE:
+      edge = cf.advantage_weights(name, logp, old, mask, rewards).edge
+      assert edge.dtype == jnp.bool_, name
+      assert not np.asarray(edge)[~np.asarray(mask)].any(), name
+
   @pytest.mark.parametrize("tau_g", [0.5, 1.0, 1.05, 4.0])
   def test_sapo_gate_bound_is_the_supremum(self, tau_g):
     rho = np.linspace(1e-6, 1 + 60 / tau_g, 2_000_001)
@@ -527,6 +559,53 @@ def test_a_row_without_cases_says_so():
   assert lines[2].endswith("n/a (no cases)") and lines[3].endswith("ok")
   assert "FAIL" in ga.format_table({"x": {"positive": {"float64": dict(row, cases=5, passed=False)}}},
                                    ("float64",))
+
+
+def _vespo_peak_by_grid(k, lam):
+  w = np.linspace(1e-6, 20.0, 2_000_001)
+  return np.max(np.exp(lam + k * np.log(w) - lam * w))
+
+
+def _sapo_peak_by_grid(tau_g):
+  rho = np.linspace(1e-6, 1 + 60 / tau_g, 2_000_001)
+  return np.max(4 * rho / (2 + np.exp(tau_g * (rho - 1)) + np.exp(-tau_g * (rho - 1))))
+
+
+def _stated_bounds():
+  """`|dL/ds| / (|A| agg)`'s bound for each configuration and sign, by hand from
+  each objective's formula and its default hyperparameters (None: unbounded)."""
+  d = losses.defaults
+  eh = lambda n: 1 + d(n)["epsilon_high"]  # noqa: E731
+  v, s = d("vespo"), d("sapo")
+  return {
+      "grpo": (eh("grpo"), None), "dapo": (eh("dapo"), None), "dr_grpo": (eh("dr_grpo"), None),
+      "gspo": (eh("gspo"), None), "luspo": (eh("luspo"), None), "clip_cov": (eh("clip_cov"), None),
+      "cispo": (eh("cispo"), eh("cispo")),  # w = min(rho, 1 + eps_high) for either sign
+      "sapo": (_sapo_peak_by_grid(s["tau_pos"]), _sapo_peak_by_grid(s["tau_neg"])),
+      "gmpo": (np.exp(d("gmpo")["epsilon_high"]), None),
+      "gpg": (1.0, 1.0),  # -A log pi: the weight is 1
+      "dppo_tv": (d("dppo_tv")["tis_cap"],) * 2, "dppo_kl": (d("dppo_kl")["tis_cap"],) * 2,
+      "kl_cov": (None, None), "dro": (None, None),
+      "vespo": (_vespo_peak_by_grid(v["k_pos"], v["lambda_pos"]),
+                _vespo_peak_by_grid(v["k_neg"], v["lambda_neg"])),
+      "grpo_dual_clip": (eh("grpo"), 3.0), "grpo_delta": (eh("grpo"), 4.0),
+      "grpo_rloo": (eh("grpo"), None), "grpo_bnpo": (eh("grpo"), None),
+      "grpo_positive_nll": (None, None),  # the NLL's mu / N+ does not scale with |A|
+      "grpo_reinforce_pp": (eh("grpo"), None), "grpo_opo": (eh("grpo"), None),
+      "grpo_passk": (eh("grpo"), 0.0),  # wrong rollouts get A = 0
+  }
+
+
+def test_every_stated_bound_against_a_hand_table():
+  table = _stated_bounds()
+  assert set(table) == set(cf.CONFIGURATIONS)
+  for name, want in table.items():
+    for sign, w in zip(("positive", "negative"), want, strict=True):
+      got, text = cf.unit_bound(name, sign)
+      assert (got is None) == (w is None), (name, sign, got, text)
+      if w is not None:
+        np.testing.assert_allclose(got, w, rtol=1e-6, err_msg=f"{name} {sign}: {text}")
+      assert ("unbounded" in text) == (w is None), (name, sign, text)
 
 
 def _run_cli(*args, timeout=600):

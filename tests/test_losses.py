@@ -261,6 +261,20 @@ class TestAgainstNumpyReference:
                                  rtol=1e-12)
 
   @pytest.mark.x64
+  def test_token_covariance_against_numpy(self):
+    # `(A - mean A)(log pi - mean log pi)` over the batch's response tokens,
+    # and -inf off them, so that no selection can prefer a padded slot.
+    logp, _, mask, rewards = batches.random_batch(29, score_scale=1.0)
+    adv = reference.advantages(mask, rewards)
+    a = np.broadcast_to(adv[..., None], mask.shape)[mask]
+    lp = logp[mask]
+    want = np.full(mask.shape, -np.inf)
+    want[mask] = (a - a.mean()) * (lp - lp.mean())
+    got = losses.token_covariance(jnp.asarray(logp), jnp.asarray(mask), jnp.asarray(adv))
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-15)
+    assert (~mask).any() and (want[mask] > 0).any() and (want[mask] < 0).any()
+
+  @pytest.mark.x64
   def test_cispo_band_as_verl(self):
     batch = batches.random_batch(24, score_scale=0.5)
     got, _ = jitted("cispo", epsilon_low=0.2, epsilon_high=0.28)(*map(jnp.asarray, batch))
@@ -754,8 +768,9 @@ class TestBadInput:
 
   @pytest.mark.parametrize("name", LABEL)
   def test_non_binary_rewards(self, name):
-    with pytest.raises(ValueError, match="`rewards` must be 0 or 1"):
-      losses.get(name)(**self.args(rewards=jnp.array([[0.5, 0., 1.], [0., 0., 1.]])))
+    # The message names the offending values, and only them.
+    with pytest.raises(ValueError, match=r"`rewards` must be 0 or 1.* such as \[0\.5, 2\.0\]\.$"):
+      losses.get(name)(**self.args(rewards=jnp.array([[0.5, 0., 1.], [0., 2., 1.]])))
 
   @pytest.mark.parametrize("name", CLIPPED)
   @pytest.mark.parametrize("kwarg", ["epsilon_low", "epsilon_high", "beta"])
@@ -820,6 +835,19 @@ class TestBadInput:
     assert set(losses.LABEL_LOSSES) | set(losses.ADVANTAGE_LOSSES) == set(losses.LOSSES)
     assert not set(losses.LABEL_LOSSES) & set(losses.ADVANTAGE_LOSSES)
     assert set(losses.CLIPPED_LOSSES) < set(losses.ADVANTAGE_LOSSES)
+
+  def test_defaults_are_the_settable_scalars(self):
+    # GRPO's, as verl's actor config sets them; a default of None (no dual
+    # clip, no delta, no reference, no fixed horizon) is no setting to report.
+    assert losses.defaults("grpo") == {
+        "epsilon_low": 0.2, "epsilon_high": 0.2, "advantage": "grpo",
+        "loss_agg_mode": "seq-mean-token-mean", "beta": 0.0, "kl_type": "low_var_kl",
+        "max_log_ratio": 20.0, "positive_nll": 0.0}
+    for name in losses.LOSSES:
+      d = losses.defaults(name)
+      assert set(d) <= set(losses.hyperparameters(name)), name
+      assert None not in d.values(), name
+      assert "ref_logp" not in d and "logp" not in d, name
 
   def test_unknown_loss_lists_known(self):
     with pytest.raises(ValueError, match="known losses: bce, cispo, clip_cov, dapo, dppo_kl, dppo_tv, "

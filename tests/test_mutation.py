@@ -104,6 +104,16 @@ def test_selection_both_ways(monkeypatch):
   assert mutation.select_tests("pkg/m.py", {13}, SOURCE, cov) is None
 
 
+def test_shared_contexts_credit_every_test_that_shares_them():
+  order = ["tests/test_a.py::t1", "tests/test_a.py::C::t2[x]", "tests/test_b.py::t3"]
+  users = mutation.context_users(order, {order[0]: ["tiny"], order[2]: ["tiny", "big"]})
+  assert users["fixture:tiny"] == [order[0], order[2]] and users["fixture:big"] == [order[2]]
+  # What a test module's import ran (a task built as a parametrize argument):
+  # every test of that module, and no other.
+  assert users["collect:tests/test_a.py"] == order[:2]
+  assert users["collect:tests/test_b.py"] == [order[2]]
+
+
 def test_every_test_the_triage_names_exists():
   # A reviewer checks a "killed" verdict by running the test it names.
   import json  # noqa: PLC0415

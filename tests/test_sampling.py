@@ -123,6 +123,13 @@ class TestNucleusBothWays:
     if top_p >= 0.8:
       assert max(sizes) > 1
 
+  @pytest.mark.parametrize("top_p, size", [(0.25, 1), (0.5, 2), (0.75, 3), (0.76, 4), (1.0, 4)])
+  def test_a_mass_reached_exactly_takes_no_further_token(self, top_p, size):
+    # Four equal tokens: the masses before each, 0, 1/4, 1/2, 3/4, are exact
+    # in binary, so a nucleus that reaches top_p exactly is seen to stop there.
+    kept = np.isfinite(np.asarray(sampling._top_p_logits(jnp.zeros((1, 4)), top_p)))
+    assert kept.sum() == size == len(_nucleus(np.zeros(4), top_p))
+
   def test_every_token_of_the_nucleus_is_drawn_at_its_renormalised_rate(self):
     logits = jnp.log(jnp.asarray([[0.30, 0.25, 0.20, 0.15, 0.06, 0.04]]))
     n = 40_000

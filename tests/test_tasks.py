@@ -246,3 +246,19 @@ def test_answer_digits_fit_the_largest_answer_exactly(task, largest):
   # longer rollout for every prompt).
   assert task.answer_digits == len(str(largest))
   assert task.max_response == task.answer_digits + 1
+
+
+@pytest.mark.parametrize("task, digits", [
+    (tasks.get_task("multiplication"), (2, 1)),  # the default: 2-digit times 1-digit
+    (tasks.get_task("addition"), (3, 3)),
+    (tasks.Multiplication(1, 2), (1, 2)), (tasks.Addition(2), (2, 2))])
+def test_operands_span_every_value_their_digits_allow(task, digits):
+  # Both directions: no operand outside 0 .. 10**d - 1, and every one of them
+  # drawn, on each side of the operator.
+  assert (task.digits_a, task.digits_b) == digits
+  rng = np.random.default_rng(0)
+  drawn = [task.problem(rng)[0] for _ in range(12_000)]
+  a, b = zip(*(p[:-1].split(task.op) for p in drawn), strict=True)
+  assert {len(x) for x in a} == {digits[0]} and {len(x) for x in b} == {digits[1]}
+  assert {int(x) for x in a} == set(range(10 ** digits[0]))
+  assert {int(x) for x in b} == set(range(10 ** digits[1]))

@@ -205,9 +205,14 @@ class TestStepMetrics:
       metric_names.name("mixed_group_frac")
 
   @pytest.mark.parametrize("steps, every, want", [(4, 2, (0, 2, 4)), (5, 2, (0, 2, 4, 5)),
-                                                  (3, 10, (0, 3))])
+                                                  (3, 10, (0, 3)), (3, 1, (0, 1, 2, 3))])
   def test_eval_steps(self, steps, every, want):
     assert metrics.eval_steps(steps, every) == want
+
+  @pytest.mark.parametrize("every", [0, -2])
+  def test_eval_every_below_one_is_refused(self, every):
+    with pytest.raises(ValueError, match="`eval_every` must be >= 1"):
+      metrics.eval_steps(4, every)
 
 
 class StepMetricsVariantsTest(chex.TestCase):
