@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from real_jax import distributed
 from real_jax.reporting import study
+from real_jax.training import cli
 from real_jax.training import scan
 from real_jax.training import sweep
 
@@ -69,4 +70,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -21,6 +21,7 @@ from ml_collections import config_flags
 
 from real_jax import distributed
 from real_jax.reporting import sweep as report
+from real_jax.training import cli
 from real_jax.training import scan
 from real_jax.training import sweep
 
@@ -55,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -13,6 +13,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from real_jax.training import cli
 from real_jax.training import loop
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -25,10 +26,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  result = loop.train(_CONFIG.value, _WORKDIR.value, log=lambda s: print(s, flush=True))
+  result = loop.train(cli.checked(_CONFIG.value), _WORKDIR.value,
+                      log=lambda s: print(s, flush=True))
   print(f"done: {result.steps} steps in {result.seconds:.0f}s; metrics in "
         f"{result.workdir}/metrics.jsonl")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -26,6 +26,7 @@ import orbax.checkpoint as ocp
 
 from real_jax import distributed
 from real_jax import metric_names
+from real_jax.training import cli
 from real_jax.training import metrics
 from real_jax.training import scan
 
@@ -42,7 +43,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  cfg, workdir = _CONFIG.value, os.path.abspath(_WORKDIR.value)
+  cfg, workdir = cli.checked(_CONFIG.value), os.path.abspath(_WORKDIR.value)
   try:
     distributed.initialize_from_flags(_MULTI)
   except ValueError as e:
@@ -68,4 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -67,7 +67,10 @@ class TestValidation:
 
   @pytest.mark.parametrize("overrides, match", [
       (dict(minibatches=3), "must be divisible by `minibatches`"),
-      (dict(loss="ppo"), "`config.loss` must be one of"),
+      (dict(loss="ppo"), "`config.loss`: unknown loss 'ppo'; known losses: bce, "),
+      (dict(loss="no_such_module:f"), "`config.loss`: loss 'no_such_module:f': cannot import"),
+      (dict(loss="dro", loss_kwargs={"epsilon_high": 0.2}),
+       "`config.loss_kwargs` sets epsilon_high, which 'dro' does not take; it takes dro_beta, "),
       (dict(tau=0.0), "`config.tau` must be > 0"),
       (dict(lr=-1.0), "`config.lr` must be > 0"),
       (dict(eval_every=0), "`config.eval_every` must be an integer >= 1"),
@@ -247,7 +250,8 @@ class TestUpdate:
                                            ("gmpo", {"advantage": "rloo"}),
                                            ("dapo", {"clip_ratio_c": 1.5})])
   def test_weights_scores_and_kl_are_what_they_say(self, tiny_config, loss, extra):
-    cfg = tiny_config(loss=loss, **extra)
+    cfg = tiny_config(loss=loss)
+    cfg.loss_kwargs.update(extra)
     assert config_lib.loss_kwargs(cfg) == extra  # the config's field reaches the loss
     graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
     task = data.make_task(cfg)

@@ -28,6 +28,7 @@ from real_jax.grad_analysis._closed_forms import real_product_group_weights
 from real_jax.grad_analysis._closed_forms import unit_bound
 from real_jax.grad_analysis._custom import Objective
 from real_jax.grad_analysis._custom import ObjectiveReport
+from real_jax.grad_analysis._custom import as_objective
 from real_jax.grad_analysis._custom import check_objective
 from real_jax.grad_analysis._custom import format_report
 from real_jax.grad_analysis._custom import plot_objective
@@ -63,6 +64,7 @@ __all__ = [
     "advantage_weights",
     "aggregation_factor",
     "anchored_weight",
+    "as_objective",
     "bce_group_weights",
     "check_objective",
     "configuration",

@@ -8,6 +8,10 @@ A researcher writes two functions for the same `[B, G, T]` batch as
 - `weights(logp, old_logp, mask, rewards)`: the closed form of
   `d loss / d logp` per token, `[B, G, T]`, written without autodiff.
 
+Register them once (`real_jax.losses.register("topr", topr, weights=topr_weights)`)
+and the same objective is checked here by name (`check_objective("topr")`),
+trained by both drivers, swept and run through the Tunix adapter.
+
 `check_objective` runs them through the randomized sweep of the shipped
 objectives (the same random groups: ragged, padded with NaN, one-sided,
 scores up to ±20; the same relative-error measure and tolerances), and
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import dataclasses
+import functools
 import math
 import time
 
@@ -49,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from real_jax import losses
 from real_jax.grad_analysis import _closed_forms as cf
 from real_jax.grad_analysis import _figures
 from real_jax.grad_analysis import _report
@@ -134,14 +140,32 @@ def _compare(objective: Objective, logp, old_logp, mask, rewards) -> dict:
 _compare_jit = jax.jit(_compare, static_argnums=0)
 
 
-def check_objective(objective: Objective, *, cases: int = 20_000,
+def as_objective(name: str, **hyperparameters) -> Objective:
+  """The `Objective` of a loss registered with its closed form (`real_jax.losses.register`
+  with `weights=`), at `hyperparameters` (its defaults otherwise)."""
+  spec = losses.spec(name)
+  if spec.weights is None:
+    raise ValueError(f"loss {name!r} has no closed form to check: register it with "
+                     "`weights=` (its d loss / d logp), or pass an Objective.")
+  unknown = set(hyperparameters) - set(losses.hyperparameters(name))
+  if unknown:
+    raise ValueError(f"{name!r} takes no {sorted(unknown)}; it takes "
+                     f"{', '.join(losses.hyperparameters(name))}.")
+  bind = lambda f: functools.partial(f, **hyperparameters) if hyperparameters else f  # noqa: E731
+  return Objective(name, bind(spec.fn), bind(spec.weights), spec.edges)
+
+
+def check_objective(objective: Objective | str, *, cases: int = 20_000,
                     dtypes: tuple[str, ...] = ("float32", "float64"), seed: int = 0,
                     chunk: int = 512,
-                    progress: Callable[[str], None] | None = print) -> ObjectiveReport:
+                    progress: Callable[[str], None] | None = print,
+                    **hyperparameters) -> ObjectiveReport:
   """Autodiff of `objective.loss` against `objective.weights` on random groups.
 
   Args:
-    objective: the `Objective`.
+    objective: the `Objective`, or the name of a loss registered with its
+      closed form (`real_jax.losses.register(name, fn, weights=...)`, or
+      `"package.module:attribute"`), checked at `hyperparameters`.
     cases: random groups per dtype (>= 1), in batches of 4 groups.
     dtypes: `float32` and/or `float64` (float64 needs `jax_enable_x64`).
     seed: seed of the random groups.
@@ -157,9 +181,14 @@ def check_objective(objective: Objective, *, cases: int = 20_000,
     ValueError: for a bad argument, or weights of the wrong shape.
     TypeError: if `objective` is not an `Objective`.
   """
+  if isinstance(objective, str):
+    objective = as_objective(objective, **hyperparameters)
+  elif hyperparameters:
+    raise TypeError(f"hyperparameters {sorted(hyperparameters)} go with a registered loss's "
+                    "name; bind them in an Objective's functions instead.")
   if not isinstance(objective, Objective):
-    raise TypeError(f"`objective` must be a grad_analysis.Objective, got "
-                    f"{type(objective).__name__}.")
+    raise TypeError(f"`objective` must be a grad_analysis.Objective or a registered loss's "
+                    f"name, got {type(objective).__name__}.")
   if not isinstance(cases, int) or cases < 1:
     raise ValueError(f"`cases` must be an integer >= 1, got {cases!r}.")
   for dtype in dtypes:

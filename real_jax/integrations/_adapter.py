@@ -95,6 +95,25 @@ def group_rows(x: jax.Array, num_generations: int, name: str) -> jax.Array:
   return x.reshape(rows // num_generations, num_generations, *x.shape[1:])
 
 
+def takes_tau(objective: str) -> bool:
+  """Label-based: the loss takes a temperature (read from its signature, so that
+  a registered objective is sorted as ours are). Raises for an unknown name."""
+  return "tau" in rj_losses.hyperparameters(objective)
+
+
+def tunix_name(policy_loss_fn: str) -> str:
+  """The real_jax loss behind a Tunix `policy_loss_fn`: `real_jax_<name>` for
+  any loss `real_jax.losses.get` knows (a registered one included), or a
+  label-based objective's bare name. Raises ValueError otherwise."""
+  name = policy_loss_fn[len(PREFIX):] if policy_loss_fn.startswith(PREFIX) else policy_loss_fn
+  if name != policy_loss_fn or name in OBJECTIVES:
+    rj_losses.get(name)  # raises, listing the known ones
+    return name
+  raise ValueError(f"`policy_loss_fn` {policy_loss_fn!r} is no real_jax objective: use "
+                   f"{PREFIX}<name> for a loss of real_jax.losses (registered ones included) "
+                   f"or one of {OBJECTIVES}.")
+
+
 def labels_from_advantages(advantages: jax.Array) -> jax.Array:
   """0/1 labels from Tunix advantages: positive advantage means correct."""
   return (advantages > 0).astype(jnp.float32)
@@ -116,8 +135,9 @@ def label_loss(objective: str, per_token_logps: jax.Array,
   Returns:
     What `real_jax.losses.<objective>` returns on the `[B, G, T]` groups.
   """
-  if objective not in OBJECTIVES:
-    raise ValueError(f"`objective` must be one of {OBJECTIVES}; got {objective!r}.")
+  if not takes_tau(objective):
+    raise ValueError(f"`objective` must be label-based (take `tau`), as {OBJECTIVES}; "
+                     f"got {objective!r}.")
   if advantages.ndim == 2:
     advantages = advantages[:, 0]
   labels = labels_from_advantages(advantages)
@@ -139,9 +159,9 @@ def advantage_loss(objective: str, per_token_logps: jax.Array,
   loss computes the group advantages itself. Returns what
   `real_jax.losses.<objective>` returns on the `[B, G, T]` groups.
   """
-  if objective not in rj_losses.ADVANTAGE_LOSSES:
-    raise ValueError(f"`objective` must be one of {rj_losses.ADVANTAGE_LOSSES}; "
-                     f"got {objective!r}.")
+  if takes_tau(objective):
+    raise ValueError(f"`objective` must be advantage-weighted (no `tau`), as "
+                     f"{rj_losses.ADVANTAGE_LOSSES}; got {objective!r}.")
   if rewards.ndim == 2:
     rewards = rewards[:, 0]
   kwargs = dict(loss_kwargs or {})

@@ -40,8 +40,11 @@ from real_jax.integrations._adapter import binary_labels
 from real_jax.integrations._adapter import diagnostics
 from real_jax.integrations._adapter import label_loss
 from real_jax.integrations._adapter import raw_rewards
+from real_jax.integrations._adapter import takes_tau
+from real_jax.integrations._adapter import tunix_name
 
-__all__ = ["LabelGRPOConfig", "RealJaxGRPOConfig", "policy_loss", "register"]
+__all__ = ["LabelGRPOConfig", "RealJaxGRPOConfig", "policy_loss", "register",
+           "register_objective"]
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -49,7 +52,8 @@ class LabelGRPOConfig(_tunix_grpo.GRPOConfig):
   """`GRPOConfig` with the paper's defaults for the label-based objectives.
 
   Attributes:
-    policy_loss_fn: one of `OBJECTIVES`. Default `real`.
+    policy_loss_fn: one of `OBJECTIVES`, or `real_jax_<name>` of a label-based
+      loss you registered. Default `real`.
     advantage_estimator: `binary_labels` (0/1 rewards, checked).
     beta: KL coefficient; the paper trains without KL. Default 0.
     tau: the objectives' temperature (> 0). Default 0.5, as in the paper.
@@ -66,10 +70,18 @@ class LabelGRPOConfig(_tunix_grpo.GRPOConfig):
 
   def __post_init__(self):
     super().__post_init__()
-    if self.policy_loss_fn not in OBJECTIVES:
+    try:
+      name = tunix_name(self.policy_loss_fn)
+    except ValueError:
+      name = None
+    if name is None or not takes_tau(name):
       raise ValueError(
-          f"`policy_loss_fn` must be one of {OBJECTIVES} for LabelGRPOConfig; "
-          f"got {self.policy_loss_fn!r}. Use Tunix's GRPOConfig for 'grpo'.")
+          f"`policy_loss_fn` must be one of {OBJECTIVES} (or real_jax_<name> of a label-based "
+          f"loss you registered) for LabelGRPOConfig; got {self.policy_loss_fn!r}. Use "
+          "Tunix's GRPOConfig for 'grpo', RealJaxGRPOConfig for real_jax's advantage-weighted "
+          "objectives.")
+    if name not in OBJECTIVES:
+      register_objective(name)
     if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau) \
         or self.tau <= 0:
       raise ValueError(f"`tau` must be a finite number > 0; got {self.tau!r}.")
@@ -101,16 +113,18 @@ class RealJaxGRPOConfig(_tunix_grpo.GRPOConfig):
 
   def __post_init__(self):
     super().__post_init__()
-    names = [PREFIX + n for n in rj_losses.ADVANTAGE_LOSSES]
-    if self.policy_loss_fn not in names:
-      raise ValueError(f"`policy_loss_fn` must be one of {names} for RealJaxGRPOConfig; got "
-                       f"{self.policy_loss_fn!r}. Use LabelGRPOConfig for the label-based ones.")
+    name = tunix_name(self.policy_loss_fn)
+    if takes_tau(name):
+      raise ValueError(f"`policy_loss_fn` {self.policy_loss_fn!r} is label-based: use "
+                       "LabelGRPOConfig for it. RealJaxGRPOConfig takes real_jax_<name> for "
+                       f"the advantage-weighted ones ({', '.join(rj_losses.ADVANTAGE_LOSSES)}, "
+                       "or one you registered).")
+    register_objective(name)
     if self.advantage_estimator != REWARD_ESTIMATOR:
       raise ValueError(
           f"`advantage_estimator` must be {REWARD_ESTIMATOR!r}: real_jax's losses compute "
           "their group advantages from the rewards (choose the estimator with "
           f"loss_kwargs={{'advantage': 'rloo'}}); got {self.advantage_estimator!r}.")
-    name = REGISTERED[self.policy_loss_fn]
     unknown = set(self.loss_kwargs) - set(rj_losses.hyperparameters(name))
     if unknown:
       raise ValueError(f"`loss_kwargs` has {sorted(unknown)}, which {name!r} does not take; "
@@ -147,21 +161,24 @@ def policy_loss(model: nnx.Module, train_example: Any, algo_config: Any,
   else:
     old_per_token_logps = train_example.old_per_token_logps.astype(jnp.float32)
 
-  if objective in OBJECTIVES:
+  if takes_tau(objective):
     loss, label_aux = label_loss(
         objective, per_token_logps, old_per_token_logps, completion_mask,
         jnp.asarray(train_example.advantages, jnp.float32),
         num_generations=algo_config.num_generations,
         tau=getattr(algo_config, "tau", DEFAULT_TAU))
     # Label-based objectives have no ratio clipping.
-    clipfrac, extra = jnp.float32(0.0), diagnostics(label_aux)
+    clipfrac = jnp.float32(0.0)
+    extra = diagnostics(label_aux) if hasattr(label_aux, "valid_group") else {}
   else:
     loss, adv_aux = advantage_loss(
         objective, per_token_logps, old_per_token_logps, completion_mask,
         jnp.asarray(train_example.advantages, jnp.float32),
         num_generations=algo_config.num_generations,
         loss_kwargs=getattr(algo_config, "loss_kwargs", None))
-    clipfrac, extra = adv_aux.clip_fraction.astype(jnp.float32), advantage_diagnostics(adv_aux)
+    # A registered objective's aux may be anything, or None.
+    clipfrac = jnp.asarray(getattr(adv_aux, "clip_fraction", 0.0), jnp.float32)
+    extra = advantage_diagnostics(adv_aux) if hasattr(adv_aux, "advantages") else {}
 
   aux: dict[str, Any] = {
       "kl": jnp.float32(0.0),
@@ -187,12 +204,24 @@ def policy_loss(model: nnx.Module, train_example: Any, algo_config: Any,
   return loss, aux
 
 
+def register_objective(name: str) -> str:
+  """Registers the real_jax loss `name` (a registered one included) in Tunix as
+  `real_jax_<name>` (idempotent); returns that name."""
+  registered = PREFIX + name
+  if not _is_ours(_registered("policy_loss_fn", registered), name):
+    _tunix_registry.register_policy_loss_fn(registered)(
+        functools.partial(policy_loss, objective=name))
+  return registered
+
+
 def register() -> None:
   """Register the objectives and the two estimators (idempotent)."""
-  for registered, name in [(n, n) for n in OBJECTIVES] + list(REGISTERED.items()):
-    if not _is_ours(_registered("policy_loss_fn", registered)):
-      _tunix_registry.register_policy_loss_fn(registered)(
+  for name in OBJECTIVES:  # the label-based ones keep their bare names too
+    if not _is_ours(_registered("policy_loss_fn", name), name):
+      _tunix_registry.register_policy_loss_fn(name)(
           functools.partial(policy_loss, objective=name))
+  for name in REGISTERED.values():
+    register_objective(name)
   for estimator, fn in ((LABEL_ESTIMATOR, binary_labels), (REWARD_ESTIMATOR, raw_rewards)):
     if _registered("advantage_estimator", estimator) is not fn:
       _tunix_registry.register_advantage_estimator(estimator)(fn)
@@ -205,8 +234,9 @@ def _registered(category: str, name: str) -> Any:
     return None
 
 
-def _is_ours(fn: Any) -> bool:
-  return isinstance(fn, functools.partial) and fn.func is policy_loss
+def _is_ours(fn: Any, name: str) -> bool:
+  return (isinstance(fn, functools.partial) and fn.func is policy_loss
+          and fn.keywords.get("objective") == name)
 
 
 register()

@@ -11,6 +11,10 @@ its function registry:
   (`real`, `grad`, `bce`, `real_product`), so that
   `GRPOConfig(policy_loss_fn="real", ...)` trains with REAL through Tunix's
   `GRPOLearner` (sharded models, fast rollouts, multi-host TPU);
+* an objective you registered (`real_jax.losses.register`, or
+  `"package.module:function"`) as `real_jax_<name>` on first use by
+  `RealJaxGRPOConfig(policy_loss_fn="real_jax_<name>")` (or
+  `register_objective(name)`), the same way as ours;
 * the advantage estimator `binary_labels`, which passes 0/1 rewards through
   unchanged after checking on the host that they are 0/1, and
   `real_jax_rewards`, which passes any rewards through unchanged: the
@@ -74,10 +78,13 @@ from real_jax.integrations._adapter import label_loss
 from real_jax.integrations._adapter import labels_from_advantages
 from real_jax.integrations._adapter import log_diagnostics
 from real_jax.integrations._adapter import raw_rewards
+from real_jax.integrations._adapter import takes_tau
+from real_jax.integrations._adapter import tunix_name
 
 # The names that need Tunix itself. Tunix loads orbax and much else on import,
 # so this module loads it (and registers the losses) only when one is first used.
-_ENGINE = ("LabelGRPOConfig", "RealJaxGRPOConfig", "policy_loss", "register")
+_ENGINE = ("LabelGRPOConfig", "RealJaxGRPOConfig", "policy_loss", "register",
+           "register_objective")
 
 __all__ = [*_ENGINE,
     "OBJECTIVES",
@@ -89,6 +96,8 @@ __all__ = [*_ENGINE,
     "DIAGNOSTICS",
     "binary_labels",
     "raw_rewards",
+    "takes_tau",
+    "tunix_name",
     "group_rows",
     "labels_from_advantages",
     "label_loss",

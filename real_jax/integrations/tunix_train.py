@@ -231,7 +231,8 @@ def load_model(model_cfg: ml_collections.ConfigDict, mesh: Mesh,
 
 
 # The label-based objectives by name, Tunix's own GRPO as "grpo", and every
-# real_jax objective under its prefixed name (real_jax_grpo, real_jax_dapo, ...).
+# real_jax objective under its prefixed name (real_jax_grpo, real_jax_dapo, ...,
+# and real_jax_<name> for one registered with real_jax.losses.register).
 LOSSES = rj_tunix.OBJECTIVES + ("grpo",) + tuple(rj_tunix.REGISTERED)
 
 
@@ -243,17 +244,21 @@ def algo_config(cfg: ml_collections.ConfigDict) -> grpo_learner.GRPOConfig:
   if cfg.loss == "grpo":
     return grpo_learner.GRPOConfig(policy_loss_fn="grpo", epsilon=cfg.epsilon,
                                    loss_agg_mode=cfg.loss_agg_mode, **common)
-  name = rj_tunix.REGISTERED.get(cfg.loss, cfg.loss)
-  if name in rj_tunix.OBJECTIVES:
-    return rj_tunix.LabelGRPOConfig(policy_loss_fn=name, tau=cfg.tau, **common)
+  name = rj_tunix.tunix_name(cfg.loss)
+  if rj_tunix.takes_tau(name):
+    return rj_tunix.LabelGRPOConfig(policy_loss_fn=cfg.loss, tau=cfg.tau, **common)
   return rj_tunix.RealJaxGRPOConfig(policy_loss_fn=cfg.loss,
                                     loss_kwargs=dict(cfg.get("loss_kwargs", None) or {}),
                                     **common)
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
-  if cfg.loss not in LOSSES:
-    raise ValueError(f"`loss` must be one of {LOSSES}; got {cfg.loss!r}.")
+  if cfg.loss != "grpo":
+    try:
+      rj_tunix.tunix_name(cfg.loss)
+    except ValueError:
+      raise ValueError(f"`loss` must be one of {LOSSES}, or real_jax_<name> of a loss you "
+                       f"registered; got {cfg.loss!r}.") from None
   if cfg.prompts_per_step % cfg.updates_per_step:
     raise ValueError(
         f"`prompts_per_step` ({cfg.prompts_per_step}) must split into "

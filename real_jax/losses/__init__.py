@@ -12,7 +12,11 @@ and returns `(loss, aux)`. `rollout_correction` adapts a batch to any of
 them when the sampler's policy differs from the trainer's. Each is built from a function of one rollout group
 (`*_group`) that is `jax.vmap`-ed over groups. docs/derivations.md gives the
 formulas and conventions. `LOSSES` names every objective; `defaults(name)`
-gives its default hyperparameters, read from its signature.
+gives its default hyperparameters, read from its signature. `register(name,
+fn)` adds your own objective to `LOSSES` (or name it
+`"package.module:function"` in a config, imported on use): the trainer, the
+sweeps, the Tunix adapter and `grad_analysis.check_objective` then take it as
+they take ours.
 """
 
 from real_jax.losses._clipped import AGG_MODES
@@ -76,6 +80,7 @@ from real_jax.losses._registry import LossSpec
 from real_jax.losses._registry import defaults
 from real_jax.losses._registry import get
 from real_jax.losses._registry import hyperparameters
+from real_jax.losses._registry import register
 from real_jax.losses._registry import spec
 
 __all__ = [
@@ -113,6 +118,7 @@ __all__ = [
     "dr_grpo",
     "dro",
     "get",
+    "register",
     "gmpo",
     "gmpo_group",
     "gpg",

@@ -5,12 +5,20 @@ the benchmarks, the Tunix adapter) reads the names from `LOSSES` and a loss's
 default hyperparameters from `defaults(name)`. The defaults themselves are
 declared once, in each function's keyword-only signature; `defaults` reads
 them from there, so a documented default and the value used cannot drift.
+
+A researcher's own objective takes the same path: `register(name, fn, ...)`
+adds it to `LOSSES`, or a config names it `"package.module:attribute"` and
+`get` imports and registers it on first use. Either way the trainer's two
+drivers, the sweeps, the Tunix adapter and `grad_analysis.check_objective`
+find it by name, with its hyperparameters read from its signature.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 import dataclasses
+import functools
+import importlib
 import inspect
 from typing import Any
 
@@ -27,12 +35,21 @@ class LossSpec:
   Attributes:
     fn: the batched loss, `fn(logp, old_logp, mask, rewards, **hparams)`.
     family: `"label"` (rewards as class labels, temperature `tau`),
-      `"clipped"` (PPO-style clipped surrogate on group advantages) or
+      `"clipped"` (PPO-style clipped surrogate on group advantages),
       `"policy_gradient"` (the other advantage-weighted objectives: CISPO,
-      SAPO, GMPO, GPG, DPPO, Clip-Cov, KL-Cov, DRO, VESPO).
+      SAPO, GMPO, GPG, DPPO, Clip-Cov, KL-Cov, DRO, VESPO) or `"custom"` (a
+      registered objective).
+    weights: for a registered objective, its closed-form gradient
+      `weights(logp, old_logp, mask, rewards, **hparams) -> [B, G, T]`
+      (`d loss / d logp`, written without autodiff), which
+      `grad_analysis.check_objective(name)` checks; None if not given. The
+      shipped objectives' closed forms live in `real_jax.grad_analysis`.
+    edges: the importance ratios at which the weight jumps (clip edges).
   """
   fn: Callable
   family: str
+  weights: Callable | None = None
+  edges: tuple[float, ...] = ()
 
 
 _SPECS: dict[str, LossSpec] = {
@@ -57,6 +74,8 @@ _SPECS: dict[str, LossSpec] = {
     "vespo": LossSpec(_policy_gradient.vespo, "policy_gradient"),
 }
 
+_SHIPPED = frozenset(_SPECS)
+# The shipped objectives, then those registered since (`register`).
 LOSSES: dict[str, Callable] = {name: spec.fn for name, spec in _SPECS.items()}
 LABEL_LOSSES: tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.family == "label")
 CLIPPED_LOSSES: tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.family == "clipped")
@@ -64,9 +83,70 @@ CLIPPED_LOSSES: tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.family
 ADVANTAGE_LOSSES: tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.family != "label")
 
 
+def register(name: str, fn: Callable, *, weights: Callable | None = None,
+             edges: tuple[float, ...] = (), replace: bool = False) -> LossSpec:
+  """Makes `fn` the objective `name`, for every part of real_jax.
+
+  Args:
+    name: the name a config, a sweep or the Tunix adapter (`real_jax_<name>`)
+      uses; not a shipped objective's.
+    fn: `fn(logp, old_logp, mask, rewards, *, hparam=default, ...)` on a
+      `[B, G, T]` batch (`rewards [B, G]`), returning the scalar loss or
+      `(loss, aux)`. Its hyperparameters are its keyword-only arguments; one
+      called `tau` makes it label-based: the trainer passes the config's
+      (traced) temperature.
+    weights: its closed-form `d loss / d logp` (same arguments, `[B, G, T]`),
+      for `grad_analysis.check_objective(name)`.
+    edges: importance ratios where the weight jumps, left out of that check.
+    replace: allow replacing an earlier registration of `name`.
+
+  Returns:
+    The registry entry.
+  """
+  if not isinstance(name, str) or not name:
+    raise TypeError(f"`name` must be a non-empty str, got {name!r}.")
+  if not callable(fn):
+    raise TypeError(f"`fn` must be callable, got {type(fn).__name__}.")
+  if name in _SHIPPED or (name in _SPECS and not replace):
+    raise ValueError(f"loss {name!r} is already registered"
+                     + ("" if name in _SHIPPED else "; pass replace=True to replace it") + ".")
+  params = list(inspect.signature(fn).parameters.values())
+  positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+  if len(positional) < 4:
+    raise TypeError(f"`fn` must take (logp, old_logp, mask, rewards, *, hyperparameters...); "
+                    f"{name!r} takes {[p.name for p in positional]} positionally.")
+
+  @functools.wraps(fn)
+  def as_pair(*args, **kwargs):
+    out = fn(*args, **kwargs)
+    return out if isinstance(out, tuple) else (out, None)
+
+  spec = LossSpec(as_pair, "custom", weights, tuple(edges))
+  _SPECS[name] = spec
+  LOSSES[name] = as_pair
+  return spec
+
+
+def _import(name: str) -> None:
+  """Registers `"package.module:attribute"` under that name, imported on first use."""
+  module, _, attribute = name.partition(":")
+  try:
+    obj = getattr(importlib.import_module(module), attribute)
+  except (ImportError, AttributeError) as e:
+    raise ValueError(f"loss {name!r}: cannot import {attribute!r} from {module!r} ({e}).") from None
+  if isinstance(obj, LossSpec):
+    register(name, obj.fn, weights=obj.weights, edges=obj.edges)
+  else:
+    register(name, obj, weights=getattr(obj, "weights", None),
+             edges=getattr(obj, "edges", ()))
+
+
 def _check_name(name: str) -> None:
+  if isinstance(name, str) and name not in _SPECS and ":" in name:
+    _import(name)
   if not isinstance(name, str) or name not in _SPECS:
-    raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(sorted(_SPECS))}.")
+    raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(sorted(_SPECS))} "
+                     "(or 'package.module:function', imported on use).")
 
 
 def get(name: str) -> Callable:

@@ -7,11 +7,15 @@ configs start from it and change what they study. Fields:
 - `model`: the policy (`real_jax.model.PolicyConfig` fields, `compute_dtype`).
 - `base`: the supervised warm start (`dir` where base models are kept, its
   own seed, lr, batch, budget and the pass@1 `band` it stops in).
-- `loss` and its hyperparameters: `tau` for the label-based losses;
-  `epsilon_low`, `epsilon_high`, `loss_agg_mode`, `advantage` (grpo, rloo,
-  drgrpo), `clip_ratio_c` (dual clip), `tau_pos`, `tau_neg` (SAPO) for the
-  advantage-weighted ones, each passed only to a loss that takes it (None
-  keeps the loss's own default, see `real_jax.losses.defaults`).
+- `loss`: a name of `real_jax.losses` (a registered one included), or
+  `"package.module:attribute"`, imported and registered on use.
+- `tau`: the label-based losses' temperature, traced (swept in one program).
+- `loss_kwargs`: every other hyperparameter of the loss, by the loss's own
+  keyword names (`epsilon_high`, `advantage`, `dro_beta`, `k_pos`, ...): one
+  field for each hyperparameter a shipped loss takes, None by default (the
+  loss's own default, `real_jax.losses.defaults`). A set field the loss does
+  not take is an error that lists the ones it does. A sweep names them bare:
+  `product(loss=["dro"], dro_beta=[0.01, 0.1])`.
 - the RL step: `prompts_per_step` (B) groups of `group_size` (G) rollouts at
   `temperature` / `top_p`, then `ppo_epochs x minibatches` AdamW updates on
   whole groups (`lr`, `weight_decay`, `grad_clip`), for `steps` steps.
@@ -46,9 +50,9 @@ __all__ = [
     "get_config",
     "shrink_for_smoke",
     "validate",
-    "LOSS_FIELDS",
     "SAMPLER_DTYPES",
     "loss_kwargs",
+    "settable",
 ]
 
 
@@ -64,13 +68,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.loss = "real"
   c.tau = 0.5
-  c.epsilon_low = ml_collections.config_dict.placeholder(float)
-  c.epsilon_high = ml_collections.config_dict.placeholder(float)
-  c.loss_agg_mode = ml_collections.config_dict.placeholder(str)
-  c.advantage = ml_collections.config_dict.placeholder(str)
-  c.clip_ratio_c = ml_collections.config_dict.placeholder(float)
-  c.tau_pos = ml_collections.config_dict.placeholder(float)
-  c.tau_neg = ml_collections.config_dict.placeholder(float)
+  c.loss_kwargs = ml_collections.ConfigDict(
+      {k: ml_collections.config_dict.placeholder(t) for k, t in _hyperparameter_types().items()})
 
   c.prompts_per_step = 16
   c.group_size = 8
@@ -115,11 +114,39 @@ def shrink_for_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+# A loss's keyword arguments that are no entry of `loss_kwargs`: `tau` is the
+# config's own (traced) field, and `ref_logp` is an array, not a setting.
+NOT_LOSS_KWARGS = ("tau", "ref_logp")
+
+
+def settable(loss: str) -> list[str]:
+  """The hyperparameters of `loss` that `config.loss_kwargs` can set."""
+  return [k for k in losses.hyperparameters(loss) if k not in NOT_LOSS_KWARGS]
+
+
+def _hyperparameter_types() -> dict[str, type]:
+  """Every settable hyperparameter of the shipped losses, with its type: the
+  type of a default where one is not None, else float (a clip, a cap, a
+  horizon). `tau` is the config's own field, and arrays (`ref_logp`) are no
+  settings."""
+  types: dict[str, type] = {}
+  for name in losses.LOSSES:
+    given = losses.defaults(name)
+    for k in settable(name):
+      if k in given:
+        types[k] = type(given[k])
+      else:
+        types.setdefault(k, float)
+  return dict(sorted(types.items()))
+
+
 def validate(cfg: ml_collections.ConfigDict) -> None:
   """Raises `ValueError` naming the field for a config the trainer cannot run."""
-  if cfg.loss not in losses.LOSSES:
-    raise ValueError(f"`config.loss` must be one of {', '.join(sorted(losses.LOSSES))}; "
-                     f"got {cfg.loss!r}.")
+  try:
+    losses.get(cfg.loss)
+  except ValueError as e:
+    raise ValueError(f"`config.loss`: {e}") from None
+  loss_kwargs(cfg)  # raises for a hyperparameter the loss does not take
   for field in ("prompts_per_step", "group_size", "minibatches", "ppo_epochs", "steps",
                 "eval_every", "eval_size", "checkpoint_every", "log_every", "points_per_program"):
     value = cfg.get(field)
@@ -153,19 +180,22 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
 
 
 def loss_kwargs(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The config's static loss hyperparameters that the chosen loss accepts.
+  """`config.loss_kwargs`'s set fields (None means the loss's own default).
 
   `tau` is not among them: the step takes it as an argument so that it can be
-  traced. Fields left at None keep the loss's own default.
+  traced.
+
+  Raises:
+    ValueError: for a set field that `config.loss` does not take, listing the
+      ones it does.
   """
-  if cfg.loss in losses.LABEL_LOSSES:
-    return {}
-  accepted = losses.hyperparameters(cfg.loss)
-  return {k: cfg.get(k) for k in LOSS_FIELDS if k in accepted and cfg.get(k) is not None}
+  given = {k: v for k, v in (cfg.get("loss_kwargs") or {}).items() if v is not None}
+  accepted = settable(cfg.loss)
+  unknown = sorted(set(given) - set(accepted))
+  if unknown:
+    raise ValueError(f"`config.loss_kwargs` sets {', '.join(unknown)}, which {cfg.loss!r} does "
+                     f"not take; it takes {', '.join(accepted) or 'no hyperparameter but tau'}.")
+  return given
 
 
 SAMPLER_DTYPES = ("float32", "bfloat16")
-
-# The config fields that carry an advantage-weighted loss's hyperparameters.
-LOSS_FIELDS = ("epsilon_low", "epsilon_high", "loss_agg_mode", "advantage", "clip_ratio_c",
-               "tau_pos", "tau_neg")

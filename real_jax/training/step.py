@@ -108,7 +108,7 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
   parameter gradient, through a zero offset added to `logp`.
   """
   base_loss = functools.partial(losses.get(cfg.loss), **config_lib.loss_kwargs(cfg))
-  uses_tau = cfg.loss in losses.LABEL_LOSSES
+  uses_tau = "tau" in losses.hyperparameters(cfg.loss)  # read from the signature, as for yours
   temperature = _logprob_temperature(cfg)
   correct = functools.partial(losses.rollout_correction, cfg.correction,
                               cap=cfg.correction_cap, kl_threshold=cfg.correction_kl)

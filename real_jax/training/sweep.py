@@ -3,7 +3,9 @@ r"""The sweep runner: one folder per point, finished points skipped, failures su
   status = run_grid(cfg, points, workdir)   # or: python -m real_jax.sweep --config=... --workdir=...
 
 A config file's `get_sweep()` returns a list of override dicts (dotted keys
-allowed), e.g. `product(loss=["real", "grpo"], seed=[0, 1, 2])`. Points that
+allowed, and a loss's hyperparameters by their bare names), e.g.
+`product(loss=["real", "grpo"], seed=[0, 1, 2])` or
+`product(loss=["dro"], dro_beta=[0.01, 0.1])`. Points that
 differ only in `seed`, `tau` and `lr` form a group and train together,
 `points_per_program` at a time, in one vmapped program (`scan.run_points`).
 Each point gets `workdir/<name>/` with `overrides.json`, `metrics.jsonl` (the
@@ -38,6 +40,7 @@ import traceback
 import ml_collections
 
 from real_jax import distributed
+from real_jax.training import config as config_lib
 from real_jax.training import metrics as metrics_lib
 from real_jax.training import scan
 
@@ -82,6 +85,8 @@ def run_config_sweep(cfg: ml_collections.ConfigDict, config_string: str, workdir
     ValueError: when the config file defines no `get_sweep()`.
   """
   points = load_sweep(config_string)
+  for p in points:  # a typo in any point fails before anything trains
+    config_lib.validate(apply_overrides(cfg, p))
   log(f"{len(points)} points from {config_string} into {workdir}; {distributed.describe()}, "
       f"mesh {dict(mesh.shape) if mesh else 'none'}")
   return points, run_grid(cfg, points, workdir, log=log, mesh=mesh)
@@ -104,15 +109,27 @@ def point_name(overrides: dict) -> str:
 
 
 def apply_overrides(cfg: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
+  """`cfg` with a point's overrides: dotted keys, and a loss's hyperparameters by bare name.
+
+  `dro_beta=0.1` sets `loss_kwargs.dro_beta` when the point's loss (its own
+  `loss` override, else the config's) takes `dro_beta` and the config has no
+  top-level field of that name; a registered loss's own hyperparameters are
+  added to `loss_kwargs` the same way.
+  """
   cfg = cfg.copy_and_resolve_references()
   with cfg.unlocked():
-    for key, value in overrides.items():
+    for key, value in sorted(overrides.items(), key=lambda kv: kv[0] != "loss"):  # loss first
       node = cfg
       *parents, leaf = key.split(".")
+      takes = "loss_kwargs" in cfg and leaf in config_lib.settable(cfg.loss)
+      if not parents and leaf not in cfg and takes:
+        parents = ["loss_kwargs"]
       for p in parents:
         node = node[p]
-      if leaf not in node:
-        raise ValueError(f"sweep override {key!r}: the config has no such field.")
+      if leaf not in node and not (parents == ["loss_kwargs"] and takes):
+        hint = (f"; {cfg.loss!r} takes {', '.join(config_lib.settable(cfg.loss))}"
+                if "loss_kwargs" in cfg else "")
+        raise ValueError(f"sweep override {key!r}: the config has no such field{hint}.")
       node[leaf] = value
   return cfg
 
