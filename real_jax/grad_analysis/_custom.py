@@ -8,8 +8,8 @@ A researcher writes two functions for the same `[B, G, T]` batch as
 - `weights(logp, old_logp, mask, rewards)`: the closed form of
   `d loss / d logp` per token, `[B, G, T]`, written without autodiff.
 
-Register them once (`real_jax.losses.register("topr", topr, weights=topr_weights)`)
-and the same objective is checked here by name (`check_objective("topr")`),
+Register them once (`real_jax.losses.register("tapered", topr, weights=topr_weights)`)
+and the same objective is checked here by name (`check_objective("tapered")`),
 trained by both drivers, swept and run through the Tunix adapter.
 
 `check_objective` runs them through the randomized sweep of the shipped
