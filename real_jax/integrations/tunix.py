@@ -19,7 +19,8 @@ its function registry:
   unchanged after checking on the host that they are 0/1, and
   `real_jax_rewards`, which passes any rewards through unchanged: the
   advantage-weighted objectives compute their group advantages themselves
-  (`grpo`, `rloo` or `drgrpo`, see `RealJaxGRPOConfig`), exactly as
+  (any of `real_jax.losses.ADVANTAGE_ESTIMATORS`, chosen with
+  `loss_kwargs={"advantage": ...}`, see `RealJaxGRPOConfig`), exactly as
   `real_jax.losses` does.
 
 The loss computes per-token log-probabilities exactly as Tunix's own GRPO loss
