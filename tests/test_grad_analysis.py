@@ -477,12 +477,18 @@ print("ok")
         [shares.mean(), np.median(shares), np.quantile(shares, 0.9), np.mean(shares > 0.5)],
         rtol=1e-9)
 
+  @pytest.mark.x64
   def test_tokens_at_a_clip_edge_are_left_out_and_counted(self):
     cases = _sweep.make_cases(_sweep.case_rng(5, 0), 8, jnp.float64)
-    # Every third token's ratio exactly on GRPO's upper edge, 1 + epsilon_high.
+    # Every third token's ratio exactly on GRPO's upper edge, 1 + epsilon_high;
+    # the next token's a relative 1e-6 above it: outside float64's band of
+    # 1e-12, so compared, not left out.
     on_edge = np.zeros(cases["mask"].shape, bool)
     on_edge[..., ::3] = True
+    near = np.roll(on_edge, 1, axis=-1) & ~on_edge
     logp = jnp.where(on_edge, cases["old_logp"] + np.log(1.2), cases["logp"])
+    logp = jnp.where(near, cases["old_logp"] + np.log(1.2 * (1 + 1e-6)), logp)
+    assert cases["logp"].dtype == jnp.float64
     out = jax.device_get(_sweep.compare_chunk("grpo", **dict(cases, logp=logp)))
     # The expected counts, from the rewards alone: a rollout's advantage has the
     # sign of its reward minus its group's mean over the rollouts present.
