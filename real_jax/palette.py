@@ -35,6 +35,7 @@ COLORS: dict[str, str] = {
     "kl_cov": "#7570b3",
     "dro": "#a6761d",
     "vespo": "#e6ab02",
+    "topr": "#08519c",
     "grpo_delta": "#fdae6b",
     "grpo_bnpo": "#843c39",
     "grpo_positive_nll": "#31a354",

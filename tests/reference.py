@@ -139,12 +139,13 @@ CLIPPED = {
     "dro": dict(dro_beta=0.1, advantage="grpo", loss_agg_mode="token-mean"),
     "vespo": dict(k_pos=2.0, lambda_pos=3.0, k_neg=3.0, lambda_neg=2.0, advantage="grpo",
                   loss_agg_mode="token-mean"),
+    "topr": dict(advantage="drgrpo", loss_agg_mode="seq-mean-token-sum"),
 }
 
 
 # Objectives with stop-gradient weights, trust regions or token selections:
 # finite differences must hold those at the point (`frozen_logp`).
-FROZEN = ("cispo", "dppo_tv", "dppo_kl", "vespo", "clip_cov", "kl_cov")
+FROZEN = ("cispo", "dppo_tv", "dppo_kl", "vespo", "clip_cov", "kl_cov", "topr")
 
 
 def _binary_kl(mu, pi):
@@ -205,6 +206,9 @@ def _token_losses(name, cfg, s, logp, a, s_weight):
     return np.where(kept, -w * a * logp, 0.0)
   if name == "dro":
     return -(a * logp - 0.5 * cfg["dro_beta"] * s**2)
+  if name == "topr":  # Le Roux et al., eq. 8: min(rho(o), 1) on negatives only
+    w = 1.0 if a >= 0 else min(np.exp(np.sum(s_weight)), 1.0)
+    return -w * a * logp
   if name == "vespo":
     log_w = np.clip(np.sum(np.clip(s_weight, -20, 20)), np.log(1e-8), 20)
     k, lam = (cfg["k_pos"], cfg["lambda_pos"]) if a >= 0 else (cfg["k_neg"], cfg["lambda_neg"])

@@ -76,7 +76,7 @@ class TestClosedFormsAgainstAutodiff:
     assert _max_rel(auto, closed.token_weights) < 1e-12
     # Both regimes exercised, where there are two: SAPO, GPG, DRO and VESPO
     # have no clip, and pass@k credits too few rollouts to reach one.
-    if name not in ("sapo", "gpg", "dro", "vespo", "grpo_passk"):
+    if name not in ("sapo", "gpg", "dro", "vespo", "topr", "grpo_passk"):
       assert 0 < int(closed.clipped.sum()) < int(mask.sum())
 
   @pytest.mark.x64
@@ -106,7 +106,7 @@ class TestClosedFormsAgainstAutodiff:
     np.testing.assert_allclose(float(aux.clip_fraction), clipped.sum() / m.sum(), rtol=1e-12)
     per_rollout = clipped.sum(-1) / np.maximum(m.sum(-1), 1)
     np.testing.assert_allclose(np.asarray(aux.clipped_fraction), per_rollout, rtol=1e-12)
-    if name not in ("sapo", "gpg", "dro", "vespo", "grpo_passk"):
+    if name not in ("sapo", "gpg", "dro", "vespo", "topr", "grpo_passk"):
       assert 0 < clipped.sum() < m.sum()
 
   @pytest.mark.x64
@@ -590,6 +590,7 @@ def _stated_bounds():
       "sapo": (_sapo_peak_by_grid(s["tau_pos"]), _sapo_peak_by_grid(s["tau_neg"])),
       "gmpo": (np.exp(d("gmpo")["epsilon_high"]), None),
       "gpg": (1.0, 1.0),  # -A log pi: the weight is 1
+      "topr": (1.0, 1.0),  # 1 for positives, min(rho(o), 1) for negatives
       "dppo_tv": (d("dppo_tv")["tis_cap"],) * 2, "dppo_kl": (d("dppo_kl")["tis_cap"],) * 2,
       "kl_cov": (None, None), "dro": (None, None),
       "vespo": (_vespo_peak_by_grid(v["k_pos"], v["lambda_pos"]),

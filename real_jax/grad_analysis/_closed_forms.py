@@ -348,6 +348,8 @@ def unit_bound(name: str, sign: str, **overrides) -> tuple[float | None, str]:
     if positive:
       return math.exp(cfg["epsilon_high"]), f"<= e^eps_high = {math.exp(cfg['epsilon_high']):.4f}"
     return None, "unbounded (e^mean s)"
+  if loss == "topr":
+    return 1.0, ("= 1 (constant)" if positive else "<= 1 (tapered: min(rho(o), 1))")
   return 1.0, "= 1 (constant)"  # GPG
 
 
@@ -396,6 +398,8 @@ def advantage_weights(name: str, logp: Array, old_logp: Array, mask: Array,
   - SAPO: :math:`4\sigma(x)\sigma(-x)\rho` with :math:`x = \tau_g(\rho - 1)`;
   - GMPO: the rollout's geometric-mean ratio where the token's clip is open, else 0;
   - GPG and DRO: 1; DPPO: :math:`\min(\rho, C)` inside its trust region, else 0;
+  - TOPR: 1 for `A >= 0`, :math:`\min(\rho_k, 1)` for `A < 0`, `rho_k` the
+    rollout's sequence ratio;
   - Clip-Cov: GRPO's, and 0 on its selected tokens; KL-Cov: :math:`\rho`;
   - VESPO: :math:`\phi(w_k) = e^{\lambda + k\log w_k - \lambda w_k}`, `w_k` the
     product of the rollout's ratios;
@@ -466,6 +470,11 @@ def advantage_weights(name: str, logp: Array, old_logp: Array, mask: Array,
   elif loss == "dro":
     unit = jnp.ones(m.shape, dtype)
     penalty = cfg["dro_beta"] * s * agg
+  elif loss == "topr":
+    # The rollout's sequence ratio, tapered for negatives only: min(rho, 1).
+    log_rho = jnp.sum(s, -1, keepdims=True)
+    ratio = jnp.broadcast_to(jnp.exp(jnp.minimum(log_rho, max_log_ratio)), m.shape)
+    unit = jnp.where(a < 0, jnp.exp(jnp.minimum(log_rho, 0.0)), jnp.ones((), dtype))
   elif loss == "vespo":
     log_w = jnp.clip(jnp.sum(jnp.clip(s, -max_log_ratio, max_log_ratio), -1, keepdims=True),
                      math.log(1e-8), max_log_ratio)

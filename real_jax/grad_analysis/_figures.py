@@ -51,6 +51,8 @@ def _label(name: str) -> str:
     return f"GMPO (log-ratio clip $-${cfg['epsilon_low']:g}/+{cfg['epsilon_high']:g})"
   if name == "gpg":
     return "GPG ($-A \\log\\pi$)"
+  if name == "topr":
+    return "TOPR (negatives: sg(min($\\rho(o)$, 1)))"
   if name in ("dppo_tv", "dppo_kl"):
     kind = "TV" if name == "dppo_tv" else "binary KL"
     return f"DPPO-{kind} (threshold {cfg['epsilon_high']:g}, C = {cfg['tis_cap']:g})"
@@ -79,7 +81,7 @@ VARIANTS = ("real", "grad", "bce", "real_product")
 # the bnpo and NLL options GRPO's, so they are left out too.
 ATLAS = (("label-based", ("real", "grad", "bce", "real_product")),
          ("PPO clip", ("grpo", "dapo", "gspo", "grpo_dual_clip", "grpo_delta")),
-         ("since the paper", ("cispo", "sapo", "gmpo", "gpg", "vespo")),
+         ("since the paper", ("cispo", "sapo", "gmpo", "gpg", "vespo", "topr")),
          ("trust regions and penalties", ("dppo_tv", "dppo_kl", "clip_cov", "kl_cov", "dro")))
 
 

@@ -69,6 +69,8 @@ ZERO_WHERE = {
     "sapo": "never in exact arithmetic; it decays smoothly both ways and underflows far from rho = 1",
     "gmpo": "on a token whose log-ratio clip closes: A > 0 and s > eps_high, A < 0 and s < -eps_low",
     "gpg": "never",
+    "topr": "never in exact arithmetic; a negative's min(rho(o), 1) underflows for very"
+            " unlikely rollouts",
     "dppo": "outside the trust region: A > 0 and the token's probability rose past the"
             " threshold (TV: pi - mu > eps_high; KL: D > eps_high), A <= 0 and it fell past it",
     "clip_cov": "where PPO's clip closes, and on the few selected highest-covariance tokens",
@@ -88,6 +90,8 @@ def direction(name: str, sign: str) -> int:
   loss, cfg = cf.configuration(name)
   if cfg["advantage"] == "grpo_passk" and sign == "negative":
     return ZERO
+  if loss == "topr" and sign == "positive":
+    return CONSTANT  # plain REINFORCE: no ratio on a positive
   return {"sapo": PEAKED, "gpg": CONSTANT, "vespo": PEAKED, "dro": VALLEY}.get(loss, INCREASING)
 
 

@@ -2,7 +2,7 @@
 
 The paper's seven (REAL, GRAD, BCE, product-style, GRPO, DAPO, GSPO), Dr.GRPO,
 and the objectives since: CISPO, SAPO, GMPO, GPG, LUSPO, DPPO (TV and KL),
-Clip-Cov, KL-Cov, DRO and VESPO; as options, dual-clip PPO (`clip_ratio_c`),
+Clip-Cov, KL-Cov, DRO, VESPO and TOPR; as options, dual-clip PPO (`clip_ratio_c`),
 INTELLECT-2's two-sided clip (`delta`), VAPO's positive NLL
 (`positive_nll`) and TRL's `bnpo` aggregation; as advantage estimators
 (`advantage=`), RLOO, Dr.GRPO, REINFORCE++-baseline, OPO and pass@k.
@@ -70,6 +70,8 @@ from real_jax.losses._policy_gradient import gpg
 from real_jax.losses._policy_gradient import gpg_group
 from real_jax.losses._policy_gradient import sapo
 from real_jax.losses._policy_gradient import sapo_group
+from real_jax.losses._policy_gradient import topr
+from real_jax.losses._policy_gradient import topr_group
 from real_jax.losses._policy_gradient import vespo
 from real_jax.losses._policy_gradient import vespo_log_weight
 from real_jax.losses._registry import ADVANTAGE_LOSSES
@@ -142,6 +144,8 @@ __all__ = [
     "rollout_correction",
     "sapo",
     "sapo_group",
+    "topr",
+    "topr_group",
     "sequence_scores",
     "spec",
     "token_covariance",

@@ -1,4 +1,5 @@
-r"""Objectives since the paper that reshape the same weights: CISPO, SAPO, GMPO, GPG.
+r"""Objectives since the paper that reshape the same weights: CISPO, SAPO, GMPO, GPG,
+TOPR, DPPO (TV and KL), DRO and VESPO.
 
 Each reshapes the per-token gradient weight that REAL replaces with a
 bounded, monotonic one (docs/derivations.md, "Objectives since the paper"):
@@ -8,7 +9,12 @@ bounded, monotonic one (docs/derivations.md, "Objectives since the paper"):
 - SAPO replaces the hard clip with a smooth sigmoid gate;
 - GMPO takes a geometric mean of token ratios, clipped token by token in log
   space;
-- GPG drops the ratio altogether.
+- GPG drops the ratio altogether;
+- TOPR keeps plain REINFORCE for positives and tapers negatives by their
+  truncated sequence ratio;
+- DPPO drops the tokens that left a trust region on the sampled token's
+  probability; DRO pulls towards pi_old with a squared-log-ratio penalty;
+  VESPO weights a rollout by a Gamma-shaped function of its sequence ratio.
 
 Each is written for one group (`*_group`, `[G, T]`), `jax.vmap`-ed over the
 `B` groups by `_clipped.advantage_objective`, which also computes the
@@ -285,6 +291,63 @@ def gpg(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   """
   return _clipped.advantage_objective(
       gpg_group, logp, old_logp, mask, rewards, advantage=advantage,
+      loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
+      max_log_ratio=DEFAULT_MAX_LOG_RATIO, norm_length=norm_length, positive_nll=positive_nll)
+
+
+# ------------------------------------------------------------------ TOPR ----
+
+
+def topr_group(logp: Array, old_logp: Array, mask: Array,
+               advantages: Array) -> tuple[Array, Array]:
+  r"""TOPR's token losses of one group: :math:`-\mathrm{sg}(w_k)\,A_k\log\pi`.
+
+  `w_k = 1` for `A_k >= 0` and `min(rho_k, 1)` for `A_k < 0`, with `rho_k`
+  the rollout's sequence ratio `exp(sum_t s_{k,t})`. Returns `(token_loss,
+  clipped)` as `gpg_group`: the taper is continuous (both sides give 1 at
+  `rho = 1`) and cuts no token, so `clipped` is all False; counting the
+  negatives with `rho > 1` would count rounding on-policy.
+  """
+  m = _common.as_bool_mask(mask)
+  dtype = logp.dtype
+  zero = jnp.zeros((), dtype)
+  adv = advantages.astype(dtype)
+  log_rho = jnp.sum(_token_log_ratio(logp, old_logp, m), axis=-1)
+  # min(rho, 1) = exp(min(log rho, 0)): no ratio is ever exponentiated above 1.
+  weight = jax.lax.stop_gradient(jnp.where(adv < 0, jnp.exp(jnp.minimum(log_rho, 0.0)), 1.0))
+  token_loss = -(weight * adv)[:, None] * jnp.where(m, logp, zero)
+  return jnp.where(m, token_loss, zero), jnp.zeros(m.shape, bool)
+
+
+def topr(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
+         advantage: str = "drgrpo", loss_agg_mode: str = "seq-mean-token-sum",
+         beta: float = 0.0, ref_logp: Array | None = None,
+         kl_type: str = "low_var_kl",
+         norm_length: float | None = None,
+         positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+  r"""TOPR, tapered off-policy REINFORCE: an asymmetric, truncated sequence weight.
+
+  .. math::
+     \ell_k = -A_k\log\pi(o_k) \ (A_k \ge 0), \qquad
+     \ell_k = -\mathrm{sg}\big(\min(\rho_k, 1)\big)\,A_k\log\pi(o_k) \ (A_k < 0)
+
+  with `rho_k = pi(o_k) / pi_old(o_k)` the product of the rollout's token
+  ratios. Positives are pushed up at full weight whatever the drift; a
+  negative the policy has already made less likely than the sampler did is
+  pushed down less, and one it made more likely at most at weight 1. The
+  weight is detached: the truncation changes it and adds no gradient path.
+  Conventions (docs/derivations.md, "TOPR"): the reward with its group's mean
+  as baseline (`advantage="drgrpo"`; the paper's baseline `c` is the group
+  mean here), split on the sign of `A`; `log pi(o)` the sum of the token
+  log-probabilities (`seq-mean-token-sum`: each rollout's sum, averaged over
+  the batch's rollouts). `aux.clip_fraction` is 0: nothing is cut.
+
+  References:
+    Le Roux, Bellemare et al., "Tapered Off-Policy REINFORCE", arXiv 2503.14286 (2025),
+    eq. 8.
+  """
+  return _clipped.advantage_objective(
+      topr_group, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
       max_log_ratio=DEFAULT_MAX_LOG_RATIO, norm_length=norm_length, positive_nll=positive_nll)
 

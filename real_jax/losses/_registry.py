@@ -37,7 +37,7 @@ class LossSpec:
     family: `"label"` (rewards as class labels, temperature `tau`),
       `"clipped"` (PPO-style clipped surrogate on group advantages),
       `"policy_gradient"` (the other advantage-weighted objectives: CISPO,
-      SAPO, GMPO, GPG, DPPO, Clip-Cov, KL-Cov, DRO, VESPO) or `"custom"` (a
+      SAPO, GMPO, GPG, TOPR, DPPO, Clip-Cov, KL-Cov, DRO, VESPO) or `"custom"` (a
       registered objective).
     weights: for a registered objective, its closed-form gradient
       `weights(logp, old_logp, mask, rewards, **hparams) -> [B, G, T]`
@@ -72,6 +72,7 @@ _SPECS: dict[str, LossSpec] = {
     "kl_cov": LossSpec(_covariance.kl_cov, "policy_gradient"),
     "dro": LossSpec(_policy_gradient.dro, "policy_gradient"),
     "vespo": LossSpec(_policy_gradient.vespo, "policy_gradient"),
+    "topr": LossSpec(_policy_gradient.topr, "policy_gradient"),
 }
 
 _SHIPPED = frozenset(_SPECS)
