@@ -746,3 +746,16 @@ class TestCheckYourOwnObjective:
     report = self.check(_grpo_inverted_for_negatives, _grpo_weights, edges=(0.8, 1.2))
     ga.plot_objective(str(tmp_path / "mine.png"), report)
     assert (tmp_path / "mine.png").stat().st_size > 10_000
+
+
+def test_every_advantage_loss_has_one_record_and_no_other_name_falls_through():
+  # Each shipped advantage-weighted loss states its closed form, bound, shape,
+  # zeros and legend in one record; any other name raises instead of
+  # borrowing another objective's (GPG's, before the records).
+  assert set(cf.CLOSED_FORMS) == set(losses.ADVANTAGE_LOSSES)
+  with pytest.raises(ValueError, match="no closed form for 'gpg2'"):
+    cf.closed_form("gpg2")
+  for name in cf.CONFIGURATIONS:
+    loss = cf.configuration(name)[0]
+    assert cf.clip_edges(name) == cf.CLOSED_FORMS[loss].edges(cf.configuration(name)[1])
+    assert _sweep.direction(name, "positive") in _sweep.DIRECTION_WORDS

@@ -12,14 +12,17 @@ Command line: `python -m real_jax.grad_analysis --out DIR`.
 from real_jax.grad_analysis._autodiff import rollout_weights
 from real_jax.grad_analysis._autodiff import token_gradients
 from real_jax.grad_analysis._closed_forms import ADVANTAGE_DEFAULTS
+from real_jax.grad_analysis._closed_forms import CLOSED_FORMS
 from real_jax.grad_analysis._closed_forms import CONFIGURATIONS
 from real_jax.grad_analysis._closed_forms import AdvantageWeights
 from real_jax.grad_analysis._closed_forms import BatchLabelWeights
+from real_jax.grad_analysis._closed_forms import ClosedForm
 from real_jax.grad_analysis._closed_forms import LabelWeights
 from real_jax.grad_analysis._closed_forms import advantage_weights
 from real_jax.grad_analysis._closed_forms import aggregation_factor
 from real_jax.grad_analysis._closed_forms import anchored_weight
 from real_jax.grad_analysis._closed_forms import bce_group_weights
+from real_jax.grad_analysis._closed_forms import closed_form
 from real_jax.grad_analysis._closed_forms import configuration
 from real_jax.grad_analysis._closed_forms import grad_group_weights
 from real_jax.grad_analysis._closed_forms import label_weights
@@ -52,7 +55,9 @@ __all__ = [
     "ATLAS",
     "AdvantageWeights",
     "BatchLabelWeights",
+    "CLOSED_FORMS",
     "CONFIGURATIONS",
+    "ClosedForm",
     "FIGURE1",
     "LabelWeights",
     "OBJECTIVES",
@@ -67,6 +72,7 @@ __all__ = [
     "as_objective",
     "bce_group_weights",
     "check_objective",
+    "closed_form",
     "configuration",
     "figure1_curves",
     "format_table",

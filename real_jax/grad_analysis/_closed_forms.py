@@ -14,6 +14,9 @@ Shape letters: `B` groups, `G` rollouts per group, `T` tokens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+import dataclasses
+import functools
 import math
 from typing import NamedTuple
 
@@ -246,8 +249,6 @@ CONFIGURATIONS = {
     "grpo_opo": ("grpo", {"advantage": "opo"}),
     "grpo_passk": ("grpo", {"advantage": "grpo_passk"}),
 }
-# The objectives whose clip is PPO's on a ratio (edges at 1 - eps_low, 1 + eps_high).
-PPO_CLIPS = tuple(losses.CLIPPED_LOSSES) + ("clip_cov",)
 
 
 def configuration(name: str, **overrides) -> tuple[str, dict]:
@@ -278,17 +279,14 @@ ADVANTAGE_DEFAULTS = {name: configuration(name)[1] for name in CONFIGURATIONS}
 
 
 def clip_edges(name: str, **overrides) -> tuple[float, ...]:
-  """The importance ratios at which the weight of `name` jumps (derivative undefined)."""
+  """The importance ratios at which the weight of `name` jumps (derivative undefined).
+
+  CISPO's, DPPO's and TOPR's weights are continuous in rho (DPPO's trust
+  region jumps in pi - mu, found by `dppo_kept` on both sides alike); SAPO,
+  GPG, DRO and VESPO are smooth; KL-Cov's selection is the loss's own.
+  """
   loss, cfg = configuration(name, **overrides)
-  if loss in PPO_CLIPS:
-    edges = (1 + cfg["epsilon_high"], 1 - cfg["epsilon_low"])
-    return edges + tuple(cfg[k] for k in ("clip_ratio_c", "delta") if cfg[k] is not None)
-  if loss == "gmpo":
-    return (math.exp(cfg["epsilon_high"]), math.exp(-cfg["epsilon_low"]))
-  # CISPO's and DPPO's weights are continuous in rho (DPPO's trust region
-  # jumps in pi - mu, found by `dppo_kept` on both sides alike); SAPO, GPG,
-  # DRO and VESPO are smooth; KL-Cov's selection is the loss's own.
-  return ()
+  return closed_form(loss).edges(cfg)
 
 
 def sapo_gate_bound(tau_g: float) -> float:
@@ -320,37 +318,7 @@ def unit_bound(name: str, sign: str, **overrides) -> tuple[float | None, str]:
     return None, "unbounded: the NLL's mu / N+ does not scale with |A|"
   if cfg["advantage"] == "grpo_passk" and not positive:
     return 0.0, "= 0 (only the best rollout gets credit)"
-  if loss in PPO_CLIPS:
-    caps = [c for c in (cfg["clip_ratio_c"], cfg["delta"]) if c is not None]
-    if positive:
-      bound = min([1 + cfg["epsilon_high"]] + caps)
-      return bound, f"<= min(1 + eps_high, delta) = {bound:g}"
-    if caps:
-      return min(caps), f"<= {min(caps):g} (dual clip / delta)"
-    return None, "unbounded (e^s)"
-  if loss in ("dppo_tv", "dppo_kl"):
-    return cfg["tis_cap"], f"<= C = {cfg['tis_cap']:g} (truncated IS)"
-  if loss == "kl_cov":
-    return None, "unbounded (e^s, no clip)"
-  if loss == "dro":
-    return None, "unbounded (|1 - beta s / A|)"
-  if loss == "vespo":
-    k, lam = (cfg["k_pos"], cfg["lambda_pos"]) if positive else (cfg["k_neg"], cfg["lambda_neg"])
-    bound = vespo_peak(k, lam)
-    return bound, f"<= phi(k/lambda) = {bound:.4f}"
-  if loss == "cispo":
-    return 1 + cfg["epsilon_high"], f"<= 1 + eps_high = {1 + cfg['epsilon_high']:g}"
-  if loss == "sapo":
-    tau_g = cfg["tau_pos"] if positive else cfg["tau_neg"]
-    bound = sapo_gate_bound(tau_g)
-    return bound, f"<= {bound:.4f} (gate peak, tau = {tau_g:g})"
-  if loss == "gmpo":
-    if positive:
-      return math.exp(cfg["epsilon_high"]), f"<= e^eps_high = {math.exp(cfg['epsilon_high']):.4f}"
-    return None, "unbounded (e^mean s)"
-  if loss == "topr":
-    return 1.0, ("= 1 (constant)" if positive else "<= 1 (tapered: min(rho(o), 1))")
-  return 1.0, "= 1 (constant)"  # GPG
+  return closed_form(loss).bound(cfg, positive)
 
 
 def vespo_peak(k: float, lam: float) -> float:
@@ -416,89 +384,21 @@ def advantage_weights(name: str, logp: Array, old_logp: Array, mask: Array,
   derivatives; everything that is a derivative is written out here.
   """
   loss, cfg = configuration(name, **overrides)
+  form = closed_form(loss)
   m = mask != 0
   dtype = logp.dtype
   zero = jnp.zeros((), dtype)
   adv = losses.batch_advantages(rewards, m, estimator=cfg["advantage"]).astype(dtype)
   a = jnp.broadcast_to(adv[..., None], m.shape)
-  mode = "seq-mean-token-mean" if loss == "gmpo" else cfg["loss_agg_mode"]
-  agg = aggregation_factor(m, mode, dtype, norm_length)
+  agg = aggregation_factor(m, form.agg_mode or cfg["loss_agg_mode"], dtype, norm_length)
   max_log_ratio = cfg.get("max_log_ratio", 20.0)  # GPG and DRO have no ratio to clamp
   s = jnp.where(m, logp - old_logp, zero)
-  ratio = jnp.exp(s)
-  clipped = jnp.zeros(m.shape, bool)
-  penalty = jnp.zeros(m.shape, dtype)
-  in_clamp = jnp.abs(s) < max_log_ratio
-  if loss in ("gspo", "luspo"):
-    sbar = losses.sequence_scores(logp, old_logp, m)[..., None]
-    ratio = jnp.broadcast_to(jnp.exp(sbar), m.shape)
-    in_clamp = jnp.broadcast_to(jnp.abs(sbar) < max_log_ratio, m.shape)
-    seq_len = jnp.maximum(jnp.sum(m, -1, keepdims=True), 1).astype(dtype)
-    # d sbar / d s_{k,t} = 1/|o_k|; every token of the rollout carries l_k.
-    agg = jnp.where(m, jnp.sum(agg, -1, keepdims=True) / seq_len, zero)
-  if loss in PPO_CLIPS:
-    clipped = (((a > 0) & (ratio > 1 + cfg["epsilon_high"]))
-               | ((a < 0) & (ratio < 1 - cfg["epsilon_low"])))
-    if cfg["clip_ratio_c"] is not None:
-      clipped = clipped | ((a < 0) & (ratio > cfg["clip_ratio_c"]))
-    if cfg["delta"] is not None:
-      clipped = clipped | (ratio > cfg["delta"])
-    if loss == "clip_cov":
-      clipped = clipped | losses.clip_cov_selection(
-          logp, old_logp, m, adv, epsilon_low=cfg["epsilon_low"],
-          epsilon_high=cfg["epsilon_high"], clip_cov_ratio=cfg["clip_cov_ratio"],
-          clip_cov_lb=cfg["clip_cov_lb"], clip_cov_ub=cfg["clip_cov_ub"])
-    unit = jnp.where(~clipped & in_clamp, ratio, zero)
-  elif loss == "cispo":
-    w = jnp.minimum(jnp.exp(jnp.clip(s, -max_log_ratio, max_log_ratio)), 1 + cfg["epsilon_high"])
-    clipped = ratio > 1 + cfg["epsilon_high"]
-    if cfg["epsilon_low"] is not None:
-      w = jnp.maximum(w, 1 - cfg["epsilon_low"])
-      clipped = clipped | (ratio < 1 - cfg["epsilon_low"])
-    unit = w
-  elif loss in ("dppo_tv", "dppo_kl"):
-    kept = losses.dppo_kept(jnp.where(m, logp, zero), jnp.where(m, old_logp, zero), a,
-                            divergence=loss[-2:], epsilon_low=cfg["epsilon_low"],
-                            epsilon_high=cfg["epsilon_high"])
-    clipped = ~kept
-    w = jnp.minimum(jnp.exp(jnp.clip(s, -max_log_ratio, max_log_ratio)), cfg["tis_cap"])
-    unit = jnp.where(kept, w, zero)
-  elif loss == "kl_cov":
-    clipped = losses.kl_cov_selection(logp, m, adv, kl_cov_ratio=cfg["kl_cov_ratio"])
-    unit = jnp.where(in_clamp, ratio, zero)
-    penalty = jnp.where(clipped, cfg["ppo_kl_coef"] * jnp.sign(s), zero) * agg
-  elif loss == "dro":
-    unit = jnp.ones(m.shape, dtype)
-    penalty = cfg["dro_beta"] * s * agg
-  elif loss == "topr":
-    # The rollout's sequence ratio, tapered for negatives only: min(rho, 1).
-    log_rho = jnp.sum(s, -1, keepdims=True)
-    ratio = jnp.broadcast_to(jnp.exp(jnp.minimum(log_rho, max_log_ratio)), m.shape)
-    unit = jnp.where(a < 0, jnp.exp(jnp.minimum(log_rho, 0.0)), jnp.ones((), dtype))
-  elif loss == "vespo":
-    log_w = jnp.clip(jnp.sum(jnp.clip(s, -max_log_ratio, max_log_ratio), -1, keepdims=True),
-                     math.log(1e-8), max_log_ratio)
-    nonneg = a >= 0
-    k = jnp.where(nonneg, cfg["k_pos"], cfg["k_neg"]).astype(dtype)
-    lam = jnp.where(nonneg, cfg["lambda_pos"], cfg["lambda_neg"]).astype(dtype)
-    unit = jnp.exp(lam + k * log_w - lam * jnp.exp(log_w))
-    ratio = jnp.broadcast_to(jnp.exp(log_w), m.shape)
-  elif loss == "sapo":
-    tau_g = jnp.where(a > 0, cfg["tau_pos"], cfg["tau_neg"]).astype(dtype)
-    x = tau_g * (ratio - 1)
-    unit = jnp.where(in_clamp, 4 * jax.nn.sigmoid(x) * jax.nn.sigmoid(-x) * ratio, zero)
-  elif loss == "gmpo":
-    # A token's clip is open below +eps_high for A > 0, above -eps_low for A < 0.
-    clipped = (((a > 0) & (s > cfg["epsilon_high"]))
-               | ((a < 0) & (s < -cfg["epsilon_low"])))
-    kept = jnp.where(clipped, jnp.clip(s, -cfg["epsilon_low"], cfg["epsilon_high"]), s)
-    seq_len = jnp.maximum(jnp.sum(m, -1, keepdims=True), 1).astype(dtype)
-    mean_kept = jnp.sum(jnp.where(m, kept, zero), -1, keepdims=True) / seq_len
-    rho_geo = jnp.broadcast_to(jnp.exp(mean_kept), m.shape)
-    alive = ~clipped & jnp.broadcast_to(jnp.abs(mean_kept) < max_log_ratio, m.shape)
-    unit = jnp.where(alive, rho_geo, zero)
-  else:  # gpg
-    unit = jnp.ones(m.shape, dtype)
+  out = form.unit(Token(logp, old_logp, m, adv, a, s, agg, max_log_ratio, cfg))
+  unit = out.unit
+  clipped = jnp.zeros(m.shape, bool) if out.clipped is None else out.clipped
+  penalty = jnp.zeros(m.shape, dtype) if out.penalty is None else out.penalty
+  ratio = jnp.exp(s) if out.ratio is None else out.ratio
+  agg = agg if out.agg is None else out.agg
   unit = jnp.where(m & (a != 0), unit, zero)
   if cfg["positive_nll"]:
     correct = m & (rewards > 0)[..., None]
@@ -508,3 +408,301 @@ def advantage_weights(name: str, logp: Array, old_logp: Array, mask: Array,
   edge = near_edges(ratio, clip_edges(name, **overrides), dtype) & m
   return AdvantageWeights(token, unit, clipped & m, adv, agg, jnp.where(m, ratio, zero),
                           jnp.where(m, penalty, zero), edge)
+
+
+# ------------------------------------------------- one record per objective ----
+
+# Shapes of |weight| as the own score s grows (docs/derivations.md).
+DECREASING, INCREASING, ZERO, PEAKED, CONSTANT, VALLEY = -1, +1, 0, 2, 3, 4
+
+
+class Token(NamedTuple):
+  """What every advantage-weighted closed form reads: the batch at one point."""
+  logp: Array
+  old_logp: Array
+  mask: Array       # bool
+  advantages: Array  # [B, G]
+  a: Array          # the advantages on every token, [B, G, T]
+  s: Array          # the token log-ratios, 0 off the response
+  agg: Array        # the aggregation factor of the configuration's mode
+  max_log_ratio: float
+  cfg: dict
+
+  @property
+  def zero(self):
+    return jnp.zeros((), self.logp.dtype)
+
+  @property
+  def in_clamp(self):
+    return jnp.abs(self.s) < self.max_log_ratio
+
+
+class Unit(NamedTuple):
+  """A closed form's weight per unit `|A|`, and what else it changes (None: the default)."""
+  unit: Array
+  clipped: Array | None = None   # default: nothing clipped
+  penalty: Array | None = None   # default: 0
+  ratio: Array | None = None     # default: the token ratio e^s
+  agg: Array | None = None       # default: the mode's factor
+
+
+@dataclasses.dataclass(frozen=True)
+class ClosedForm:
+  """One advantage-weighted objective's closed form, read by every part of `grad_analysis`.
+
+  Attributes:
+    unit: `unit(Token) -> Unit`, the derivative per unit `-A` (docs/derivations.md, section 6).
+    bound: `bound(cfg, positive) -> (bound or None, how it reads)` on `|dL/ds| / (|A| agg)`.
+    shape: `(positives, negatives)`: how `|weight|` moves as the own score `s` grows.
+    zero_where: where the weight is exactly 0, in words.
+    label: `label(cfg) -> str`, the figures' legend.
+    edges: `edges(cfg) -> ratios` at which the weight jumps.
+    agg_mode: an aggregation of its own (GMPO's mean over rollouts), else the config's.
+  """
+  unit: Callable[[Token], Unit]
+  bound: Callable[[dict, bool], tuple[float | None, str]]
+  shape: tuple[int, int]
+  zero_where: str
+  label: Callable[[dict], str]
+  edges: Callable[[dict], tuple[float, ...]] = lambda cfg: ()
+  agg_mode: str | None = None
+
+
+def closed_form(loss: str) -> ClosedForm:
+  """The record of advantage-weighted loss `loss`; raises for any other name."""
+  try:
+    return CLOSED_FORMS[loss]
+  except KeyError:
+    raise ValueError(f"no closed form for {loss!r}: the advantage-weighted objectives with one "
+                     f"are {', '.join(CLOSED_FORMS)}.") from None
+
+
+def eps_label(cfg: dict) -> str:
+  """The clip range as a legend reads it."""
+  low = "none" if cfg.get("epsilon_low") is None else f"{cfg['epsilon_low']:g}"
+  return f"$\\epsilon$ = {low}/{cfg['epsilon_high']:g}"
+
+
+# PPO's clip on a ratio, with the dual clip and delta: GRPO, DAPO, Dr.GRPO,
+# GSPO, LUSPO and Clip-Cov.
+def _ppo(x: Token, ratio=None, in_clamp=None, extra=None) -> Unit:
+  cfg, a = x.cfg, x.a
+  ratio = jnp.exp(x.s) if ratio is None else ratio
+  in_clamp = x.in_clamp if in_clamp is None else in_clamp
+  clipped = (((a > 0) & (ratio > 1 + cfg["epsilon_high"]))
+             | ((a < 0) & (ratio < 1 - cfg["epsilon_low"])))
+  if cfg["clip_ratio_c"] is not None:
+    clipped = clipped | ((a < 0) & (ratio > cfg["clip_ratio_c"]))
+  if cfg["delta"] is not None:
+    clipped = clipped | (ratio > cfg["delta"])
+  if extra is not None:
+    clipped = clipped | extra
+  return Unit(jnp.where(~clipped & in_clamp, ratio, x.zero), clipped, ratio=ratio)
+
+
+def _sequence_ppo(x: Token) -> Unit:
+  sbar = losses.sequence_scores(x.logp, x.old_logp, x.mask)[..., None]
+  ratio = jnp.broadcast_to(jnp.exp(sbar), x.mask.shape)
+  in_clamp = jnp.broadcast_to(jnp.abs(sbar) < x.max_log_ratio, x.mask.shape)
+  seq_len = jnp.maximum(jnp.sum(x.mask, -1, keepdims=True), 1).astype(x.logp.dtype)
+  # d sbar / d s_{k,t} = 1/|o_k|; every token of the rollout carries l_k.
+  agg = jnp.where(x.mask, jnp.sum(x.agg, -1, keepdims=True) / seq_len, x.zero)
+  return _ppo(x, ratio, in_clamp)._replace(agg=agg)
+
+
+def _clip_cov(x: Token) -> Unit:
+  cfg = x.cfg
+  return _ppo(x, extra=losses.clip_cov_selection(
+      x.logp, x.old_logp, x.mask, x.advantages, epsilon_low=cfg["epsilon_low"],
+      epsilon_high=cfg["epsilon_high"], clip_cov_ratio=cfg["clip_cov_ratio"],
+      clip_cov_lb=cfg["clip_cov_lb"], clip_cov_ub=cfg["clip_cov_ub"]))
+
+
+def _ppo_bound(cfg: dict, positive: bool):
+  caps = [c for c in (cfg["clip_ratio_c"], cfg["delta"]) if c is not None]
+  if positive:
+    bound = min([1 + cfg["epsilon_high"]] + caps)
+    return bound, f"<= min(1 + eps_high, delta) = {bound:g}"
+  if caps:
+    return min(caps), f"<= {min(caps):g} (dual clip / delta)"
+  return None, "unbounded (e^s)"
+
+
+def _ppo_edges(cfg: dict):
+  edges = (1 + cfg["epsilon_high"], 1 - cfg["epsilon_low"])
+  return edges + tuple(cfg[k] for k in ("clip_ratio_c", "delta") if cfg[k] is not None)
+
+
+_PPO_ZERO = ("where the clip closes: A > 0 and rho > 1 + eps_high, A < 0 and rho < 1 - eps_low"
+             " (and rho > c with the dual clip)")
+
+
+def _ppo_form(title: str, unit=_ppo, zero_where=_PPO_ZERO) -> ClosedForm:
+  return ClosedForm(unit, _ppo_bound, (INCREASING, INCREASING), zero_where,
+                    lambda cfg: f"{title} ({eps_label(cfg)})", _ppo_edges)
+
+
+def _cispo(x: Token) -> Unit:
+  cfg, mlr = x.cfg, x.max_log_ratio
+  ratio = jnp.exp(x.s)
+  w = jnp.minimum(jnp.exp(jnp.clip(x.s, -mlr, mlr)), 1 + cfg["epsilon_high"])
+  clipped = ratio > 1 + cfg["epsilon_high"]
+  if cfg["epsilon_low"] is not None:
+    w = jnp.maximum(w, 1 - cfg["epsilon_low"])
+    clipped = clipped | (ratio < 1 - cfg["epsilon_low"])
+  return Unit(w, clipped)
+
+
+def _cispo_label(cfg: dict) -> str:
+  low = "" if cfg["epsilon_low"] is None else f", w >= {1 - cfg['epsilon_low']:g}"
+  return f"CISPO (w = sg(min($\\rho$, {1 + cfg['epsilon_high']:g})){low})"
+
+
+def _dppo(x: Token, divergence: str) -> Unit:
+  cfg, mlr = x.cfg, x.max_log_ratio
+  kept = losses.dppo_kept(jnp.where(x.mask, x.logp, x.zero), jnp.where(x.mask, x.old_logp, x.zero),
+                          x.a, divergence=divergence, epsilon_low=cfg["epsilon_low"],
+                          epsilon_high=cfg["epsilon_high"])
+  w = jnp.minimum(jnp.exp(jnp.clip(x.s, -mlr, mlr)), cfg["tis_cap"])
+  return Unit(jnp.where(kept, w, x.zero), ~kept)
+
+
+def _dppo_form(kind: str) -> ClosedForm:
+  return ClosedForm(
+      functools.partial(_dppo, divergence=kind),
+      lambda cfg, positive: (cfg["tis_cap"], f"<= C = {cfg['tis_cap']:g} (truncated IS)"),
+      (INCREASING, INCREASING),
+      "outside the trust region: A > 0 and the token's probability rose past the"
+      " threshold (TV: pi - mu > eps_high; KL: D > eps_high), A <= 0 and it fell past it",
+      lambda cfg: (f"DPPO-{'TV' if kind == 'tv' else 'binary KL'} (threshold "
+                   f"{cfg['epsilon_high']:g}, C = {cfg['tis_cap']:g})"))
+
+
+def _kl_cov(x: Token) -> Unit:
+  cfg = x.cfg
+  selected = losses.kl_cov_selection(x.logp, x.mask, x.advantages,
+                                     kl_cov_ratio=cfg["kl_cov_ratio"])
+  ratio = jnp.exp(x.s)
+  penalty = jnp.where(selected, cfg["ppo_kl_coef"] * jnp.sign(x.s), x.zero) * x.agg
+  return Unit(jnp.where(x.in_clamp, ratio, x.zero), selected, penalty)
+
+
+def _dro(x: Token) -> Unit:
+  return Unit(jnp.ones(x.mask.shape, x.logp.dtype), penalty=x.cfg["dro_beta"] * x.s * x.agg)
+
+
+def _vespo(x: Token) -> Unit:
+  cfg, mlr, dtype = x.cfg, x.max_log_ratio, x.logp.dtype
+  log_w = jnp.clip(jnp.sum(jnp.clip(x.s, -mlr, mlr), -1, keepdims=True), math.log(1e-8), mlr)
+  nonneg = x.a >= 0
+  k = jnp.where(nonneg, cfg["k_pos"], cfg["k_neg"]).astype(dtype)
+  lam = jnp.where(nonneg, cfg["lambda_pos"], cfg["lambda_neg"]).astype(dtype)
+  return Unit(jnp.exp(lam + k * log_w - lam * jnp.exp(log_w)),
+              ratio=jnp.broadcast_to(jnp.exp(log_w), x.mask.shape))
+
+
+def _vespo_bound(cfg: dict, positive: bool):
+  k, lam = (cfg["k_pos"], cfg["lambda_pos"]) if positive else (cfg["k_neg"], cfg["lambda_neg"])
+  bound = vespo_peak(k, lam)
+  return bound, f"<= phi(k/lambda) = {bound:.4f}"
+
+
+def _sapo(x: Token) -> Unit:
+  cfg = x.cfg
+  ratio = jnp.exp(x.s)
+  tau_g = jnp.where(x.a > 0, cfg["tau_pos"], cfg["tau_neg"]).astype(x.logp.dtype)
+  z = tau_g * (ratio - 1)
+  return Unit(jnp.where(x.in_clamp, 4 * jax.nn.sigmoid(z) * jax.nn.sigmoid(-z) * ratio, x.zero))
+
+
+def _sapo_bound(cfg: dict, positive: bool):
+  tau_g = cfg["tau_pos"] if positive else cfg["tau_neg"]
+  bound = sapo_gate_bound(tau_g)
+  return bound, f"<= {bound:.4f} (gate peak, tau = {tau_g:g})"
+
+
+def _gmpo(x: Token) -> Unit:
+  cfg, a, m = x.cfg, x.a, x.mask
+  # A token's clip is open below +eps_high for A > 0, above -eps_low for A < 0.
+  clipped = (((a > 0) & (x.s > cfg["epsilon_high"]))
+             | ((a < 0) & (x.s < -cfg["epsilon_low"])))
+  kept = jnp.where(clipped, jnp.clip(x.s, -cfg["epsilon_low"], cfg["epsilon_high"]), x.s)
+  seq_len = jnp.maximum(jnp.sum(m, -1, keepdims=True), 1).astype(x.logp.dtype)
+  mean_kept = jnp.sum(jnp.where(m, kept, x.zero), -1, keepdims=True) / seq_len
+  rho_geo = jnp.broadcast_to(jnp.exp(mean_kept), m.shape)
+  alive = ~clipped & jnp.broadcast_to(jnp.abs(mean_kept) < x.max_log_ratio, m.shape)
+  return Unit(jnp.where(alive, rho_geo, x.zero), clipped)
+
+
+def _gmpo_bound(cfg: dict, positive: bool):
+  if positive:
+    return math.exp(cfg["epsilon_high"]), f"<= e^eps_high = {math.exp(cfg['epsilon_high']):.4f}"
+  return None, "unbounded (e^mean s)"
+
+
+def _ones(x: Token) -> Unit:
+  return Unit(jnp.ones(x.mask.shape, x.logp.dtype))
+
+
+def _topr(x: Token) -> Unit:
+  # The rollout's sequence ratio, tapered for negatives only: min(rho, 1).
+  log_rho = jnp.sum(x.s, -1, keepdims=True)
+  ratio = jnp.broadcast_to(jnp.exp(jnp.minimum(log_rho, x.max_log_ratio)), x.mask.shape)
+  return Unit(jnp.where(x.a < 0, jnp.exp(jnp.minimum(log_rho, 0.0)), jnp.ones((), x.logp.dtype)),
+              ratio=ratio)
+
+
+# Every shipped advantage-weighted objective, declared once: its closed form,
+# bound, shape, zeros and legend.
+CLOSED_FORMS: dict[str, ClosedForm] = {
+    "grpo": _ppo_form("GRPO"),
+    "dapo": _ppo_form("DAPO"),
+    "dr_grpo": _ppo_form("Dr.GRPO"),
+    "gspo": _ppo_form("GSPO", _sequence_ppo),
+    "luspo": _ppo_form("LUSPO (per unit |A| and length)", _sequence_ppo),
+    "clip_cov": dataclasses.replace(
+        _ppo_form("Clip-Cov", _clip_cov,
+                  "where PPO's clip closes, and on the few selected highest-covariance tokens"),
+        label=lambda cfg: (f"Clip-Cov ({eps_label(cfg)}, c in ({cfg['clip_cov_lb']:g}, "
+                           f"{cfg['clip_cov_ub']:g}))")),
+    "cispo": ClosedForm(
+        _cispo, lambda cfg, positive: (1 + cfg["epsilon_high"],
+                                       f"<= 1 + eps_high = {1 + cfg['epsilon_high']:g}"),
+        (INCREASING, INCREASING), "never", _cispo_label),
+    "sapo": ClosedForm(
+        _sapo, _sapo_bound, (PEAKED, PEAKED),
+        "never in exact arithmetic; it decays smoothly both ways and underflows far from rho = 1",
+        lambda cfg: (f"SAPO ($\\tau_{{pos}}$ = {cfg['tau_pos']:g}, $\\tau_{{neg}}$ = "
+                     f"{cfg['tau_neg']:g})")),
+    "gmpo": ClosedForm(
+        _gmpo, _gmpo_bound, (INCREASING, INCREASING),
+        "on a token whose log-ratio clip closes: A > 0 and s > eps_high, A < 0 and s < -eps_low",
+        lambda cfg: f"GMPO (log-ratio clip $-${cfg['epsilon_low']:g}/+{cfg['epsilon_high']:g})",
+        lambda cfg: (math.exp(cfg["epsilon_high"]), math.exp(-cfg["epsilon_low"])),
+        agg_mode="seq-mean-token-mean"),
+    "gpg": ClosedForm(_ones, lambda cfg, positive: (1.0, "= 1 (constant)"),
+                      (CONSTANT, CONSTANT), "never", lambda cfg: "GPG ($-A \\log\\pi$)"),
+    "dppo_tv": _dppo_form("tv"),
+    "dppo_kl": _dppo_form("kl"),
+    "kl_cov": ClosedForm(
+        _kl_cov, lambda cfg, positive: (None, "unbounded (e^s, no clip)"),
+        (INCREASING, INCREASING), "never (no clip); a selected token's penalty adds kappa sgn(s)",
+        lambda cfg: f"KL-Cov (no clip; $\\kappa$ = {cfg['ppo_kl_coef']:g} on selected)"),
+    "dro": ClosedForm(
+        _dro, lambda cfg, positive: (None, "unbounded (|1 - beta s / A|)"), (VALLEY, VALLEY),
+        "only at s = A / beta, where the pull cancels the push",
+        lambda cfg: f"DRO ($\\beta$ = {cfg['dro_beta']:g}: $|1 - \\beta s / A|$)"),
+    "vespo": ClosedForm(
+        _vespo, _vespo_bound, (PEAKED, PEAKED),
+        "never in exact arithmetic; phi underflows for sequence ratios far above k/lambda",
+        lambda cfg: (f"VESPO (k, $\\lambda$ = {cfg['k_pos']:g}, {cfg['lambda_pos']:g} / "
+                     f"{cfg['k_neg']:g}, {cfg['lambda_neg']:g})")),
+    "topr": ClosedForm(
+        _topr,
+        lambda cfg, positive: (1.0, "= 1 (constant)" if positive
+                               else "<= 1 (tapered: min(rho(o), 1))"),
+        (CONSTANT, INCREASING),
+        "never in exact arithmetic; a negative's min(rho(o), 1) underflows for very"
+        " unlikely rollouts",
+        lambda cfg: "TOPR (negatives: sg(min($\\rho(o)$, 1)))"),
+}

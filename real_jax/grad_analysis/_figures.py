@@ -25,10 +25,11 @@ def _pyplot():
   return plt
 
 
-def _eps(name: str) -> str:
-  cfg = cf.ADVANTAGE_DEFAULTS[name]
-  low = "none" if cfg.get("epsilon_low") is None else f"{cfg['epsilon_low']:g}"
-  return f"$\\epsilon$ = {low}/{cfg['epsilon_high']:g}"
+# The legends of the configurations that are not a loss at its defaults.
+_CONFIGURATION_LABELS = {
+    "grpo_dual_clip": lambda cfg: f"dual-clip GRPO ({cf.eps_label(cfg)}, c = {cfg['clip_ratio_c']:g})",
+    "grpo_delta": lambda cfg: f"two-sided GRPO ({cf.eps_label(cfg)}, $\\delta$ = {cfg['delta']:g})",
+}
 
 
 def _label(name: str) -> str:
@@ -38,38 +39,10 @@ def _label(name: str) -> str:
             "grad": "GRAD ($\\tau$ = 0.5; = REAL on positives, 0 on negatives)",
             "bce": "BCE ($\\tau$ = 0.5, $C^\\pm$ = 1)",
             "real_product": "product-style ($\\tau$ = 0.5)"}[name]
-  cfg = cf.ADVANTAGE_DEFAULTS[name]
-  if name == "grpo_dual_clip":
-    return f"dual-clip GRPO ({_eps('grpo')}, c = {cfg['clip_ratio_c']:g})"
-  if name == "cispo":
-    cap = 1 + cfg["epsilon_high"]
-    low = "" if cfg["epsilon_low"] is None else f", w >= {1 - cfg['epsilon_low']:g}"
-    return f"CISPO (w = sg(min($\\rho$, {cap:g})){low})"
-  if name == "sapo":
-    return f"SAPO ($\\tau_{{pos}}$ = {cfg['tau_pos']:g}, $\\tau_{{neg}}$ = {cfg['tau_neg']:g})"
-  if name == "gmpo":
-    return f"GMPO (log-ratio clip $-${cfg['epsilon_low']:g}/+{cfg['epsilon_high']:g})"
-  if name == "gpg":
-    return "GPG ($-A \\log\\pi$)"
-  if name == "topr":
-    return "TOPR (negatives: sg(min($\\rho(o)$, 1)))"
-  if name in ("dppo_tv", "dppo_kl"):
-    kind = "TV" if name == "dppo_tv" else "binary KL"
-    return f"DPPO-{kind} (threshold {cfg['epsilon_high']:g}, C = {cfg['tis_cap']:g})"
-  if name == "clip_cov":
-    return f"Clip-Cov ({_eps(name)}, c in ({cfg['clip_cov_lb']:g}, {cfg['clip_cov_ub']:g}))"
-  if name == "kl_cov":
-    return f"KL-Cov (no clip; $\\kappa$ = {cfg['ppo_kl_coef']:g} on selected)"
-  if name == "dro":
-    return f"DRO ($\\beta$ = {cfg['dro_beta']:g}: $|1 - \\beta s / A|$)"
-  if name == "vespo":
-    return (f"VESPO (k, $\\lambda$ = {cfg['k_pos']:g}, {cfg['lambda_pos']:g} / "
-            f"{cfg['k_neg']:g}, {cfg['lambda_neg']:g})")
-  if name == "grpo_delta":
-    return f"two-sided GRPO ({_eps('grpo')}, $\\delta$ = {cfg['delta']:g})"
-  title = {"grpo": "GRPO", "dapo": "DAPO", "dr_grpo": "Dr.GRPO", "gspo": "GSPO",
-           "luspo": "LUSPO (per unit |A| and length)"}[name]
-  return f"{title} ({_eps(name)})"
+  loss, cfg = cf.configuration(name)
+  if name in _CONFIGURATION_LABELS:
+    return _CONFIGURATION_LABELS[name](cfg)
+  return cf.closed_form(loss).label(cfg)
 
 
 FIGURE1 = ("grpo", "real")

@@ -54,29 +54,18 @@ TINY = 1e-30
 # Tokens this close (relatively) to a clip edge have an undefined derivative
 # and are left out of the comparison; their number is reported.
 EDGE_BAND = cf.EDGE_BAND
-# Shapes of |weight| as the own score s_k grows (docs/derivations.md).
-DECREASING, INCREASING, ZERO, PEAKED, CONSTANT, VALLEY = -1, +1, 0, 2, 3, 4
+# Shapes of |weight| as the own score s_k grows (docs/derivations.md); each
+# advantage-weighted objective states its own in its record (`cf.CLOSED_FORMS`).
+DECREASING, INCREASING, ZERO, PEAKED, CONSTANT, VALLEY = (
+    cf.DECREASING, cf.INCREASING, cf.ZERO, cf.PEAKED, cf.CONSTANT, cf.VALLEY)
 DIRECTION_WORDS = {DECREASING: "decreasing in s", INCREASING: "increasing in s",
                    ZERO: "identically 0", PEAKED: "peaked (rises, then falls)",
                    CONSTANT: "constant in s",
                    VALLEY: "V-shaped (falls to 0 at s = A/beta, then rises)"}
-# Where the weight is exactly zero, read off each closed form.
+# Where the weight is exactly zero beyond what an objective's record says:
+# the label-based objectives, and pass@k's credit, an estimator's.
 ZERO_WHERE = {
     "label": "only in groups without both classes, which carry no loss (GRAD: every negative)",
-    "clipped": "where the clip closes: A > 0 and rho > 1 + eps_high, A < 0 and rho < 1 - eps_low"
-               " (and rho > c with the dual clip)",
-    "cispo": "never",
-    "sapo": "never in exact arithmetic; it decays smoothly both ways and underflows far from rho = 1",
-    "gmpo": "on a token whose log-ratio clip closes: A > 0 and s > eps_high, A < 0 and s < -eps_low",
-    "gpg": "never",
-    "topr": "never in exact arithmetic; a negative's min(rho(o), 1) underflows for very"
-            " unlikely rollouts",
-    "dppo": "outside the trust region: A > 0 and the token's probability rose past the"
-            " threshold (TV: pi - mu > eps_high; KL: D > eps_high), A <= 0 and it fell past it",
-    "clip_cov": "where PPO's clip closes, and on the few selected highest-covariance tokens",
-    "kl_cov": "never (no clip); a selected token's penalty adds kappa sgn(s)",
-    "dro": "only at s = A / beta, where the pull cancels the push",
-    "vespo": "never in exact arithmetic; phi underflows for sequence ratios far above k/lambda",
     "passk": "on every rollout but the group's single best (pass@k credit)",
 }
 
@@ -90,9 +79,7 @@ def direction(name: str, sign: str) -> int:
   loss, cfg = cf.configuration(name)
   if cfg["advantage"] == "grpo_passk" and sign == "negative":
     return ZERO
-  if loss == "topr" and sign == "positive":
-    return CONSTANT  # plain REINFORCE: no ratio on a positive
-  return {"sapo": PEAKED, "gpg": CONSTANT, "vespo": PEAKED, "dro": VALLEY}.get(loss, INCREASING)
+  return cf.closed_form(loss).shape[SIGNS.index(sign)]
 
 
 def zero_where(name: str) -> str:
@@ -101,9 +88,7 @@ def zero_where(name: str) -> str:
   loss, cfg = cf.configuration(name)
   if cfg["advantage"] == "grpo_passk":
     return ZERO_WHERE["passk"]
-  if loss in ("dppo_tv", "dppo_kl"):
-    return ZERO_WHERE["dppo"]
-  return ZERO_WHERE["clipped" if loss in losses.CLIPPED_LOSSES else loss]
+  return cf.closed_form(loss).zero_where
 
 
 def is_label(name: str) -> bool:
