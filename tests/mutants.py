@@ -45,10 +45,10 @@ class Mutant:
 M = Mutant
 MUTANTS = (
     # ------------------------------------------------------------- losses --
-    M("kl-gradient-stopped", "real_jax/losses/_clipped.py",
+    M("kl-gradient-stopped", "real_jax/losses/_advantage.py",
       "    loss = loss + beta * kl", "    loss = loss + beta * jax.lax.stop_gradient(kl)",
       "tests/test_losses.py -k kl", "the KL penalty's value without its gradient"),
-    M("k3-unclamped", "real_jax/losses/_clipped.py",
+    M("k3-unclamped", "real_jax/losses/_advantage.py",
       "    return jnp.clip(jnp.exp(log_ratio) - log_ratio - 1.0, -10.0, 10.0)",
       "    return jnp.exp(log_ratio) - log_ratio - 1.0",
       "tests/test_losses.py -k k3", "k3 without verl's clamp to [-10, 10]"),
@@ -56,7 +56,7 @@ MUTANTS = (
       "  return jnp.where(m, token_loss, jnp.zeros((), dtype)), is_clipped & m",
       "  return jnp.where(m, token_loss, jnp.zeros((), dtype)), is_clipped",
       "tests/test_losses.py -k clip_fraction", "GSPO's padding counted as clipped"),
-    M("clip-fraction-per-rollout", "real_jax/losses/_clipped.py",
+    M("clip-fraction-per-rollout", "real_jax/losses/_advantage.py",
       "clip_fraction=jnp.sum(n_clipped) / jnp.maximum(jnp.sum(n_tok), 1),",
       "clip_fraction=jnp.mean(n_clipped / jnp.maximum(n_tok, 1)),",
       "tests/test_losses.py -k clip_fraction", "the batch's clip fraction averaged over rollouts"),

@@ -105,7 +105,7 @@ class TestClosedFormsAgainstAutodiff:
     m = np.asarray(mask)
     np.testing.assert_allclose(float(aux.clip_fraction), clipped.sum() / m.sum(), rtol=1e-12)
     per_rollout = clipped.sum(-1) / np.maximum(m.sum(-1), 1)
-    np.testing.assert_allclose(np.asarray(aux.clipped_fraction), per_rollout, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(aux.rollout_clip_fraction), per_rollout, rtol=1e-12)
     if name not in ("sapo", "gpg", "dro", "vespo", "topr", "grpo_passk"):
       assert 0 < clipped.sum() < m.sum()
 

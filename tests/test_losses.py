@@ -539,7 +539,7 @@ class TestClipRegions:
     el, eh = reference.CLIPPED[name]["epsilon_low"], reference.CLIPPED[name]["epsilon_high"]
     logp = jnp.array([[[np.log(1 + eh) + 0.1], [np.log(1 - el) - 0.1]]])
     _, aux = jitted(name)(logp, jnp.zeros_like(logp), jnp.ones_like(logp), jnp.array([[1.0, 0.0]]))
-    np.testing.assert_array_equal(aux.clipped_fraction, [[1.0, 1.0]])
+    np.testing.assert_array_equal(aux.rollout_clip_fraction, [[1.0, 1.0]])
     assert float(aux.clip_fraction) == 1.0
 
   @pytest.mark.parametrize("name", CLIPPED)
@@ -558,7 +558,7 @@ class TestClipRegions:
       logp = jnp.array([[[up, mid, up], [down, mid, up]]])
       want, want_all = [[1 / 2, 1 / 3]], 2 / 5
     _, aux = jitted(name)(logp, jnp.zeros_like(logp), mask, rewards)
-    np.testing.assert_allclose(aux.clipped_fraction, want, rtol=1e-12)
+    np.testing.assert_allclose(aux.rollout_clip_fraction, want, rtol=1e-12)
     np.testing.assert_allclose(float(aux.clip_fraction), want_all, rtol=1e-12)
 
   @pytest.mark.x64
@@ -645,7 +645,7 @@ class TestObjectivesSinceThePaper:
     logp = jnp.array([[[np.log(4.0)], [0.0]]])
     _, aux = jitted("dapo", clip_ratio_c=3.0)(logp, jnp.zeros_like(logp), jnp.ones_like(logp),
                                                jnp.array([[0.0, 1.0]]))
-    np.testing.assert_array_equal(aux.clipped_fraction, [[1.0, 0.0]])
+    np.testing.assert_array_equal(aux.rollout_clip_fraction, [[1.0, 0.0]])
 
 
 # ------------------------------------------------------- extreme inputs ----
@@ -694,7 +694,7 @@ class TestDPPOTrustRegionBothWays:
     _, aux = jitted(name, **kw)(*map(jnp.asarray, (logp, old, mask, rewards)))
     np.testing.assert_allclose(float(aux.clip_fraction), dropped.sum() / mask.sum(), rtol=1e-12)
     per_rollout = dropped.sum(-1) / np.maximum(mask.sum(-1), 1)
-    np.testing.assert_allclose(np.asarray(aux.clipped_fraction), per_rollout, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(aux.rollout_clip_fraction), per_rollout, rtol=1e-12)
 
 class TestExtremes:
 

@@ -152,7 +152,7 @@ def advantage_loss(objective: str, per_token_logps: jax.Array,
                    old_per_token_logps: jax.Array, completion_mask: jax.Array,
                    rewards: jax.Array, *, num_generations: int,
                    loss_kwargs: dict | None = None
-                   ) -> tuple[jax.Array, rj_losses.ClippedLossAux]:
+                   ) -> tuple[jax.Array, rj_losses.AdvantageLossAux]:
   """An advantage-weighted real_jax objective on Tunix's flat rows `[B*G, T]`.
 
   `rewards` `[B*G]` are the raw rewards (`real_jax_rewards` estimator); the
@@ -173,7 +173,7 @@ def advantage_loss(objective: str, per_token_logps: jax.Array,
       group(rewards), **kwargs)
 
 
-def advantage_diagnostics(aux: rj_losses.ClippedLossAux) -> dict[str, jax.Array]:
+def advantage_diagnostics(aux: rj_losses.AdvantageLossAux) -> dict[str, jax.Array]:
   """The label diagnostics' counterparts, read off the signs of the advantages."""
   positive, negative = aux.advantages > 0, aux.advantages < 0
   present = jnp.ones(aux.advantages.shape[0], bool)

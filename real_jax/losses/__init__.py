@@ -19,19 +19,19 @@ sweeps, the Tunix adapter and `grad_analysis.check_objective` then take it as
 they take ours.
 """
 
-from real_jax.losses._clipped import AGG_MODES
-from real_jax.losses._clipped import KL_TYPES
-from real_jax.losses._clipped import ClippedLossAux
-from real_jax.losses._clipped import advantage_objective
-from real_jax.losses._clipped import aggregate
+from real_jax.losses._advantage import AGG_MODES
+from real_jax.losses._advantage import KL_TYPES
+from real_jax.losses._advantage import AdvantageLossAux
+from real_jax.losses._advantage import advantage_objective
+from real_jax.losses._advantage import aggregate
+from real_jax.losses._advantage import kl_penalty
+from real_jax.losses._advantage import positive_nll_loss
 from real_jax.losses._clipped import clipped_surrogate_group
 from real_jax.losses._clipped import dapo
 from real_jax.losses._clipped import dr_grpo
 from real_jax.losses._clipped import grpo
 from real_jax.losses._clipped import gspo
-from real_jax.losses._clipped import kl_penalty
 from real_jax.losses._clipped import luspo
-from real_jax.losses._clipped import positive_nll_loss
 from real_jax.losses._common import ADVANTAGE_ESTIMATORS
 from real_jax.losses._common import batch_advantages
 from real_jax.losses._common import group_advantages
@@ -91,7 +91,7 @@ __all__ = [
     "AGG_MODES",
     "CLIPPED_LOSSES",
     "CORRECTIONS",
-    "ClippedLossAux",
+    "AdvantageLossAux",
     "Corrected",
     "DEFAULT_CAP",
     "DEFAULT_KL_THRESHOLD",

@@ -26,12 +26,13 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from real_jax.losses import _advantage
 from real_jax.losses import _clipped
 from real_jax.losses import _common
 
 Array = jax.Array
-ClippedLossAux = _clipped.ClippedLossAux
-DEFAULT_MAX_LOG_RATIO = _clipped.DEFAULT_MAX_LOG_RATIO
+AdvantageLossAux = _advantage.AdvantageLossAux
+DEFAULT_MAX_LOG_RATIO = _advantage.DEFAULT_MAX_LOG_RATIO
 # float32 rounds 0.0002 * 10000 just below 2; this relative allowance keeps
 # floor(ratio * N) equal to the float64 count of verl's `int(ratio * N)`.
 _COUNT_ALLOWANCE = 1e-6
@@ -155,7 +156,7 @@ def clip_cov(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
              beta: float = 0.0, ref_logp: Array | None = None, kl_type: str = "low_var_kl",
              max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
              norm_length: float | None = None,
-             positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+             positive_nll: float = 0.0) -> tuple[Array, AdvantageLossAux]:
   r"""Clip-Cov: PPO-clip with the gradient detached on the highest-covariance tokens.
 
   .. math::
@@ -188,7 +189,7 @@ def clip_cov(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
       max_log_ratio=max_log_ratio)
   group_fn = functools.partial(clip_cov_group, epsilon_low=epsilon_low,
                                epsilon_high=epsilon_high, max_log_ratio=max_log_ratio)
-  return _clipped.advantage_objective(
+  return _advantage.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
       max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll,
@@ -201,7 +202,7 @@ def kl_cov(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
            beta: float = 0.0, ref_logp: Array | None = None, kl_type: str = "low_var_kl",
            max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
            norm_length: float | None = None,
-           positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+           positive_nll: float = 0.0) -> tuple[Array, AdvantageLossAux]:
   r"""KL-Cov: the unclipped surrogate, with a KL penalty on the highest-covariance tokens.
 
   .. math::
@@ -224,7 +225,7 @@ def kl_cov(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   select = functools.partial(kl_cov_selection, kl_cov_ratio=kl_cov_ratio)
   group_fn = functools.partial(kl_cov_group, ppo_kl_coef=ppo_kl_coef,
                                max_log_ratio=max_log_ratio)
-  return _clipped.advantage_objective(
+  return _advantage.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
       max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll,

@@ -17,7 +17,7 @@ bounded, monotonic one (docs/derivations.md, "Objectives since the paper"):
   VESPO weights a rollout by a Gamma-shaped function of its sequence ratio.
 
 Each is written for one group (`*_group`, `[G, T]`), `jax.vmap`-ed over the
-`B` groups by `_clipped.advantage_objective`, which also computes the
+`B` groups by `_advantage.advantage_objective`, which also computes the
 advantages (any of `ADVANTAGE_ESTIMATORS`), aggregates with verl's modes and
 adds the optional KL term, exactly as for GRPO. Defaults and normalisation
 follow verl's `verl/trainer/ppo/core_algos.py` (`compute_policy_loss_cispo`,
@@ -34,12 +34,12 @@ import math
 import jax
 import jax.numpy as jnp
 
-from real_jax.losses import _clipped
+from real_jax.losses import _advantage
 from real_jax.losses import _common
 
 Array = jax.Array
-ClippedLossAux = _clipped.ClippedLossAux
-DEFAULT_MAX_LOG_RATIO = _clipped.DEFAULT_MAX_LOG_RATIO
+AdvantageLossAux = _advantage.AdvantageLossAux
+DEFAULT_MAX_LOG_RATIO = _advantage.DEFAULT_MAX_LOG_RATIO
 
 
 def _token_log_ratio(logp: Array, old_logp: Array, m: Array) -> Array:
@@ -81,7 +81,7 @@ def cispo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
           kl_type: str = "low_var_kl",
           max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
           norm_length: float | None = None,
-          positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+          positive_nll: float = 0.0) -> tuple[Array, AdvantageLossAux]:
   r"""CISPO: a clipped, stop-gradient importance weight on :math:`\log\pi`.
 
   .. math::
@@ -122,7 +122,7 @@ def cispo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   _common.check_positive("epsilon_high", epsilon_high, allow_zero=True)
   group_fn = functools.partial(cispo_group, epsilon_low=epsilon_low, epsilon_high=epsilon_high,
                                max_log_ratio=max_log_ratio)
-  return _clipped.advantage_objective(
+  return _advantage.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
       max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll)
@@ -160,7 +160,7 @@ def sapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          ref_logp: Array | None = None, kl_type: str = "low_var_kl",
          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
          norm_length: float | None = None,
-         positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+         positive_nll: float = 0.0) -> tuple[Array, AdvantageLossAux]:
   r"""SAPO: a smooth sigmoid gate in place of the hard clip.
 
   .. math::
@@ -187,7 +187,7 @@ def sapo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   _common.check_positive("tau_neg", tau_neg)
   group_fn = functools.partial(sapo_group, tau_pos=tau_pos, tau_neg=tau_neg,
                                max_log_ratio=max_log_ratio)
-  return _clipped.advantage_objective(
+  return _advantage.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
       max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll)
@@ -223,7 +223,7 @@ def gmpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          advantage: str = "grpo", beta: float = 0.0,
          ref_logp: Array | None = None, kl_type: str = "low_var_kl",
          max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
-         positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+         positive_nll: float = 0.0) -> tuple[Array, AdvantageLossAux]:
   r"""GMPO: the geometric mean of token ratios, clipped token by token in log space.
 
   .. math::
@@ -250,7 +250,7 @@ def gmpo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   _common.check_positive("epsilon_high", epsilon_high, allow_zero=True)
   group_fn = functools.partial(gmpo_group, epsilon_low=epsilon_low, epsilon_high=epsilon_high,
                                max_log_ratio=max_log_ratio)
-  return _clipped.advantage_objective(
+  return _advantage.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode="seq-mean-token-mean", beta=beta, ref_logp=ref_logp, kl_type=kl_type,
       max_log_ratio=max_log_ratio, norm_length=None, positive_nll=positive_nll)
@@ -274,7 +274,7 @@ def gpg(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
         beta: float = 0.0, ref_logp: Array | None = None,
         kl_type: str = "low_var_kl",
         norm_length: float | None = None,
-        positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+        positive_nll: float = 0.0) -> tuple[Array, AdvantageLossAux]:
   r"""GPG: the plain policy gradient :math:`\ell_{k,t} = -A_k\log\pi_\theta(o_{k,t})`.
 
   No ratio and no clip: the gradient w.r.t. the log-ratio is :math:`-A`,
@@ -289,7 +289,7 @@ def gpg(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
     Chu et al., "GPG: A Simple and Strong Reinforcement Learning Baseline",
     arXiv 2504.02546 (2025).
   """
-  return _clipped.advantage_objective(
+  return _advantage.advantage_objective(
       gpg_group, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
       max_log_ratio=DEFAULT_MAX_LOG_RATIO, norm_length=norm_length, positive_nll=positive_nll)
@@ -324,7 +324,7 @@ def topr(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
          beta: float = 0.0, ref_logp: Array | None = None,
          kl_type: str = "low_var_kl",
          norm_length: float | None = None,
-         positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+         positive_nll: float = 0.0) -> tuple[Array, AdvantageLossAux]:
   r"""TOPR, tapered off-policy REINFORCE: an asymmetric, truncated sequence weight.
 
   .. math::
@@ -346,7 +346,7 @@ def topr(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
     Le Roux, Bellemare et al., "Tapered Off-Policy REINFORCE", arXiv 2503.14286 (2025),
     eq. 8.
   """
-  return _clipped.advantage_objective(
+  return _advantage.advantage_objective(
       topr_group, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
       max_log_ratio=DEFAULT_MAX_LOG_RATIO, norm_length=norm_length, positive_nll=positive_nll)
@@ -419,7 +419,7 @@ def _dppo(divergence, logp, old_logp, mask, rewards, *, epsilon_low, epsilon_hig
   group_fn = functools.partial(dppo_group, divergence=divergence, epsilon_low=epsilon_low,
                                epsilon_high=epsilon_high, tis_cap=tis_cap,
                                max_log_ratio=max_log_ratio)
-  return _clipped.advantage_objective(
+  return _advantage.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
       max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll)
@@ -431,7 +431,7 @@ def dppo_tv(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
             beta: float = 0.0, ref_logp: Array | None = None, kl_type: str = "low_var_kl",
             max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
             norm_length: float | None = None,
-            positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+            positive_nll: float = 0.0) -> tuple[Array, AdvantageLossAux]:
   r"""DPPO-Binary-TV: truncated-IS policy gradient inside a total-variation trust region.
 
   .. math::
@@ -468,7 +468,7 @@ def dppo_kl(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
             beta: float = 0.0, ref_logp: Array | None = None, kl_type: str = "low_var_kl",
             max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
             norm_length: float | None = None,
-            positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+            positive_nll: float = 0.0) -> tuple[Array, AdvantageLossAux]:
   r"""DPPO-Binary-KL: as `dppo_tv`, with the binary KL as the divergence.
 
   A token with `A > 0` is dropped when :math:`D > \epsilon_{high}` and its
@@ -501,7 +501,7 @@ def dro(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
         dro_beta: float = 0.1, advantage: str = "grpo", loss_agg_mode: str = "token-mean",
         beta: float = 0.0, ref_logp: Array | None = None, kl_type: str = "low_var_kl",
         norm_length: float | None = None,
-        positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+        positive_nll: float = 0.0) -> tuple[Array, AdvantageLossAux]:
   r"""DRO: the policy gradient with a quadratic pull towards the sampling policy.
 
   .. math:: \ell_{k,t} = -\Big(A_k\log\pi_\theta(o_{k,t}) - \frac{\beta}{2}\,s_{k,t}^2\Big)
@@ -517,7 +517,7 @@ def dro(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   """
   _common.check_positive("dro_beta", dro_beta)
   group_fn = functools.partial(dro_group, dro_beta=dro_beta)
-  return _clipped.advantage_objective(
+  return _advantage.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
       max_log_ratio=DEFAULT_MAX_LOG_RATIO, norm_length=norm_length, positive_nll=positive_nll)
@@ -560,7 +560,7 @@ def vespo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
           beta: float = 0.0, ref_logp: Array | None = None, kl_type: str = "low_var_kl",
           max_log_ratio: float = DEFAULT_MAX_LOG_RATIO,
           norm_length: float | None = None,
-          positive_nll: float = 0.0) -> tuple[Array, ClippedLossAux]:
+          positive_nll: float = 0.0) -> tuple[Array, AdvantageLossAux]:
   r"""VESPO: a smooth Gamma-shaped weight of the whole sequence's importance ratio.
 
   .. math::
@@ -589,7 +589,7 @@ def vespo(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
     _common.check_positive(name, value)
   group_fn = functools.partial(vespo_group, k_pos=k_pos, lambda_pos=lambda_pos, k_neg=k_neg,
                                lambda_neg=lambda_neg, max_log_ratio=max_log_ratio)
-  return _clipped.advantage_objective(
+  return _advantage.advantage_objective(
       group_fn, logp, old_logp, mask, rewards, advantage=advantage,
       loss_agg_mode=loss_agg_mode, beta=beta, ref_logp=ref_logp, kl_type=kl_type,
       max_log_ratio=max_log_ratio, norm_length=norm_length, positive_nll=positive_nll)
