@@ -106,9 +106,9 @@ def case_rng(seed: int, index: int) -> np.random.Generator:
 def make_cases(rng: np.random.Generator, n: int, dtype) -> dict[str, Array]:
   """`n` sweep cases: `logp, old_logp, mask: [n, 4, G_MAX, T_MAX]`, rewards, tau.
 
-  Drawn by NumPy on the host and put on the default device: `jax.random`'s
-  threefry took 5 s to compile per dtype and 34 ms a chunk on 2 CPU cores,
-  against about 5 ms here, and a case's values need no device.
+  Drawn by NumPy on the host and put on the default device: a case's values
+  need no device, and `jax.random`'s threefry costs a compile per dtype and
+  is slower per chunk on a CPU (docs/guide/performance.md).
   """
   dtype = np.dtype(dtype)
   shape = (n, GROUPS_PER_CASE, G_MAX)
@@ -210,17 +210,20 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau, with_share: bool = T
     bound = group_auto * tau[:, None, None]  # at most 1
     live = jnp.abs(closed.group_weights) > TINY
     # One variadic pass for the maxima and one for the counts, as in
-    # `_advantage_stats` (a reduction each compiled and ran as its own loop).
-    signs = (closed.positive, closed.negative)
-    maxima = _reduce([jnp.where(w, x, zero) for w in signs for x in (abs_err, rel_err, bound)],
+    # `_advantage_stats`.
+    signs = dict(zip(SIGNS, (closed.positive, closed.negative), strict=True))
+    maxima = _reduce({(sign, k): jnp.where(w, x, zero) for sign, w in signs.items()
+                      for k, x in (("abs_err", abs_err), ("rel_err", rel_err), ("bound", bound))},
                      jax.lax.max, zero)
-    counts = _reduce([f.astype(jnp.int32) for w in signs
-                      for f in (w, w & live & (group_auto <= 0), w & (auto == 0))],
+    counts = _reduce({(sign, k): f.astype(jnp.int32) for sign, w in signs.items()
+                      for k, f in (("cases", w), ("nonpositive", w & live & (group_auto <= 0)),
+                                   ("zero", w & (auto == 0)))},
                      jax.lax.add, jnp.zeros((), jnp.int32))
-    for i, sign in enumerate(SIGNS):
-      out[sign] = dict(cases=counts[3 * i], max_abs_err=maxima[3 * i],
-                       max_rel_err=maxima[3 * i + 1], bound_violation=maxima[3 * i + 2] - 1.0,
-                       nonpositive=counts[3 * i + 1], zero=counts[3 * i + 2])
+    for sign in SIGNS:
+      out[sign] = dict(cases=counts[sign, "cases"], max_abs_err=maxima[sign, "abs_err"],
+                       max_rel_err=maxima[sign, "rel_err"],
+                       bound_violation=maxima[sign, "bound"] - 1.0,
+                       nonpositive=counts[sign, "nonpositive"], zero=counts[sign, "zero"])
     share, counted = domination.top_share(flat(auto), flat(closed.negative))
     out["probe_auto"] = group_auto[..., 0]
     out["probe_closed"] = jnp.abs(closed.group_weights[..., 0])
@@ -311,16 +314,19 @@ def _residue_scale(closed: cf.AdvantageWeights) -> Array:
                    jnp.zeros((), adv.dtype))
 
 
-def _reduce(operands: list, op, init) -> list:
-  """`op`-reductions of same-shaped arrays over every axis, in one variadic pass.
+def _reduce(operands: dict, op, init) -> dict:
+  """`op`-reductions of same-shaped arrays over every axis, in one variadic pass, by name.
 
-  The operands are seen as `[n, rest]` first: XLA's CPU loop over a last
-  axis of 4 (the tokens) took about 2.5 times as long as over 1,024.
+  One pass, because XLA's CPU backend runs every separate reduction as its own
+  loop over the tokens. The operands are seen as `[n, rest]` first, because
+  its loop over a last axis as short as the tokens' is slow
+  (docs/guide/performance.md).
   """
-  n = len(operands)
-  return jax.lax.reduce(
-      tuple(x.reshape(x.shape[0], -1) for x in operands), (init,) * n,
+  names = list(operands)
+  reduced = jax.lax.reduce(
+      tuple(operands[k].reshape(operands[k].shape[0], -1) for k in names), (init,) * len(names),
       lambda xs, ys: tuple(op(x, y) for x, y in zip(xs, ys, strict=True)), (0, 1))
+  return dict(zip(names, reduced, strict=True))
 
 
 def _advantage_stats(auto, closed: _Closed, mask, with_share: bool = True) -> dict:
@@ -344,23 +350,27 @@ def _advantage_stats(auto, closed: _Closed, mask, with_share: bool = True) -> di
   positive, negative = m & (a > 0), m & ((a < 0) | zero_negative)
   neutral = m & (a == 0) & ~zero_negative
   moving = neutral & ((token_weights != 0) | (auto != 0))
-  # Two variadic reductions, one pass over the tokens each: XLA's CPU backend
-  # runs every separate reduction as its own loop, and these were most of the
-  # sweep's time.
+  # Two variadic reductions, one pass over the tokens each (`_reduce`): these
+  # are most of the sweep's work.
   zero = jnp.zeros((), auto.dtype)
-  maxima = [jnp.where(w, x, zero) for w in (positive, negative) for x in (abs_err, rel_err, unit_auto)]
-  maxima += [jnp.where(neutral, abs_err, zero), jnp.where(neutral, rel_err, zero)]
-  maxima = _reduce(maxima, jax.lax.max, zero)
-  flags = (positive, negative, neutral, positive & (auto == 0), negative & (auto == 0),
-           edge & mask & (a > 0), edge & mask & (a < 0), moving)
-  counts = _reduce([f.astype(jnp.int32) for f in flags], jax.lax.add, jnp.zeros((), jnp.int32))
+  groups = {"positive": positive, "negative": negative, "neutral": neutral}
+  maxima = _reduce({(group, k): jnp.where(groups[group], x, zero) for group in groups
+                    for k, x in (("abs_err", abs_err), ("rel_err", rel_err), ("unit", unit_auto))
+                    if group != "neutral" or k != "unit"},
+                   jax.lax.max, zero)
+  edges = {"positive": edge & mask & (a > 0), "negative": edge & mask & (a < 0)}
+  flags = {**{(group, "cases"): w for group, w in groups.items()},
+           **{(sign, "zero"): groups[sign] & (auto == 0) for sign in SIGNS},
+           **{(sign, "edge"): edges[sign] for sign in SIGNS}, ("neutral", "moving"): moving}
+  counts = _reduce({k: f.astype(jnp.int32) for k, f in flags.items()}, jax.lax.add,
+                   jnp.zeros((), jnp.int32))
   out = {"identity": zero}
-  for i, sign in enumerate(SIGNS):
-    out[sign] = dict(cases=counts[i], max_abs_err=maxima[3 * i], max_rel_err=maxima[3 * i + 1],
-                     max_unit_weight=maxima[3 * i + 2], zero=counts[3 + i],
-                     edge_excluded=counts[5 + i])
-  out["neutral"] = dict(cases=counts[2], max_abs_err=maxima[6], max_rel_err=maxima[7],
-                        moving=counts[7])
+  for sign in SIGNS:
+    out[sign] = dict(cases=counts[sign, "cases"], max_abs_err=maxima[sign, "abs_err"],
+                     max_rel_err=maxima[sign, "rel_err"], max_unit_weight=maxima[sign, "unit"],
+                     zero=counts[sign, "zero"], edge_excluded=counts[sign, "edge"])
+  out["neutral"] = dict(cases=counts["neutral", "cases"], max_abs_err=maxima["neutral", "abs_err"],
+                        max_rel_err=maxima["neutral", "rel_err"], moving=counts["neutral", "moving"])
   # The probes: the first token of each group's first rollout, per unit |A|
   # and without the aggregation factor.
   out["probe_live"] = ~closed.probe_clipped
@@ -490,8 +500,8 @@ def curves_batch(curves: list[Curve], n_cases: int, dtype) -> tuple[dict, list[t
 
 
 CHUNK = 256  # sweep cases per compiled call: small buffers stay in cache
-# Threads that run each compiled program's chunks: a float64 program run
-# alone on 2 cores took 94 ms a chunk on two threads against 125 on one.
+# Threads that run each compiled program's chunks: two keep a small CPU's
+# cores busy while one thread waits on the host (docs/guide/performance.md).
 RUNNERS = 2
 
 
