@@ -22,7 +22,10 @@ import sympy
 from real_jax import grad_analysis as ga
 from real_jax import losses
 from real_jax import model
+from real_jax.grad_analysis import _cases
 from real_jax.grad_analysis import _closed_forms as cf
+from real_jax.grad_analysis import _properties
+from real_jax.grad_analysis import _stats
 from real_jax.grad_analysis import _sweep
 
 LABEL = losses.LABEL_LOSSES
@@ -34,7 +37,7 @@ AGGREGATED = tuple(n for n in ADVANTAGE
 
 def test_tolerances_are_the_pinned_ones():
   assert ga.TOLERANCE == TOLERANCE
-  assert _sweep.EDGE_BAND == EDGE_BAND
+  assert _properties.EDGE_BAND == EDGE_BAND
 
 
 def _max_rel(a, b, floor=1e-300):
@@ -318,15 +321,16 @@ class TestSweep:
     # caller's `jax.default_device` is a setting of the calling thread only.
     script = """
 import jax
+from real_jax.grad_analysis import _cases
 from real_jax.grad_analysis import _sweep
 device = jax.devices("cpu")[1]
 seen = set()
-make_cases = _sweep.make_cases
+make_cases = _cases.make_cases
 def spy(*args, **kwargs):
   cases = make_cases(*args, **kwargs)
   seen.update(cases["logp"].devices())
   return cases
-_sweep.make_cases = spy
+_cases.make_cases = spy
 with jax.default_device(device):
   result = _sweep.run_sweep(8, ("float32",), chunk=2, objectives=("grpo",),
                             progress=lambda _: None)
@@ -343,30 +347,30 @@ print("ok")
   def test_monotonic_verdict_can_fail(self):
     grid = np.linspace(0, 1, 50)[None]
     decreasing, increasing = np.exp(-grid), np.exp(grid)
-    ok = _sweep.monotonic_verdict("real", "positive", decreasing, decreasing, jnp.float64)
-    bad = _sweep.monotonic_verdict("real", "positive", increasing, decreasing, jnp.float64)
+    ok = _properties.monotonic_verdict("real", "positive", decreasing, decreasing, jnp.float64)
+    bad = _properties.monotonic_verdict("real", "positive", increasing, decreasing, jnp.float64)
     assert ok["monotonic"] and not bad["monotonic"]
     # SAPO is peaked: a monotonic curve, or one with two bumps, is not.
     peak = np.exp(-(grid - 0.5) ** 2 * 20)
     two = peak + np.exp(-(grid - 0.9) ** 2 * 200)
-    assert _sweep.monotonic_verdict("sapo", "positive", peak, peak, jnp.float64)["monotonic"]
-    assert not _sweep.monotonic_verdict("sapo", "positive", increasing, increasing,
+    assert _properties.monotonic_verdict("sapo", "positive", peak, peak, jnp.float64)["monotonic"]
+    assert not _properties.monotonic_verdict("sapo", "positive", increasing, increasing,
                                         jnp.float64)["monotonic"]
-    assert not _sweep.monotonic_verdict("sapo", "positive", two, peak, jnp.float64)["monotonic"]
+    assert not _properties.monotonic_verdict("sapo", "positive", two, peak, jnp.float64)["monotonic"]
     # GPG is constant.
     flat = np.ones_like(grid)
-    assert _sweep.monotonic_verdict("gpg", "negative", flat, flat, jnp.float64)["monotonic"]
-    assert not _sweep.monotonic_verdict("gpg", "negative", increasing, flat,
+    assert _properties.monotonic_verdict("gpg", "negative", flat, flat, jnp.float64)["monotonic"]
+    assert not _properties.monotonic_verdict("gpg", "negative", increasing, flat,
                                         jnp.float64)["monotonic"]
 
   def test_valley_verdict_can_fail(self):
     # DRO's |1 - beta s / A| falls to its zero, then rises; a peak or a ramp is not that.
     grid = np.linspace(0, 1, 50)[None]
     valley = np.abs(grid - 0.6) + 1e-3
-    assert _sweep.monotonic_verdict("dro", "positive", valley, valley, jnp.float64)["monotonic"]
-    assert not _sweep.monotonic_verdict("dro", "positive", 1 - valley, valley,
+    assert _properties.monotonic_verdict("dro", "positive", valley, valley, jnp.float64)["monotonic"]
+    assert not _properties.monotonic_verdict("dro", "positive", 1 - valley, valley,
                                         jnp.float64)["monotonic"]
-    assert not _sweep.monotonic_verdict("dro", "positive", grid + 1e-3, grid + 1e-3,
+    assert not _properties.monotonic_verdict("dro", "positive", grid + 1e-3, grid + 1e-3,
                                         jnp.float64)["monotonic"]
 
   def test_a_missing_penalty_fails_on_the_tokens_with_zero_advantage(self, monkeypatch):
@@ -401,23 +405,23 @@ print("ok")
     logp = old + jnp.asarray(rng.uniform(-0.1, 0.1, old.shape))
     mask = jnp.ones(old.shape, bool)
     rewards = jnp.asarray([[[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
-    auto, closed = _sweep._advantage_weights("grpo_reinforce_pp", logp, old, mask, rewards)
+    auto, closed = _stats._advantage_weights("grpo_reinforce_pp", logp, old, mask, rewards)
     assert float(jnp.max(jnp.abs(closed.advantages[:, 1]))) < 1e-12  # a residue, or 0
     assert float(jnp.max(jnp.abs(closed.advantages))) > 0.5
     rest = jnp.zeros(mask.shape, bool).at[:, 1].set(True)
 
     def stats(auto):
-      return _sweep._advantage_stats(auto, closed, mask, with_share=False)
+      return _stats._advantage_stats(auto, closed, mask, with_share=False)
 
-    assert max(float(stats(auto)[s]["max_rel_err"]) for s in _sweep.SIGNS) < TOLERANCE["float64"]
+    assert max(float(stats(auto)[s]["max_rel_err"]) for s in _cases.SIGNS) < TOLERANCE["float64"]
     residue = jnp.where(rest, auto + 1e-19, auto)
     out = stats(residue)
-    worst = max(float(out[s]["max_rel_err"]) for s in (*_sweep.SIGNS, "neutral"))
+    worst = max(float(out[s]["max_rel_err"]) for s in (*_cases.SIGNS, "neutral"))
     assert worst < TOLERANCE["float64"]
     # A weight the size of a real rollout's on the same tokens is still an error.
     weight = jnp.where(rest, auto + closed.agg[..., None] * 1.0, auto)
     out = stats(weight)
-    assert max(float(out[s]["max_rel_err"]) for s in (*_sweep.SIGNS, "neutral")) > 0.05
+    assert max(float(out[s]["max_rel_err"]) for s in (*_cases.SIGNS, "neutral")) > 0.05
 
   @pytest.mark.x64
   def test_a_wrong_closed_form_fails_the_sweep(self, monkeypatch):
@@ -462,7 +466,7 @@ print("ok")
     # and the top-negative shares and their summary computed here in NumPy.
     result = ga.run_sweep(64, ("float64",), chunk=16, objectives=("real",),
                           progress=lambda _: None)
-    cases = _sweep.make_cases(_sweep.case_rng(0, 0), 16, jnp.float64)
+    cases = _cases.make_cases(_cases.case_rng(0, 0), 16, jnp.float64)
     weights = jax.vmap(lambda lp, olp, m, r, t: ga.rollout_weights("real", lp, olp, m, r, tau=t))(
         cases["logp"], cases["old_logp"], cases["mask"], cases["rewards"], cases["tau"])
     g = weights.shape[-1]
@@ -479,7 +483,7 @@ print("ok")
 
   @pytest.mark.x64
   def test_tokens_at_a_clip_edge_are_left_out_and_counted(self):
-    cases = _sweep.make_cases(_sweep.case_rng(5, 0), 8, jnp.float64)
+    cases = _cases.make_cases(_cases.case_rng(5, 0), 8, jnp.float64)
     # Every third token's ratio exactly on GRPO's upper edge, 1 + epsilon_high;
     # the next token's a relative 1e-6 above it: outside float64's band of
     # 1e-12, so compared, not left out.
@@ -489,7 +493,7 @@ print("ok")
     logp = jnp.where(on_edge, cases["old_logp"] + np.log(1.2), cases["logp"])
     logp = jnp.where(near, cases["old_logp"] + np.log(1.2 * (1 + 1e-6)), logp)
     assert cases["logp"].dtype == jnp.float64
-    out = jax.device_get(_sweep.compare_chunk("grpo", **dict(cases, logp=logp)))
+    out = jax.device_get(_stats.compare_chunk("grpo", **dict(cases, logp=logp)))
     # The expected counts, from the rewards alone: a rollout's advantage has the
     # sign of its reward minus its group's mean over the rollouts present.
     mask, rewards = np.asarray(cases["mask"]), np.asarray(cases["rewards"])
@@ -758,4 +762,4 @@ def test_every_advantage_loss_has_one_record_and_no_other_name_falls_through():
   for name in cf.CONFIGURATIONS:
     loss = cf.configuration(name)[0]
     assert cf.clip_edges(name) == cf.CLOSED_FORMS[loss].edges(cf.configuration(name)[1])
-    assert _sweep.direction(name, "positive") in _sweep.DIRECTION_WORDS
+    assert _properties.direction(name, "positive") in _properties.DIRECTION_WORDS

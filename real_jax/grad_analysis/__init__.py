@@ -42,11 +42,11 @@ from real_jax.grad_analysis._figures import figure1_curves
 from real_jax.grad_analysis._figures import plot_atlas
 from real_jax.grad_analysis._figures import plot_figure1
 from real_jax.grad_analysis._figures import plot_variants
+from real_jax.grad_analysis._properties import TOLERANCE
 from real_jax.grad_analysis._report import format_properties
 from real_jax.grad_analysis._report import format_table
 from real_jax.grad_analysis._report import report_markdown
 from real_jax.grad_analysis._sweep import OBJECTIVES
-from real_jax.grad_analysis._sweep import TOLERANCE
 from real_jax.grad_analysis._sweep import SweepResult
 from real_jax.grad_analysis._sweep import run_sweep
 

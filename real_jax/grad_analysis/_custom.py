@@ -55,9 +55,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from real_jax import losses
+from real_jax.grad_analysis import _cases
 from real_jax.grad_analysis import _closed_forms as cf
 from real_jax.grad_analysis import _figures
+from real_jax.grad_analysis import _properties
 from real_jax.grad_analysis import _report
+from real_jax.grad_analysis import _stats
 from real_jax.grad_analysis import _sweep
 
 Array = jax.Array
@@ -126,12 +129,12 @@ def _compare(objective: Objective, logp, old_logp, mask, rewards) -> dict:
   out = {}
   for sign, side in (("positive", positive), ("negative", mask & ~positive)):
     members = side & ~edge
-    stats = _sweep._error_stats(auto, closed, members)
+    stats = _stats._error_stats(auto, closed, members)
     stats["zero"] = jnp.sum(members & (auto == 0))
     stats["max_weight"] = jnp.max(jnp.where(members, jnp.abs(auto), 0.0))
     stats["edge_excluded"] = jnp.sum(edge & side)
     out[sign] = stats
-  scale = _sweep.GROUPS_PER_CASE
+  scale = _cases.GROUPS_PER_CASE
   out["probe_auto"] = jnp.abs(auto[:, :, 0, 0]) * scale
   out["probe_closed"] = jnp.abs(closed[:, :, 0, 0]) * scale
   return out
@@ -192,23 +195,23 @@ def check_objective(objective: Objective | str, *, cases: int = 20_000,
   if not isinstance(cases, int) or cases < 1:
     raise ValueError(f"`cases` must be an integer >= 1, got {cases!r}.")
   for dtype in dtypes:
-    if dtype not in _sweep.TOLERANCE:
+    if dtype not in _properties.TOLERANCE:
       raise ValueError(f"`dtypes` must hold 'float32' and/or 'float64', got {dtype!r}.")
     if dtype == "float64" and not jax.config.jax_enable_x64:
       raise ValueError("`dtypes` asks for float64 but jax_enable_x64 is off: "
                        "`jax.config.update('jax_enable_x64', True)` first.")
   start = time.perf_counter()
-  fig = _sweep.figure1_probes()
+  fig = _cases.figure1_probes()
   probes = [fig["positive"], fig["negative"]]
-  n_cases = max(1, math.ceil(cases / _sweep.GROUPS_PER_CASE))
+  n_cases = max(1, math.ceil(cases / _cases.GROUPS_PER_CASE))
   chunk = max(min(chunk, n_cases), 1)
-  width = max(chunk, _sweep.cases_needed(probes))
+  width = max(chunk, _cases.cases_needed(probes))
   n_chunks = math.ceil(n_cases / width)
   table = {"positive": {}, "negative": {}}
   curves = {}
   for dtype in dtypes:
     acc = {}
-    spans, batches = _sweep.chunk_batches(seed, n_chunks, width, jnp.dtype(dtype), probes)
+    spans, batches = _cases.chunk_batches(seed, n_chunks, width, jnp.dtype(dtype), probes)
     probe_auto, probe_closed = [], []
     for c, probe, batch in batches:
       batch.pop("tau")
@@ -216,17 +219,17 @@ def check_objective(objective: Objective | str, *, cases: int = 20_000,
       if probe:
         probe_auto.append(np.asarray(out["probe_auto"], np.float64).reshape(-1))
         probe_closed.append(np.asarray(out["probe_closed"], np.float64).reshape(-1))
-      for sign in _sweep.SIGNS:
+      for sign in _cases.SIGNS:
         acc[sign] = _sweep._merge(acc.get(sign), out[sign])
       if progress:
         progress(f"  {objective.name} [{dtype}] chunk {c + 1}/{n_chunks + 1}  "
                  f"{time.perf_counter() - start:5.1f}s")
     auto, closed = np.concatenate(probe_auto), np.concatenate(probe_closed)
     curves = {sign: (np.asarray(p.grid), auto[g:g + n], closed[g:g + n])
-              for sign, p, (g, n) in zip(_sweep.SIGNS, probes, spans, strict=True)}
-    for sign in _sweep.SIGNS:
+              for sign, p, (g, n) in zip(_cases.SIGNS, probes, spans, strict=True)}
+    for sign in _cases.SIGNS:
       stats = acc[sign]
-      stats["tolerance"] = _sweep.TOLERANCE[dtype]
+      stats["tolerance"] = _properties.TOLERANCE[dtype]
       stats["passed"] = bool(stats["max_rel_err"] <= stats["tolerance"])
       stats["zero_fraction"] = stats["zero"] / max(stats["cases"], 1)
       table[sign][dtype] = stats

@@ -15,6 +15,7 @@ import math
 import jax.numpy as jnp
 
 from real_jax import palette
+from real_jax.grad_analysis import _cases
 from real_jax.grad_analysis import _closed_forms as cf
 from real_jax.grad_analysis import _sweep
 
@@ -60,11 +61,11 @@ ATLAS = (("label-based", ("real", "grad", "bce", "real_product")),
 
 def figure1_curves(names=FIGURE1, dtype=jnp.float64) -> dict:
   """`{name: {sign: (s, autodiff |W|, closed-form |W|)}}` in the Figure 1 setting."""
-  curves = _sweep.figure1_probes()
+  curves = _cases.figure1_probes()
   out = {}
   for name in names:
     results = _sweep.run_curves(name, [curves["positive"], curves["negative"]], dtype)
-    out[name] = dict(zip(_sweep.SIGNS, results, strict=True))
+    out[name] = dict(zip(_cases.SIGNS, results, strict=True))
   return out
 
 
@@ -84,14 +85,14 @@ def _panel(ax, curves, names, sign, title):
               va="top", ha="right", fontsize=8, color="tab:red")
   label_based = any(n in ("real", "grad", "bce", "real_product") for n in names)
   if label_based:
-    ax.axhline(1 / _sweep.FIG1_TAU, color="gray", ls="-.", lw=1)
-    ax.text(_sweep.FIG1_S[0], 1 / _sweep.FIG1_TAU, " bound 1/$\\tau$", va="bottom",
+    ax.axhline(1 / _cases.FIG1_TAU, color="gray", ls="-.", lw=1)
+    ax.text(_cases.FIG1_S[0], 1 / _cases.FIG1_TAU, " bound 1/$\\tau$", va="bottom",
             fontsize=8, color="gray")
   ax.set_title(title)
   ax.set_xlabel("relative log-probability $s = \\log\\pi_\\theta - \\log\\pi_{old}$")
   ax.set_ylabel("gradient magnitude $|\\partial L / \\partial s|$")
-  ax.set_xlim(*_sweep.FIG1_S)
-  ax.set_ylim(0, 1.12 * max(ax.get_ylim()[1], 1 / _sweep.FIG1_TAU if label_based else 0))
+  ax.set_xlim(*_cases.FIG1_S)
+  ax.set_ylim(0, 1.12 * max(ax.get_ylim()[1], 1 / _cases.FIG1_TAU if label_based else 0))
   ax.grid(alpha=0.3)
 
 
@@ -169,7 +170,7 @@ def plot_custom(path: str, name: str, curves: dict, title: str | None = None) ->
     ax.set_title(what)
     ax.set_xlabel("relative log-probability $s = \\log\\pi_\\theta - \\log\\pi_{old}$")
     ax.set_ylabel("$|\\partial L / \\partial s|$ (x 4 groups per batch)")
-    ax.set_xlim(*_sweep.FIG1_S)
+    ax.set_xlim(*_cases.FIG1_S)
     ax.set_ylim(0, 1.12 * max(ax.get_ylim()[1], 1e-12))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
