@@ -4,7 +4,10 @@ One definition, shared by the gradient analysis (over random groups) and the
 trainer's metrics (`neg_top_share`, `neg_dominated_fraction`): over a group
 with at least two members, the share `max |w| / sum |w|` of the members'
 per-rollout gradient weights. A group is *dominated* when that share exceeds
-1/2: one wrong rollout outweighs all the others together.
+1/2 by more than rounding (`DOMINATION_RTOL`): one wrong rollout outweighs all
+the others together. Two equal weights give a share of exactly 1/2 in exact
+arithmetic, and float rounding of their sum must not decide that one of them
+dominates (on-policy REAL gives every wrong rollout of a group the same weight).
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["top_share"]
+__all__ = ["DOMINATION_RTOL", "dominated", "top_share"]
+
+# Far above float32's rounding of a share of a few terms (about 1e-7), far
+# below any share that means domination.
+DOMINATION_RTOL = 1e-4
 
 
 def top_share(mass: jax.Array, members: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -35,3 +42,12 @@ def top_share(mass: jax.Array, members: jax.Array) -> tuple[jax.Array, jax.Array
   counted = (jnp.sum(members, axis=-1) >= 2) & (total > 0)
   share = jnp.where(counted, jnp.max(mass, axis=-1) / jnp.where(counted, total, 1.0), 0.0)
   return share, counted
+
+
+def dominated(share: jax.Array) -> jax.Array:
+  """Whether a group's `top_share` exceeds 1/2 by more than rounding.
+
+  >>> bool(dominated(jnp.float32(0.5000001))), bool(dominated(jnp.float32(0.6)))
+  (False, True)
+  """
+  return share > 0.5 * (1.0 + DOMINATION_RTOL)

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from real_jax import domination
 from real_jax import losses
 from real_jax import metric_names
 from real_jax import sampling
@@ -356,6 +357,22 @@ class TestStep:
     assert float(m32["mismatch_kl"]) == 0 and float(m32["is_ratio_max"]) == 1
     assert float(m32["corrected_fraction"]) == 0
 
+  def test_on_policy_real_dominates_no_group(self, on_policy_batch):
+    # On-policy REAL gives every wrong rollout of a group the same weight
+    # 1/(tau (1 + |O-|)), so the top share is 1/|O-|: exactly 1/2 with two
+    # wrong rollouts, which is no domination whatever rounding makes of the sum.
+    _, _, out = _one_update(on_policy_batch, loss="real")
+    neg = np.asarray(out["present"]) & (np.asarray(out["rewards"]) <= 0.5)
+    assert neg.sum(-1).tolist() == [2, 3]
+    share, counted = domination.top_share(out["weights"], jnp.asarray(neg))
+    np.testing.assert_allclose(share, [1 / 2, 1 / 3], rtol=1e-5)
+    mask = on_policy_batch[-1][2]
+    got = metrics.step_metrics(
+        rewards=out["rewards"], response_mask=mask, truncated=jnp.zeros(neg.shape, bool),
+        losses=jnp.ones(1), grad_norms=jnp.ones(1), entropy=out["entropy"], last=out)
+    assert float(got["neg_dominated_fraction"]) == 0.0
+    assert float(got["neg_top_share"]) == pytest.approx((1 / 2 + 1 / 3) / 2, rel=1e-5)
+
   @pytest.mark.parametrize("loss", sorted(losses.LOSSES))
   def test_one_on_policy_update_for_every_loss(self, on_policy_batch, loss):
     # The first update after sampling is on-policy: the trainer's log-probs
@@ -416,6 +433,19 @@ def on_policy_batch(tiny_config):
   batch = (r.tokens.reshape(b, g, -1), r.logp.reshape(b, g, -1), r.mask.reshape(b, g, -1),
            rewards)
   return cfg, graphdef, params, task, batch
+
+
+def test_domination_is_more_than_half_beyond_rounding():
+  # Both ways: two equal weights (share 1/2, rounded either side) are not
+  # domination; a weight 1% above all the others together is.
+  w = jnp.asarray([[0.3, 0.3, 0.0], [1 / 3, 1 / 3, 0.0], [1.01, 0.5, 0.5]], jnp.float32)
+  members = jnp.asarray([[True, True, False], [True, True, False], [True, True, True]])
+  share, counted = domination.top_share(w, members)
+  assert counted.all()
+  assert domination.dominated(share).tolist() == [False, False, True]
+  half = np.float32(0.5)
+  assert not domination.dominated(np.nextafter(half, np.float32(1)))
+  assert domination.dominated(np.float32(0.5001))
 
 
 # ------------------------------------------------- what one update applies ----

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from real_jax import losses
+from real_jax.domination import dominated
 from real_jax.grad_analysis import _closed_forms as cf
 from real_jax.grad_analysis._cases import GROUPS_PER_CASE
 from real_jax.grad_analysis._cases import SIGNS
@@ -284,7 +285,7 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
     summary = lambda f, v=v: float(f(v)) if v.size else None  # noqa: E731
     domination[name] = dict(groups=int(v.size), mean=summary(np.mean), median=summary(np.median),
                             p90=summary(lambda x: np.quantile(x, 0.9)),
-                            above_half=summary(lambda x: np.mean(x > 0.5)))
+                            above_half=summary(lambda x: np.mean(dominated(x))))
   last = dtypes[-1]
   identity_table = {}
   if ("grad", last) in identities:

@@ -72,7 +72,7 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, truncated: jax
   neg = last["present"] & (last["rewards"] <= 0.5)
   share, counted = domination.top_share(w, neg)
   neg_top = _mean_where(share, counted)
-  neg_dominated = _mean_where((share > 0.5).astype(share.dtype), counted)
+  neg_dominated = _mean_where(domination.dominated(share).astype(share.dtype), counted)
   length = jnp.sum(response_mask, -1).astype(jnp.float32)
   out = {
       "loss": jnp.mean(losses),
