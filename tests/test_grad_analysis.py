@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -305,8 +306,8 @@ class TestSymbolic:
     t = 0.7
     subs = {tau: t, **{x[i]: np.exp(s[i] / t) for i in range(G)}}
     positive = jnp.arange(G) < n_pos
-    for name, fn in cf.LABEL_CLOSED_FORMS.items():
-      code = fn(jnp.asarray(s), positive, ~positive, t).weights
+    for name, form in cf.LABEL_FORMS.items():
+      code = form.group(jnp.asarray(s), positive, ~positive, t).weights
       want = [float(c.subs(subs)) for c in closed[name]]
       np.testing.assert_allclose(code, want, rtol=1e-12, atol=1e-300)
 
@@ -425,13 +426,14 @@ print("ok")
 
   @pytest.mark.x64
   def test_a_wrong_closed_form_fails_the_sweep(self, monkeypatch):
-    right = cf.LABEL_CLOSED_FORMS["real"]
+    right = cf.LABEL_FORMS["real"].group
 
     def off_by_a_little(*args):
       w = right(*args)
       return w._replace(weights=w.weights * (1 + 1e-6))
     jax.clear_caches()
-    monkeypatch.setitem(cf.LABEL_CLOSED_FORMS, "real", off_by_a_little)
+    monkeypatch.setitem(cf.LABEL_FORMS, "real",
+                        dataclasses.replace(cf.LABEL_FORMS["real"], group=off_by_a_little))
     try:
       result = ga.run_sweep(64, ("float64",), chunk=16, objectives=("real",), progress=lambda _: None)
     finally:
@@ -758,6 +760,9 @@ def test_every_advantage_loss_has_one_record_and_no_other_name_falls_through():
   # zeros and legend in one record; any other name raises instead of
   # borrowing another objective's (GPG's, before the records).
   assert set(cf.CLOSED_FORMS) == set(losses.ADVANTAGE_LOSSES)
+  assert set(cf.LABEL_FORMS) == set(losses.LABEL_LOSSES)
+  with pytest.raises(ValueError, match="`name` must be one of"):
+    cf.label_weights("reel", *map(jnp.asarray, batches.random_batch(0)))
   with pytest.raises(ValueError, match="no closed form for 'gpg2'"):
     cf.closed_form("gpg2")
   for name in cf.CONFIGURATIONS:

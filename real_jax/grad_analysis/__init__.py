@@ -14,9 +14,11 @@ from real_jax.grad_analysis._autodiff import token_gradients
 from real_jax.grad_analysis._closed_forms import ADVANTAGE_DEFAULTS
 from real_jax.grad_analysis._closed_forms import CLOSED_FORMS
 from real_jax.grad_analysis._closed_forms import CONFIGURATIONS
+from real_jax.grad_analysis._closed_forms import LABEL_FORMS
 from real_jax.grad_analysis._closed_forms import AdvantageWeights
 from real_jax.grad_analysis._closed_forms import BatchLabelWeights
 from real_jax.grad_analysis._closed_forms import ClosedForm
+from real_jax.grad_analysis._closed_forms import LabelForm
 from real_jax.grad_analysis._closed_forms import LabelWeights
 from real_jax.grad_analysis._closed_forms import advantage_weights
 from real_jax.grad_analysis._closed_forms import aggregation_factor
@@ -59,6 +61,8 @@ __all__ = [
     "CONFIGURATIONS",
     "ClosedForm",
     "FIGURE1",
+    "LABEL_FORMS",
+    "LabelForm",
     "LabelWeights",
     "OBJECTIVES",
     "Objective",

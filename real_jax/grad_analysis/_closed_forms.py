@@ -139,12 +139,6 @@ def real_product_group_weights(scores: Array, positive: Array, negative: Array,
   return LabelWeights(jnp.where(valid, w, zero), one, one)
 
 
-LABEL_CLOSED_FORMS = {
-    "real": real_group_weights,
-    "grad": grad_group_weights,
-    "bce": bce_group_weights,
-    "real_product": real_product_group_weights,
-}
 
 
 class BatchLabelWeights(NamedTuple):
@@ -169,17 +163,17 @@ class BatchLabelWeights(NamedTuple):
 def label_weights(name: str, logp: Array, old_logp: Array, mask: Array,
                   rewards: Array, *, tau=0.5) -> BatchLabelWeights:
   """Closed-form per-rollout weights of `real_jax.losses.<name>` on a batch."""
-  if name not in LABEL_CLOSED_FORMS:
-    raise ValueError(f"`name` must be one of {sorted(LABEL_CLOSED_FORMS)}; got {name!r}.")
+  if name not in LABEL_FORMS:
+    raise ValueError(f"`name` must be one of {sorted(LABEL_FORMS)}; got {name!r}.")
+  form = LABEL_FORMS[name]
   m = mask != 0
   scores = losses.sequence_scores(logp, old_logp, m)
   present = jnp.any(m, axis=-1)
   positive = present & (rewards > 0.5)
   negative = present & ~(rewards > 0.5)
-  group = jax.vmap(lambda s, p, n: LABEL_CLOSED_FORMS[name](s, p, n, tau))(
-      scores, positive, negative)
+  group = jax.vmap(lambda s, p, n: form.group(s, p, n, tau))(scores, positive, negative)
   valid = jnp.any(positive, -1) & jnp.any(negative, -1)
-  if name == "bce":  # mean over the rollouts of mixed groups
+  if form.per_rollout:  # mean over the rollouts of mixed groups
     normaliser = jnp.sum(jnp.where(valid[:, None], present, False))
   else:  # sum over groups / number of non-empty groups
     normaliser = jnp.sum(jnp.any(present, -1))
@@ -705,4 +699,35 @@ CLOSED_FORMS: dict[str, ClosedForm] = {
         "never in exact arithmetic; a negative's min(rho(o), 1) underflows for very"
         " unlikely rollouts",
         lambda cfg: "TOPR (negatives: sg(min($\\rho(o)$, 1)))"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelForm:
+  """One label-based objective's closed form, read by every part of `grad_analysis`.
+
+  Attributes:
+    group: `group(scores, positive, negative, tau) -> LabelWeights`, one group's
+      per-rollout weights `dL_g / dsbar_k` (docs/derivations.md, section 6).
+    per_rollout: the batch loss is a mean over the rollouts of mixed groups
+      (BCE), not a sum over groups divided by the non-empty groups.
+    shape: `(positives, negatives)`: how `|weight|` moves as the own score grows.
+    label: the figures' legend.
+  """
+  group: Callable
+  per_rollout: bool
+  shape: tuple[int, int]
+  label: str
+
+
+# Every label-based objective, declared once; all bounded by 1/tau.
+LABEL_FORMS: dict[str, LabelForm] = {
+    "real": LabelForm(real_group_weights, False, (DECREASING, INCREASING),
+                      "REAL ($\\tau$ = 0.5, $C^\\pm$ = 4)"),
+    "grad": LabelForm(grad_group_weights, False, (DECREASING, ZERO),
+                      "GRAD ($\\tau$ = 0.5; = REAL on positives, 0 on negatives)"),
+    "bce": LabelForm(bce_group_weights, True, (DECREASING, INCREASING),
+                     "BCE ($\\tau$ = 0.5, $C^\\pm$ = 1)"),
+    "real_product": LabelForm(real_product_group_weights, False, (DECREASING, INCREASING),
+                              "product-style ($\\tau$ = 0.5)"),
 }

@@ -35,11 +35,8 @@ _CONFIGURATION_LABELS = {
 
 def _label(name: str) -> str:
   """A curve's legend, its defaults read from the losses' signatures."""
-  if name in ("real", "grad", "bce", "real_product"):
-    return {"real": "REAL ($\\tau$ = 0.5, $C^\\pm$ = 4)",
-            "grad": "GRAD ($\\tau$ = 0.5; = REAL on positives, 0 on negatives)",
-            "bce": "BCE ($\\tau$ = 0.5, $C^\\pm$ = 1)",
-            "real_product": "product-style ($\\tau$ = 0.5)"}[name]
+  if name in cf.LABEL_FORMS:
+    return cf.LABEL_FORMS[name].label
   loss, cfg = cf.configuration(name)
   if name in _CONFIGURATION_LABELS:
     return _CONFIGURATION_LABELS[name](cfg)

@@ -13,7 +13,6 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from real_jax import losses
 from real_jax.grad_analysis import _closed_forms as cf
 from real_jax.grad_analysis._cases import SIGNS
 
@@ -42,9 +41,7 @@ ZERO_WHERE = {
 def direction(name: str, sign: str) -> int:
   """The stated shape of |weight| against s for objective `name` and `sign`."""
   if is_label(name):
-    if name == "grad" and sign == "negative":
-      return ZERO
-    return DECREASING if sign == "positive" else INCREASING
+    return cf.LABEL_FORMS[name].shape[SIGNS.index(sign)]
   loss, cfg = cf.configuration(name)
   if cfg["advantage"] == "grpo_passk" and sign == "negative":
     return ZERO
@@ -61,7 +58,7 @@ def zero_where(name: str) -> str:
 
 
 def is_label(name: str) -> bool:
-  return name in losses.LABEL_LOSSES
+  return name in cf.LABEL_FORMS
 
 
 def _moves(auto: np.ndarray, closed: np.ndarray, sense: int, eps: float) -> tuple[bool, bool]:
