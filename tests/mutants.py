@@ -138,9 +138,10 @@ MUTANTS = (
     M("domination-over-all", "real_jax/domination.py",
       "  mass = jnp.where(members, jnp.abs(mass), 0.0)", "  mass = jnp.abs(mass)",
       "tests/test_training.py -k StepMetrics", "the top share taken over every rollout"),
-    M("dominated-at-half", "real_jax/training/metrics.py",
-      "(share > 0.5)", "(share >= 0.5)",
-      "tests/test_training.py -k StepMetrics", "a share of exactly 1/2 called dominated"),
+    M("dominated-at-half", "real_jax/domination.py",
+      "return share > 0.5 * (1.0 + DOMINATION_RTOL)", "return share >= 0.5",
+      "tests/test_training.py -k dominat",
+      "a share of 1/2, up to rounding, called dominated"),
     # -------------------------------------------------- rollout corrections --
     M("tis-uncapped", "real_jax/losses/_correction.py",
       "jnp.exp(jnp.minimum(log_rho, log_cap))", "jnp.exp(log_rho)",
