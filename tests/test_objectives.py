@@ -125,11 +125,15 @@ class TestChecked:
     report = ga.check_objective(NAME, cases=256, dtypes=("float32",), progress=None)
     assert not report.passed
 
-  def test_drawn_in_figure_ones_layout(self, registered, tmp_path):
+  def test_drawn_in_figure_ones_layout_and_the_atlas(self, registered, tmp_path):
     report = ga.check_objective(registered, cases=64, dtypes=("float32",), progress=None)
     path = str(tmp_path / "tapered.png")
     ga.plot_objective(path, report)
     assert os.path.getsize(path) > 10_000
+    # And in the atlas, in a column of its own beside the shipped ones.
+    atlas = str(tmp_path / "atlas.png")
+    ga.plot_atlas(atlas, {}, yours={registered: report.curves})
+    assert os.path.getsize(atlas) > 10_000
 
   def test_without_a_closed_form_says_so(self, monkeypatch):
     monkeypatch.setattr(_registry, "_SPECS", dict(_registry._SPECS))

@@ -37,6 +37,8 @@ def _label(name: str) -> str:
   """A curve's legend, its defaults read from the losses' signatures."""
   if name in cf.LABEL_FORMS:
     return cf.LABEL_FORMS[name].label
+  if name not in cf.CONFIGURATIONS:  # an objective of yours: its own name
+    return name
   loss, cfg = cf.configuration(name)
   if name in _CONFIGURATION_LABELS:
     return _CONFIGURATION_LABELS[name](cfg)
@@ -123,17 +125,23 @@ def plot_variants(path: str, curves: dict | None = None) -> None:
               "Label-based objectives: gradient weight per rollout, on-policy group of 8 (4/4)")
 
 
-def plot_atlas(path: str, curves: dict) -> None:
+def plot_atlas(path: str, curves: dict, yours: dict | None = None) -> None:
   """Every objective in Figure 1's layout: rows positives/negatives, a column per family.
 
   `curves[name][sign] = (s, autodiff |W|, closed-form |W|)`, as
   `run_sweep(...).figure_curves`. Label-based objectives are drawn per group
   (`|dL_g/dsbar|`, bound 1/tau), the others per unit `|A|` without the
-  aggregation factor (GRPO's `e^s` where its clip is open).
+  aggregation factor (GRPO's `e^s` where its clip is open). `yours`, in the
+  same form (`{name: check_objective(name).curves}`), adds a column of your
+  own objectives, drawn as `check_objective` measures them (`|dL/ds|` of the
+  probe times the 4 groups of its batch).
   """
   plt = _pyplot()
-  fig, axes = plt.subplots(2, len(ATLAS), figsize=(6.0 * len(ATLAS), 9.2), sharex=True)
-  for col, (family, names) in enumerate(ATLAS):
+  columns = list(ATLAS) + ([("yours", tuple(yours))] if yours else [])
+  curves = {**curves, **(yours or {})}
+  fig, axes = plt.subplots(2, len(columns), figsize=(6.0 * len(columns), 9.2), sharex=True,
+                           squeeze=False)
+  for col, (family, names) in enumerate(columns):
     names = [n for n in names if n in curves]
     for row, (sign, what) in enumerate((("positive", "positives (r = 1, A > 0)"),
                                         ("negative", "negatives (r = 0, A < 0)"))):
@@ -142,7 +150,9 @@ def plot_atlas(path: str, curves: dict) -> None:
         ax.set_visible(False)
         continue
       _panel(ax, curves, names, sign, f"{family}: {what}")
-      if family != "label-based":
+      if family == "yours":
+        ax.set_ylabel("$|\\partial L / \\partial s|$ (x 4 groups per batch)")
+      elif family != "label-based":
         ax.set_ylabel("$|\\partial L / \\partial s|$ per unit $|A|$")
       ax.legend(fontsize=7.5, loc="upper left" if sign == "negative" else "upper right")
   handle = plt.Line2D([], [], color="k", ls="--", lw=1)
