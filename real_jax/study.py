@@ -50,6 +50,8 @@ def main(argv):
         log=distributed.lead_print, mesh=scan.default_mesh())
   except ValueError as e:
     raise app.UsageError(str(e)) from None
+  except OSError as e:  # a --config=FILE that could not be loaded (ml_collections defers it)
+    raise app.UsageError(f"--config: {str(e).splitlines()[-1].strip()}") from None
   if not distributed.is_lead():  # process 0 writes the summary
     sys.exit(1 if status["failed"] else 0)
   out = study.report(points, workdir, _OUT.value or workdir, _CONFIG.value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
+import sys
 
 import chex
 from flax import nnx
@@ -80,6 +82,28 @@ class TestValidation:
     with pytest.raises(ValueError, match=match):
       loop.train(tiny_config(**overrides), str(tmp_path), **QUIET)
 
+
+@pytest.mark.parametrize("args, says", [
+    (["--config=experiments/configs/nope.py"], "error: --config: [Errno 2] No such file"),
+    (["--config.dro_beta=0.05"], "no field 'dro_beta'. It is a loss hyperparameter: "
+                                 "--config.loss_kwargs.dro_beta=VALUE."),
+    (["--config.stpes=3"], "no field 'stpes'. Did you mean 'steps'?"),
+    (["--config.loss=dro", "--config.loss_kwargs.epsilon_high=0.2"],
+     "sets epsilon_high, which 'dro' does not take; it takes dro_beta, "),
+])
+def test_a_command_line_mistake_is_one_line_not_a_traceback(args, says, tmp_path):
+  tiny = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "experiments", "configs", "tiny.py")
+  argv = [a.replace("experiments/configs/nope.py", str(tmp_path / "nope.py")) for a in args]
+  if not any(a.startswith("--config=") for a in argv):
+    argv = [f"--config={tiny}", *argv]
+  out = subprocess.run([sys.executable, "-m", "real_jax.train", *argv,
+                        f"--workdir={tmp_path / 'run'}"], capture_output=True, text=True,
+                       timeout=120, check=False)
+  assert out.returncode != 0
+  assert "Traceback" not in out.stderr, out.stderr[-2000:]
+  assert says in out.stderr, out.stderr[-2000:]
+  assert not os.path.exists(tmp_path / "run" / "metrics.jsonl")
 
 # ------------------------------------------------------------------ data ----
 
