@@ -42,6 +42,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
+  cli.loaded(_CONFIG.value)
   workdir, start = _WORKDIR.value, time.perf_counter()
   try:
     distributed.initialize_from_flags(_MULTI)
@@ -50,8 +51,6 @@ def main(argv):
         log=distributed.lead_print, mesh=scan.default_mesh())
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  except OSError as e:  # a --config=FILE that could not be loaded (ml_collections defers it)
-    raise app.UsageError(f"--config: {str(e).splitlines()[-1].strip()}") from None
   if not distributed.is_lead():  # process 0 writes the summary
     sys.exit(1 if status["failed"] else 0)
   out = study.report(points, workdir, _OUT.value or workdir, _CONFIG.value)

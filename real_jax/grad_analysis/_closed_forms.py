@@ -253,10 +253,7 @@ def configuration(name: str, **overrides) -> tuple[str, dict]:
   loss, extra = CONFIGURATIONS[name]
   cfg = {"epsilon_low": None, "clip_ratio_c": None, "delta": None, "positive_nll": 0.0,
          **losses.defaults(loss), **extra}
-  unknown = set(overrides) - set(losses.hyperparameters(loss))
-  if unknown:
-    raise ValueError(f"{name!r} takes no {sorted(unknown)}; it takes "
-                     f"{', '.join(losses.hyperparameters(loss))}.")
+  losses.check_hyperparameters(loss, overrides, what=f"the overrides of {name!r}")
   cfg.update(overrides)
   return loss, cfg
 

@@ -150,10 +150,7 @@ def as_objective(name: str, **hyperparameters) -> Objective:
   if spec.weights is None:
     raise ValueError(f"loss {name!r} has no closed form to check: register it with "
                      "`weights=` (its d loss / d logp), or pass an Objective.")
-  unknown = set(hyperparameters) - set(losses.hyperparameters(name))
-  if unknown:
-    raise ValueError(f"{name!r} takes no {sorted(unknown)}; it takes "
-                     f"{', '.join(losses.hyperparameters(name))}.")
+  losses.check_hyperparameters(name, hyperparameters, what="`check_objective`")
   bind = lambda f: functools.partial(f, **hyperparameters) if hyperparameters else f  # noqa: E731
   return Objective(name, bind(spec.fn), bind(spec.weights), spec.edges)
 

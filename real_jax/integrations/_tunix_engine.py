@@ -125,10 +125,7 @@ class RealJaxGRPOConfig(_tunix_grpo.GRPOConfig):
           f"`advantage_estimator` must be {REWARD_ESTIMATOR!r}: real_jax's losses compute "
           "their group advantages from the rewards (choose the estimator with "
           f"loss_kwargs={{'advantage': 'rloo'}}); got {self.advantage_estimator!r}.")
-    unknown = set(self.loss_kwargs) - set(rj_losses.hyperparameters(name))
-    if unknown:
-      raise ValueError(f"`loss_kwargs` has {sorted(unknown)}, which {name!r} does not take; "
-                       f"it takes {', '.join(rj_losses.hyperparameters(name))}.")
+    rj_losses.check_hyperparameters(name, self.loss_kwargs, what="`loss_kwargs`")
 
 
 def policy_loss(model: nnx.Module, train_example: Any, algo_config: Any,
@@ -204,10 +201,10 @@ def policy_loss(model: nnx.Module, train_example: Any, algo_config: Any,
   return loss, aux
 
 
-def register_objective(name: str) -> str:
+def register_objective(name: str, registered: str | None = None) -> str:
   """Registers the real_jax loss `name` (a registered one included) in Tunix as
-  `real_jax_<name>` (idempotent); returns that name."""
-  registered = PREFIX + name
+  `registered` (default `real_jax_<name>`), idempotently; returns that name."""
+  registered = PREFIX + name if registered is None else registered
   if not _is_ours(_registered("policy_loss_fn", registered), name):
     _tunix_registry.register_policy_loss_fn(registered)(
         functools.partial(policy_loss, objective=name))
@@ -217,9 +214,7 @@ def register_objective(name: str) -> str:
 def register() -> None:
   """Register the objectives and the two estimators (idempotent)."""
   for name in OBJECTIVES:  # the label-based ones keep their bare names too
-    if not _is_ours(_registered("policy_loss_fn", name), name):
-      _tunix_registry.register_policy_loss_fn(name)(
-          functools.partial(policy_loss, objective=name))
+    register_objective(name, name)
   for name in REGISTERED.values():
     register_objective(name)
   for estimator, fn in ((LABEL_ESTIMATOR, binary_labels), (REWARD_ESTIMATOR, raw_rewards)):

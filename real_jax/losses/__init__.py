@@ -79,6 +79,7 @@ from real_jax.losses._registry import CLIPPED_LOSSES
 from real_jax.losses._registry import LABEL_LOSSES
 from real_jax.losses._registry import LOSSES
 from real_jax.losses._registry import LossSpec
+from real_jax.losses._registry import check_hyperparameters
 from real_jax.losses._registry import defaults
 from real_jax.losses._registry import get
 from real_jax.losses._registry import hyperparameters
@@ -113,6 +114,7 @@ __all__ = [
     "clip_cov_selection",
     "clipped_surrogate_group",
     "dapo",
+    "check_hyperparameters",
     "defaults",
     "dppo_kept",
     "dppo_kl",

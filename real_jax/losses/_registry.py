@@ -135,11 +135,9 @@ def _import(name: str) -> None:
     obj = getattr(importlib.import_module(module), attribute)
   except (ImportError, AttributeError) as e:
     raise ValueError(f"loss {name!r}: cannot import {attribute!r} from {module!r} ({e}).") from None
-  if isinstance(obj, LossSpec):
-    register(name, obj.fn, weights=obj.weights, edges=obj.edges)
-  else:
-    register(name, obj, weights=getattr(obj, "weights", None),
-             edges=getattr(obj, "edges", ()))
+  # A LossSpec carries its closed form; a function may carry one as attributes.
+  register(name, obj.fn if isinstance(obj, LossSpec) else obj,
+           weights=getattr(obj, "weights", None), edges=getattr(obj, "edges", ()))
 
 
 def _check_name(name: str) -> None:
@@ -175,6 +173,19 @@ def hyperparameters(name: str) -> tuple[str, ...]:
   _check_name(name)
   return tuple(p.name for p in inspect.signature(_SPECS[name].fn).parameters.values()
                if p.kind is p.KEYWORD_ONLY)
+
+
+def check_hyperparameters(name: str, given, *, what: str, exclude: tuple[str, ...] = ()) -> None:
+  """Raises `ValueError` for a key of `given` that loss `name` does not take.
+
+  The message names `what` set it (a config field, an argument) and lists the
+  hyperparameters `name` takes, less `exclude`.
+  """
+  accepted = [k for k in hyperparameters(name) if k not in exclude]
+  unknown = sorted(set(given) - set(accepted))
+  if unknown:
+    raise ValueError(f"{what} sets {', '.join(unknown)}, which {name!r} does not take; "
+                     f"it takes {', '.join(accepted) or 'none'}.")
 
 
 def defaults(name: str) -> dict[str, Any]:

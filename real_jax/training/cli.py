@@ -1,7 +1,8 @@
 """What the command-line entry points share: a user's mistake in one line, never a traceback.
 
   app.run(main, flags_parser=cli.parse_flags)
-  cfg = cli.checked(_CONFIG.value)     # in main: config_lib.validate, as a usage error
+  cfg = cli.checked(_CONFIG.value)     # in main: loaded, then config_lib.validate
+  cfg = cli.loaded(_CONFIG.value)      # loaded only (a sweep's points validate later)
 """
 
 from __future__ import annotations
@@ -14,18 +15,14 @@ import ml_collections
 
 from real_jax.training import config as config_lib
 
-__all__ = ["parse_flags", "checked"]
+__all__ = ["parse_flags", "loaded", "checked"]
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with the config's own mistakes reported in one line:
-  `--config=FILE` that cannot be read, and `--config.FIELD=...` for a field
-  the config lacks (ml_collections raises a bare OSError or AttributeError)."""
+  """absl's flag parsing, with `--config.FIELD=...` for a field the config lacks
+  reported in one line (ml_collections raises a bare AttributeError there)."""
   try:
     return app.parse_flags_with_usage(argv)
-  except OSError:
-    given = [a for a in argv[1:] if a.startswith("--config=")] or ["--config"]
-    sys.exit(f"error: {given[0]}: no such config file (or it cannot be read).")
   except (AttributeError, KeyError) as e:
     text = str(e).replace("\\'", "'")
     key = (re.findall(r"'([A-Za-z0-9_.]+)'", text) or [text])[0]
@@ -41,16 +38,23 @@ def parse_flags(argv: list[str]) -> list[str]:
     sys.exit(f"error: {given[0].split('=')[0]}: the config has no field {key!r}.{hint}")
 
 
-def checked(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """`cfg` if the trainer can run it; else a usage error naming the field.
+def loaded(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`cfg`, or one line if `--config=FILE` could not be loaded.
 
-  A `--config=FILE` that could not be loaded surfaces here, on first use
-  (ml_collections defers it): one line, not its traceback.
+  ml_collections defers that error to the config's first use, so it is
+  forced here, before the command does anything.
   """
   try:
-    config_lib.validate(cfg)
+    cfg.get("loss")
   except OSError as e:
     sys.exit(f"error: --config: {str(e).splitlines()[-1].strip() or e}")
+  return cfg
+
+
+def checked(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`cfg`, loaded, if the trainer can run it; else a usage error naming the field."""
+  try:
+    config_lib.validate(loaded(cfg))
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   return cfg

@@ -190,11 +190,8 @@ def loss_kwargs(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
       ones it does.
   """
   given = {k: v for k, v in (cfg.get("loss_kwargs") or {}).items() if v is not None}
-  accepted = settable(cfg.loss)
-  unknown = sorted(set(given) - set(accepted))
-  if unknown:
-    raise ValueError(f"`config.loss_kwargs` sets {', '.join(unknown)}, which {cfg.loss!r} does "
-                     f"not take; it takes {', '.join(accepted) or 'no hyperparameter but tau'}.")
+  losses.check_hyperparameters(cfg.loss, given, what="`config.loss_kwargs`",
+                               exclude=NOT_LOSS_KWARGS)
   return given
 
 
