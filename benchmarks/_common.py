@@ -194,3 +194,7 @@ def write_json_and_table(path: str, figures: dict, table) -> None:
     json.dump(figures, f, indent=1)
   with open(os.path.splitext(path)[0] + ".md", "w") as f:
     f.write(table(figures))
+
+
+# The objectives with a PyTorch implementation to time against: the official code's REAL.
+TORCH_TIMERS = {"real": time_torch_real}

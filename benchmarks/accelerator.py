@@ -146,9 +146,9 @@ def _torch_device(platform: str):
 
 
 def losses_section(device, sizes, repeats, bandwidth) -> dict:
+  from _common import TORCH_TIMERS  # noqa: PLC0415
   from _common import make_batch  # noqa: PLC0415
   from _common import median_time  # noqa: PLC0415
-  from _common import time_torch_real  # noqa: PLC0415
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
 
@@ -160,7 +160,8 @@ def losses_section(device, sizes, repeats, bandwidth) -> dict:
     B, G, T = (int(v) for v in shape.split("x"))
     batch = make_batch(B, G, T)
     logp, old, mask, rewards = batch
-    t_torch = (time_torch_real(torch, batch, torch_dev, repeats) if torch_dev else None)
+    t_torch = {name: timer(torch, batch, torch_dev, repeats)
+               for name, timer in TORCH_TIMERS.items() if torch_dev and name in names}
     for dtype in ("float32", "bfloat16"):
       for mask_kind in ("bool", "float"):
         dt = jnp.dtype(dtype)
@@ -176,8 +177,8 @@ def losses_section(device, sizes, repeats, bandwidth) -> dict:
           row = {"shape": shape, "loss": name, "dtype": dtype, "mask": mask_kind,
                  "seconds": seconds, "effective_GBps": read / seconds / 1e9,
                  "fraction_of_bandwidth": read / seconds / 1e9 / bandwidth}
-          if name == "real" and dtype == "float32" and mask_kind == "bool" and t_torch:
-            row.update(torch_s=t_torch, torch_over_jax=t_torch / seconds)
+          if dtype == "float32" and mask_kind == "bool" and name in t_torch:
+            row.update(torch_s=t_torch[name], torch_over_jax=t_torch[name] / seconds)
           rows.append(row)
   return {"rows": rows, "torch": None if torch is None else torch.__version__,
           "torch_device": torch_dev}

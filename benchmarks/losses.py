@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import os
 
+from _common import TORCH_TIMERS
 from _common import losses_table
 
 # Run as a script, the benchmarks folder is on sys.path: its helper imports by name.
 from _common import make_batch
 from _common import median_time
 from _common import memory_bandwidth
-from _common import time_torch_real
 from _common import write_json_and_table
 from absl import app
 from absl import flags
@@ -68,8 +68,8 @@ def main(argv):
       t_jax = median_time(lambda step=step, args=args: jax.block_until_ready(step(*args)), repeats)
       row = {"shape": shape, "loss": name, "jax_s": t_jax, "effective_GBps": read_bytes / t_jax / 1e9,
              "fraction_of_bandwidth": read_bytes / t_jax / 1e9 / bandwidth}
-      if torch is not None and name == "real":
-        t_torch = time_torch_real(torch, (logp, old, mask, rewards), "cpu", repeats)
+      if torch is not None and name in TORCH_TIMERS:
+        t_torch = TORCH_TIMERS[name](torch, (logp, old, mask, rewards), "cpu", repeats)
         row.update(torch_s=t_torch, torch_over_jax=t_torch / t_jax)
       rows.append(row)
       torch_cols = (f"{row['torch_s'] * 1e3:>9.1f}ms{row['torch_over_jax']:>10.1f}x"

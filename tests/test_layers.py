@@ -24,12 +24,13 @@ from real_jax.grad_analysis import _closed_forms
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "real_jax")
 
-_FLOOR = {"metric_names", "palette", "domination", "distributed", "losses", "tasks", "model"}
-_TRAINER = _FLOOR | {"sampling", "training"}
+_FLOOR = {"metric_names", "domination", "distributed", "losses", "tasks", "model"}
+_TRAINER = _FLOOR | {"palette", "sampling", "training"}
 _ENTRY = _TRAINER | {"reporting"}
 # part -> the parts it may import (its own always allowed). The floor imports nothing.
 ALLOWED: dict[str, set[str]] = {
     **{part: set() for part in _FLOOR},
+    "palette": {"losses"},  # a registered objective's own colour
     "sampling": {"model"},
     "grad_analysis": {"losses", "domination", "palette"},
     "training": _FLOOR | {"sampling"},

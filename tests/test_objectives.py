@@ -21,6 +21,8 @@ import pytest
 
 from real_jax import grad_analysis as ga
 from real_jax import losses
+from real_jax import palette
+from real_jax.grad_analysis import _figures as ga_figures
 from real_jax.losses import _registry
 from real_jax.training import config as config_lib
 from real_jax.training import loop
@@ -104,6 +106,32 @@ class TestRegistration:
       losses.register("x_test", lambda logp, *, alpha=1.0: logp)
     with pytest.raises(ValueError, match="cannot import 'nope' from 'test_objectives'"):
       losses.get("test_objectives:nope")
+
+
+  def test_its_label_and_colour_reach_every_figure(self, registered, monkeypatch):
+    # Registered without either: its name, and a colour no shipped objective has.
+    assert ga_figures._label(registered) == registered
+    assigned = palette.color(registered)
+    assert assigned == palette.RESERVE[0] and assigned not in palette.COLORS.values()
+    losses.register(registered, tapered, label="Tapered", color="#123456", replace=True)
+    assert (ga_figures._label(registered), palette.color(registered)) == ("Tapered", "#123456")
+    # A second one without a colour gets the next free one; an unknown name none.
+    monkeypatch.setitem(losses.LOSSES, "x_second", None)  # gone after the test, as `registered`
+    losses.register("x_second", tapered)
+    assert palette.color("x_second") == palette.RESERVE[0]
+    losses.register(registered, tapered, replace=True)
+    assert palette.color("x_second") == palette.RESERVE[1]
+    assert palette.color("x_unknown") is None and palette.color("x_unknown", "k") == "k"
+    with pytest.raises(TypeError, match="`color` must be a str"):
+      losses.register("x_third", tapered, color=(0, 0, 1))
+    # Imported on use, a function's `label` and `color` attributes come along.
+    tapered.label, tapered.color = "Tapered!", "#654321"
+    try:
+      name = "test_objectives:tapered"
+      monkeypatch.setitem(losses.LOSSES, name, None)
+      assert (ga_figures._label(name), palette.color(name)) == ("Tapered!", "#654321")
+    finally:
+      del tapered.label, tapered.color
 
 
 class TestChecked:

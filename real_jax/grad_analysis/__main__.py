@@ -132,14 +132,14 @@ def main(argv):
   print()
   print("Largest negative's share of a group's negative gradient mass "
         "(groups with >= 2 negatives, first dtype):")
-  for name in [n for n in ("grpo", "real") if n in result.domination]:
+  for name in [n for n in ga.FIGURE1 if n in result.domination]:
     d = result.domination[name]
     print(f"  {name:<5} mean {d['mean']:.3f}  median {d['median']:.3f}  p90 {d['p90']:.3f}  "
           f"share > 1/2 in {100 * d['above_half']:.1f}% of {d['groups']:,d} groups")
-  for name in [n for n in ("grpo", "real") if n in result.properties]:
-    m = result.properties[name]["negative"][dtypes[-1]]["max_weight"]
-    print(f"  largest negative weight on the [-20, 20] probe grid, {name}: {m:.3e}"
-          + (" (per unit |A|: unbounded, e^s)" if name == "grpo" else " (at most 1/tau <= 20)"))
+  for name in [n for n in ga.FIGURE1 if n in result.properties]:
+    p = result.properties[name]["negative"][dtypes[-1]]
+    print(f"  largest negative weight on the [-20, 20] probe grid, {name}: {p['max_weight']:.3e}"
+          f" (bound: {p['bound']})")
   print("Identities: " + ", ".join(f"{k} (max rel err {v:.1e})" for k, v in identities.items()))
   print(f"\n{'PASS' if passed else 'FAIL'} in {seconds:.1f}s. Report: "
         f"{os.path.join(_OUT.value, 'report.json')}  Figures: {fig1} {fig2} {fig3}")

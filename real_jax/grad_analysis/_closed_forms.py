@@ -710,11 +710,32 @@ class LabelForm:
       (BCE), not a sum over groups divided by the non-empty groups.
     shape: `(positives, negatives)`: how `|weight|` moves as the own score grows.
     label: the figures' legend.
+    identity: `(its name in the report, terms)` for an identity with REAL's form
+      that the check measures beside the closed form, or None.
+      `terms(scores, closed, auto, tau) -> (value, reference, where)`, all
+      `[B, G]`, from a batch's sequence scores, its `BatchLabelWeights` and the
+      autodiff weights `dL/dsbar`; the check reports the largest relative
+      error of `value` against `reference` where `where` holds.
   """
   group: Callable
   per_rollout: bool
   shape: tuple[int, int]
   label: str
+  identity: tuple[str, Callable] | None = None
+
+
+def _grad_is_real_on_positives(scores, closed, auto, tau):
+  # GRAD's seed form against REAL's C+ form, on the positives of groups with both signs.
+  real = jax.vmap(lambda s, p, n: real_group_weights(s, p, n, tau))(
+      scores, closed.positive, closed.negative)
+  mixed = (jnp.any(closed.positive, -1) & jnp.any(closed.negative, -1))[:, None]
+  return closed.group_weights, real.weights, closed.positive & mixed
+
+
+def _bce_is_real_with_c_one(scores, closed, auto, tau):
+  # BCE is REAL's form with C+ = C- = 1, scaled by 1/N (which the normaliser undoes).
+  c_one = anchored_weight(scores, jnp.zeros((), scores.dtype), tau, closed.positive)
+  return auto * closed.normaliser, c_one, closed.group_weights != 0
 
 
 # Every label-based objective, declared once; all bounded by 1/tau.
@@ -722,9 +743,11 @@ LABEL_FORMS: dict[str, LabelForm] = {
     "real": LabelForm(real_group_weights, False, (DECREASING, INCREASING),
                       "REAL ($\\tau$ = 0.5, $C^\\pm$ = 4)"),
     "grad": LabelForm(grad_group_weights, False, (DECREASING, ZERO),
-                      "GRAD ($\\tau$ = 0.5; = REAL on positives, 0 on negatives)"),
+                      "GRAD ($\\tau$ = 0.5; = REAL on positives, 0 on negatives)",
+                      ("grad_seed_form_equals_real_c_plus_form", _grad_is_real_on_positives)),
     "bce": LabelForm(bce_group_weights, True, (DECREASING, INCREASING),
-                     "BCE ($\\tau$ = 0.5, $C^\\pm$ = 1)"),
+                     "BCE ($\\tau$ = 0.5, $C^\\pm$ = 1)",
+                     ("bce_equals_real_with_c_equal_1", _bce_is_real_with_c_one)),
     "real_product": LabelForm(real_product_group_weights, False, (DECREASING, INCREASING),
                               "product-style ($\\tau$ = 0.5)"),
 }

@@ -14,6 +14,7 @@ import math
 
 import jax.numpy as jnp
 
+from real_jax import losses
 from real_jax import palette
 from real_jax.grad_analysis import _cases
 from real_jax.grad_analysis import _closed_forms as cf
@@ -37,8 +38,9 @@ def _label(name: str) -> str:
   """A curve's legend, its defaults read from the losses' signatures."""
   if name in cf.LABEL_FORMS:
     return cf.LABEL_FORMS[name].label
-  if name not in cf.CONFIGURATIONS:  # an objective of yours: its own name
-    return name
+  if name not in cf.CONFIGURATIONS:  # an objective of yours: its label, else its name
+    yours = name in losses.registered() or ":" in name  # "package.module:attribute" too
+    return (yours and losses.spec(name).label) or name
   loss, cfg = cf.configuration(name)
   if name in _CONFIGURATION_LABELS:
     return _CONFIGURATION_LABELS[name](cfg)
@@ -68,21 +70,28 @@ def figure1_curves(names=FIGURE1, dtype=jnp.float64) -> dict:
   return out
 
 
+# Layout: curves drawn wider, underneath the one they coincide with (GRAD with
+# REAL on positives, dual-clip GRPO with GRPO below c), and the objective whose
+# clip edges a panel marks when it is drawn.
+_DRAWN_UNDER = ("grad", "grpo_dual_clip")
+_EDGES_MARKED = "grpo"
+
+
 def _panel(ax, curves, names, sign, title):
   for name in names:
     s, auto, closed = curves[name][sign]
-    wide = name in ("grad", "grpo_dual_clip")  # drawn under the curve they coincide with
+    wide = name in _DRAWN_UNDER
     ax.plot(s, auto, color=palette.color(name), lw=3.4 if wide else 2.0,
             label=f"{_label(name)}: autodiff", zorder=1 if wide else 2)
     ax.plot(s, closed, color="k", lw=1.0, ls="--", alpha=0.8)
-  if "grpo" in names:
-    eps = cf.ADVANTAGE_DEFAULTS["grpo"]["epsilon_high"]
+  if _EDGES_MARKED in names:
+    eps = cf.ADVANTAGE_DEFAULTS[_EDGES_MARKED]["epsilon_high"]
     for edge, text in ((math.log(1 + eps), "log(1+$\\epsilon$)"),
                        (math.log(1 - eps), "log(1-$\\epsilon$)")):
       ax.axvline(edge, color="tab:red", ls=":", lw=1)
       ax.text(edge, 0.97, text, transform=ax.get_xaxis_transform(), rotation=90,
               va="top", ha="right", fontsize=8, color="tab:red")
-  label_based = any(n in ("real", "grad", "bce", "real_product") for n in names)
+  label_based = any(n in cf.LABEL_FORMS for n in names)
   if label_based:
     ax.axhline(1 / _cases.FIG1_TAU, color="gray", ls="-.", lw=1)
     ax.text(_cases.FIG1_S[0], 1 / _cases.FIG1_TAU, " bound 1/$\\tau$", va="bottom",
@@ -172,7 +181,8 @@ def plot_custom(path: str, name: str, curves: dict, title: str | None = None) ->
   for ax, (sign, what) in zip(axes, (("positive", "(a) positive samples (r = 1)"),
                                      ("negative", "(b) negative samples (r = 0)")), strict=True):
     s, auto, closed = curves[sign]
-    ax.plot(s, auto, color="tab:blue", lw=2.2, label=f"{name}: autodiff")
+    ax.plot(s, auto, color=palette.color(name, "tab:blue"), lw=2.2,
+            label=f"{_label(name)}: autodiff")
     ax.plot(s, closed, color="k", lw=1.0, ls="--", alpha=0.8, label="your closed form")
     ax.set_title(what)
     ax.set_xlabel("relative log-probability $s = \\log\\pi_\\theta - \\log\\pi_{old}$")

@@ -84,17 +84,11 @@ def _compare(name: str, logp, old_logp, mask, rewards, tau, with_share: bool = T
     def one(lp, olp, m, r, t):
       auto = _autodiff.rollout_weights(name, lp, olp, m, r, tau=t)
       closed = cf.label_weights(name, lp, olp, m, r, tau=t)
-      if name == "grad":  # the seed form against REAL's C+ form
-        real = cf.label_weights("real", lp, olp, m, r, tau=t)
-        valid = (jnp.any(real.positive, -1) & jnp.any(real.negative, -1))[:, None]
-        identity = _max_rel(closed.group_weights, real.group_weights, real.positive & valid)
-      elif name == "bce":  # BCE is REAL's form with C+ = C- = 1, scaled by 1/N
-        scores = losses.sequence_scores(lp, olp, m)
-        c_one = cf.anchored_weight(scores, zero, t, closed.positive)
-        identity = _max_rel(auto * closed.normaliser, c_one, closed.group_weights != 0)
-      else:
-        identity = zero
-      return auto, closed, identity
+      identity = cf.LABEL_FORMS[name].identity
+      if identity is None:
+        return auto, closed, zero
+      return auto, closed, _max_rel(*identity[1](losses.sequence_scores(lp, olp, m), closed,
+                                                 auto, t))
     auto, closed, identity = jax.vmap(one)(logp, old_logp, mask, rewards, tau)
     out["identity"] = jnp.max(identity)
     group_auto = jnp.abs(auto) * closed.normaliser[:, None, None]

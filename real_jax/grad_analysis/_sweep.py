@@ -163,7 +163,7 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
           acc[(name, s, dtype_name)] = _merge(acc.get((name, s, dtype_name)), out[s])
         if "neutral" in out:
           neutral[(name, dtype_name)] = _merge(neutral.get((name, dtype_name)), out["neutral"])
-        if name in ("grad", "bce"):
+        if name in cf.LABEL_FORMS and cf.LABEL_FORMS[name].identity:
           identities[(name, dtype_name)] = max(identities.get((name, dtype_name), 0.0),
                                                float(out["identity"]))
         if dtype_name == dtypes[0] and not probe:
@@ -287,10 +287,7 @@ def run_sweep(cases: int, dtypes: tuple[str, ...], *, seed: int = 0,
                             p90=summary(lambda x: np.quantile(x, 0.9)),
                             above_half=summary(lambda x: np.mean(dominated(x))))
   last = dtypes[-1]
-  identity_table = {}
-  if ("grad", last) in identities:
-    identity_table["grad_seed_form_equals_real_c_plus_form"] = identities[("grad", last)]
-  if ("bce", last) in identities:
-    identity_table["bce_equals_real_with_c_equal_1"] = identities[("bce", last)]
+  identity_table = {form.identity[0]: identities[(name, last)]
+                    for name, form in cf.LABEL_FORMS.items() if (name, last) in identities}
   return SweepResult(table, properties, domination, identity_table, figure,
                      time.perf_counter() - start, neutral_table)

@@ -84,6 +84,7 @@ from real_jax.losses._registry import defaults
 from real_jax.losses._registry import get
 from real_jax.losses._registry import hyperparameters
 from real_jax.losses._registry import register
+from real_jax.losses._registry import registered
 from real_jax.losses._registry import spec
 
 __all__ = [
@@ -123,6 +124,7 @@ __all__ = [
     "dro",
     "get",
     "register",
+    "registered",
     "gmpo",
     "gmpo_group",
     "gpg",

@@ -45,11 +45,16 @@ class LossSpec:
       `grad_analysis.check_objective(name)` checks; None if not given. The
       shipped objectives' closed forms live in `real_jax.grad_analysis`.
     edges: the importance ratios at which the weight jumps (clip edges).
+    label: a registered objective's legend in figures (None: its name).
+    color: a registered objective's colour (None: one `real_jax.palette`
+      assigns). The shipped objectives' colours are the table in `palette`.
   """
   fn: Callable
   family: str
   weights: Callable | None = None
   edges: tuple[float, ...] = ()
+  label: str | None = None
+  color: str | None = None
 
 
 _SPECS: dict[str, LossSpec] = {
@@ -85,7 +90,8 @@ ADVANTAGE_LOSSES: tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.fami
 
 
 def register(name: str, fn: Callable, *, weights: Callable | None = None,
-             edges: tuple[float, ...] = (), replace: bool = False) -> LossSpec:
+             edges: tuple[float, ...] = (), label: str | None = None,
+             color: str | None = None, replace: bool = False) -> LossSpec:
   """Makes `fn` the objective `name`, for every part of real_jax.
 
   Args:
@@ -99,6 +105,9 @@ def register(name: str, fn: Callable, *, weights: Callable | None = None,
     weights: its closed-form `d loss / d logp` (same arguments, `[B, G, T]`),
       for `grad_analysis.check_objective(name)`.
     edges: importance ratios where the weight jumps, left out of that check.
+    label: its legend in figures (default: `name`).
+    color: its colour in every figure, e.g. `"#3182bd"` (default: one
+      `real_jax.palette` assigns, distinct from the shipped objectives').
     replace: allow replacing an earlier registration of `name`.
 
   Returns:
@@ -122,10 +131,18 @@ def register(name: str, fn: Callable, *, weights: Callable | None = None,
     out = fn(*args, **kwargs)
     return out if isinstance(out, tuple) else (out, None)
 
-  spec = LossSpec(as_pair, "custom", weights, tuple(edges))
+  for arg, value in (("label", label), ("color", color)):
+    if value is not None and not isinstance(value, str):
+      raise TypeError(f"`{arg}` must be a str or None, got {type(value).__name__}.")
+  spec = LossSpec(as_pair, "custom", weights, tuple(edges), label, color)
   _SPECS[name] = spec
   LOSSES[name] = as_pair
   return spec
+
+
+def registered() -> tuple[str, ...]:
+  """The objectives registered since import (`register`, or imported on use), in order."""
+  return tuple(n for n in _SPECS if n not in _SHIPPED)
 
 
 def _import(name: str) -> None:
@@ -137,7 +154,8 @@ def _import(name: str) -> None:
     raise ValueError(f"loss {name!r}: cannot import {attribute!r} from {module!r} ({e}).") from None
   # A LossSpec carries its closed form; a function may carry one as attributes.
   register(name, obj.fn if isinstance(obj, LossSpec) else obj,
-           weights=getattr(obj, "weights", None), edges=getattr(obj, "edges", ()))
+           **{k: getattr(obj, k) for k in ("weights", "edges", "label", "color")
+              if getattr(obj, k, None) is not None})
 
 
 def _check_name(name: str) -> None:
