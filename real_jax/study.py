@@ -1,13 +1,18 @@
-r"""Command: run a study's sweep (resumable), then select, bootstrap and plot it.
+r"""Command: run a study's sweep (resumable), then select, compare and plot it.
 
   python -m real_jax.study --config=experiments/configs/study_offpolicy.py \
       --workdir=runs/study --out=docs/study [--config.steps=...] [--rerun_check=5]
+  python -m real_jax.study --config=... --out=docs/study --tables_only
 
 The sweep is the config's `get_sweep()`, run by the sweep runner into
 `--workdir` (finished points are skipped). The report goes to `--out`:
 `per_seed.csv`, `summary.csv` (learning rate chosen on validation pass@1,
-test pass@1 with 95% bootstrap intervals over seeds, REAL's paired
-difference) and the figures. The logic is `real_jax.reporting.study`.
+test pass@1 with 95% t intervals over seeds, the reference arm's paired
+difference with its sign-flip p, Holm-corrected within the primary
+comparisons the config's `get_comparisons()` declares and within the rest,
+labelled exploratory) and the figures. `--tables_only` remakes the tables
+from `OUT/per_seed.csv` alone, without the runs. The logic is
+`real_jax.reporting.study`.
 """
 
 import json
@@ -34,8 +39,22 @@ _RERUN = flags.DEFINE_integer(
     "rerun_check", 0, "After the sweep, train this many finished points of its first group "
     "again in another grouping and check that their metrics are identical to the bit "
     "(written to OUT/rerun_check.json).")
+_TABLES_ONLY = flags.DEFINE_bool(
+    "tables_only", False, "Remake summary.csv, summary.md and grid.csv from OUT/per_seed.csv "
+    "(no training, no figures; --workdir is not needed).")
 _MULTI = distributed.define_flags()
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["config"])
+
+
+def _tables_only(config_string: str) -> None:
+  if not _OUT.value:
+    raise app.UsageError("--tables_only needs --out, the folder holding per_seed.csv.")
+  path = os.path.join(_OUT.value, "per_seed.csv")
+  if not os.path.exists(path):
+    raise app.UsageError(f"--tables_only: no {path}.")
+  tables = study.write_tables(study.read_per_seed(path), _OUT.value,
+                              study.load_comparisons(config_string))
+  print(tables["table"])
 
 
 def main(argv):
@@ -43,17 +62,26 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
   cli.loaded(_CONFIG.value)
+  config_string = config_flags.get_config_filename(flags.FLAGS["config"])
+  try:
+    comparisons = study.load_comparisons(config_string)  # declared before anything trains
+    if _TABLES_ONLY.value:
+      return _tables_only(config_string)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required (the sweep's folder).")
   workdir, start = _WORKDIR.value, time.perf_counter()
   try:
     distributed.initialize_from_flags(_MULTI)
     points, status = sweep.run_config_sweep(
-        _CONFIG.value, config_flags.get_config_filename(flags.FLAGS["config"]), workdir,
+        _CONFIG.value, config_string, workdir,
         log=distributed.lead_print, mesh=scan.default_mesh())
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   if not distributed.is_lead():  # process 0 writes the summary
     sys.exit(1 if status["failed"] else 0)
-  out = study.report(points, workdir, _OUT.value or workdir, _CONFIG.value)
+  out = study.report(points, workdir, _OUT.value or workdir, _CONFIG.value, comparisons)
   print(f"\n{out['table']}\n")
   if _RERUN.value:
     check = sweep.rerun_check(_CONFIG.value, points, workdir, _RERUN.value,

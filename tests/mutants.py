@@ -202,9 +202,9 @@ MUTANTS = (
       "    drawn_from = _top_p_logits(scaled, top_p) if top_p < 1.0 else scaled",
       "    drawn_from = scaled", "tests/test_sampling.py -k top_p", "nucleus sampling switched off"),
     # ------------------------------------------------------------- study --
-    M("interval-at-90", "real_jax/reporting/study.py",
+    M("interval-at-90", "real_jax/reporting/stats.py",
       "CONFIDENCE = 0.95", "CONFIDENCE = 0.90",
-      "tests/test_study.py -k Bootstrap", "a 90% interval reported as 95%"),
+      "tests/test_stats.py -k TInterval", "a 90% interval reported as 95%"),
     M("selected-on-test", "real_jax/reporting/study.py",
       '          r["val_pass_at_1"])', '          r["test_pass_at_1"])',
       "tests/test_study.py -k Selection", "learning rates chosen on the test half"),

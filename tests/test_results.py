@@ -72,6 +72,22 @@ def test_table_is_made_from_the_committed_data(table):
       f"docs/{table} differs from what its command makes of the committed data")
 
 
+# A committed study's folder -> the config (and argument) that declared its comparisons.
+STUDIES = {"study": "study_offpolicy.py", "study_atlas": "study_offpolicy.py:atlas",
+           "study_length": "study_length.py"}
+
+
+@pytest.mark.parametrize("folder", sorted(STUDIES))
+def test_study_tables_are_made_from_the_per_seed_csv(folder, tmp_path):
+  """summary.csv and grid.csv: selection, intervals, p and Holm p remade from per_seed.csv."""
+  config = os.path.join(ROOT, "experiments", "configs", STUDIES[folder])
+  rows = study.read_per_seed(os.path.join(DOCS, folder, "per_seed.csv"))
+  study.write_tables(rows, str(tmp_path), study.load_comparisons(config))
+  for name in ("summary.csv", "grid.csv"):
+    assert (tmp_path / name).read_text() == _read(os.path.join(folder, name)), (
+        f"docs/{folder}/{name} differs from what the study makes of per_seed.csv")
+
+
 def test_every_results_table_is_included_and_no_table_is_typed():
   """The results pages include every generated table, and hold no table of their own."""
   pages = {p: _read(os.path.join("results", p)) for p in os.listdir(os.path.join(DOCS, "results"))

@@ -1,4 +1,4 @@
-"""The study: selection on validation only, bootstrap intervals, paired differences, a smoke run."""
+"""The study: selection on validation only, t intervals, paired comparisons, arms, a smoke run."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import types
 import numpy as np
 import pytest
 
+from real_jax.reporting import stats
 from real_jax.reporting import study
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,29 +44,90 @@ class TestSelection:
     for s, (r, g) in enumerate([(0.5, 0.4), (0.7, 0.6), (0.2, 0.1)]):
       rows += [row("real", 4, 1e-4, s, val=0.5, test=r), row("grpo", 4, 3e-4, s, val=0.5, test=g)]
     grpo = next(r for r in study.summary_rows(rows) if r["loss"] == "grpo")
-    # Each seed's difference is exactly 0.1, so the bootstrap interval collapses onto it,
-    # although the unpaired spreads overlap widely.
-    assert grpo["real_minus_this_test_mean"] == pytest.approx(0.1)
-    assert grpo["real_minus_this_test_lo"] == pytest.approx(0.1)
-    assert grpo["real_minus_this_test_hi"] == pytest.approx(0.1)
+    # Each seed's difference is exactly 0.1, so the t interval collapses onto it,
+    # although the unpaired spreads overlap widely; 3 pairs, all positive: p = 2/8.
+    assert grpo["reference"] == "real" and grpo["n_pairs"] == 3
+    assert grpo["reference_minus_this_test_mean"] == pytest.approx(0.1)
+    assert grpo["reference_minus_this_test_lo"] == pytest.approx(0.1)
+    assert grpo["reference_minus_this_test_hi"] == pytest.approx(0.1)
+    assert grpo["reference_minus_this_test_p"] == 0.25
     assert grpo["test_pass_at_1_lo"] < 0.3 < grpo["test_pass_at_1_hi"]
 
 
-class TestBootstrap:
+class TestComparisons:
 
-  def test_interval_against_a_normal_approximation(self):
-    v = np.random.default_rng(0).normal(0.5, 0.1, size=200)
-    lo, hi = study.bootstrap_interval(v)
-    half = 1.96 * v.std(ddof=1) / np.sqrt(len(v))
-    # The percentile bootstrap of 10,000 resamples and the normal interval of
-    # 200 normal values differ by its Monte Carlo error (about 2e-4 at these
-    # quantiles); a 90% interval would be 2.1e-3 narrower on each side, and an
-    # interval off-centre by the same, so the tolerance lies well between.
-    assert lo == pytest.approx(v.mean() - half, abs=8e-4)
-    assert hi == pytest.approx(v.mean() + half, abs=8e-4)
+  def _rows(self):
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(8):
+      base = rng.uniform(0.3, 0.6)
+      for loss, shift in (("real", 0.0), ("grpo", 0.05), ("dapo", -0.02), ("gpg", 0.0)):
+        for regime in (1, 16):
+          rows.append(row(loss, regime, 1e-4, s, val=0.5,
+                          test=base + shift * regime / 16 + rng.normal(0, 0.01)))
+    return rows
 
-  def test_one_value_and_none(self):
-    assert study.bootstrap_interval([0.3, None]) == (0.3, 0.3)
+  def test_t_intervals_and_sign_flip_p_per_comparison(self):
+    rows = self._rows()
+    summary = study.summary_rows(rows)
+    for r in summary:
+      chosen = [x for x in rows if x["loss"] == r["loss"]
+                and str(x["updates_per_step"]) == r["regime"]]
+      mean, lo, hi = stats.t_interval([x["test_pass_at_1"] for x in chosen])
+      assert (r["test_pass_at_1_mean"], r["test_pass_at_1_lo"], r["test_pass_at_1_hi"]) == (
+          pytest.approx(mean), pytest.approx(lo), pytest.approx(hi))
+      if r["loss"] == "real":
+        assert "reference_minus_this_test_mean" not in r
+        continue
+      ref = {x["seed"]: x["test_pass_at_1"] for x in rows if x["loss"] == "real"
+             and str(x["updates_per_step"]) == r["regime"]}
+      d = [ref[x["seed"]] - x["test_pass_at_1"] for x in sorted(chosen, key=lambda x: x["seed"])]
+      assert r["reference_minus_this_test_p"] == stats.sign_flip_p(d)
+      assert r["reference_minus_this_test_lo"] == pytest.approx(stats.t_interval(d)[1])
+
+  def test_holm_within_the_primary_family_and_within_the_rest(self):
+    rows = self._rows()
+    primary = (("grpo", "16"), ("dapo", "16"))
+    summary = study.summary_rows(rows, primary=primary)
+    compared = [r for r in summary if r["loss"] != "real"]
+    families = {f: {(r["arm"], r["regime"]): r for r in compared if r["comparison"] == f}
+                for f in ("primary", "exploratory")}
+    assert set(families["primary"]) == set(primary) and len(families["exploratory"]) == 4
+    for members in families.values():
+      want = stats.holm({k: r["reference_minus_this_test_p"] for k, r in members.items()})
+      assert {k: r["reference_minus_this_test_p_holm"] for k, r in members.items()} == want
+    # 8 pairs and every difference of one sign: the smallest p, 2/256, times 2 primaries.
+    assert families["primary"][("grpo", "16")]["reference_minus_this_test_p_holm"] == 4 / 256
+    # Declared as exploratory instead, the same comparison pays for 6.
+    alone = {(r["arm"], r["regime"]): r for r in study.summary_rows(rows)}
+    assert alone[("grpo", "16")]["reference_minus_this_test_p_holm"] == 6 * 2 / 256
+    assert alone[("grpo", "16")]["comparison"] == "exploratory"
+
+  def test_another_reference_and_bad_declarations(self):
+    rows = self._rows()
+    summary = study.summary_rows(rows, reference="grpo")
+    assert {r["reference"] for r in summary if "reference" in r} == {"grpo"}
+    with pytest.raises(ValueError, match=r"name no \(arm, regime\)"):
+      study.summary_rows(rows, primary=(("grpo", "4"),))
+
+  def test_arms_split_a_loss_by_its_settings(self):
+    rows = [dict(row("real", 1, 1e-4, s, val=0.5, test=0.4 + 0.01 * tau), arm=f"real tau={tau:g}")
+            for s in range(3) for tau in (0.5, 2.0)]
+    summary = study.summary_rows(rows, reference="real tau=0.5")
+    assert [r["arm"] for r in summary] == ["real tau=0.5", "real tau=2"]
+    assert summary[1]["reference_minus_this_test_mean"] == pytest.approx(-0.015)
+
+  def test_comparisons_from_the_config(self, tmp_path):
+    path = tmp_path / "cfg.py"
+    path.write_text("def get_comparisons(arg=None):\n"
+                    "  return {'reference': 'real', 'primary': [('grpo', 16)] if arg else []}\n")
+    assert study.load_comparisons(str(path)) == {"reference": "real", "primary": ()}
+    assert study.load_comparisons(f"{path}:x")["primary"] == (("grpo", "16"),)
+    path.write_text("def get_comparisons():\n  return {'primry': []}\n")
+    with pytest.raises(ValueError, match="'primry'"):
+      study.load_comparisons(str(path))
+    path.write_text("x = 1\n")
+    assert study.load_comparisons(str(path)) == {"reference": "real", "primary": ()}
 
 
 class TestSmokeStudy:
@@ -81,7 +143,7 @@ class TestSmokeStudy:
     proc = subprocess.run(cmd + ["--rerun_check=3"], capture_output=True, text=True,
                           timeout=900, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| regime | loss |" in proc.stdout
+    assert "| regime | arm |" in proc.stdout
     # Three points of the first group trained again, reversed and padded: the same bits.
     check = json.loads((tmp_path / "out" / "rerun_check.json").read_text())
     assert check["identical"] == 3 and not check["differing"]
@@ -94,16 +156,16 @@ class TestSmokeStudy:
     # Lengths are counted in tokens, EOS included: 1-digit chains are at most
     # "9+9=18:18" and EOS, 10 tokens.
     for r in per_seed:
-      assert 1 <= float(r["length_wrong_max_worst"]) <= 10, r
-      assert 0 <= float(r["truncated_fraction_worst"]) <= 1, r
+      assert 1 <= float(r["length_wrong_max_q90"]) <= 10, r
+      assert 0 <= float(r["truncated_fraction_q90"]) <= 1, r
     plain = [r for r in per_seed if r["regime"] == "1"]
     mismatched = [r for r in per_seed if r["regime"] != "1"]
-    assert all(float(r["mismatch_kl_worst"]) == 0 for r in plain)
-    assert all(float(r["mismatch_kl_worst"]) > 0 for r in mismatched)
+    assert all(float(r["mismatch_kl_q90"]) == 0 for r in plain)
+    assert all(float(r["mismatch_kl_q90"]) > 0 for r in mismatched)
     summary = list(csv.DictReader(open(tmp_path / "out" / "summary.csv")))
     assert len(summary) == 4  # (loss, regime) pairs
     grpo = [r for r in summary if r["loss"] == "grpo"]
-    assert all(r["real_minus_this_test_mean"] != "" for r in grpo)
+    assert all(r["reference_minus_this_test_mean"] != "" for r in grpo)
     grid = list(csv.DictReader(open(tmp_path / "out" / "grid.csv")))
     assert len(grid) == 8 and "test_pass_at_1" not in grid[0]  # selection data only
     for name in ("grid.png", "test_pass_vs_updates.png", "entropy.png", "mechanism.png",

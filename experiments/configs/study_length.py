@@ -23,7 +23,7 @@ width the first 480 runs were trained at, kept when the grid grew), so a
 point's numbers are the same to the last bit in any grouping (a rerun of a
 subset checks it). Selection as in the off-policy study: each loss's rate is
 chosen on validation pass@1 and reported on the disjoint test half, with 95%
-bootstrap intervals over seeds and REAL's paired differences.
+t intervals over seeds and REAL's paired differences (sign-flip p, Holm).
 
 `study_length.py:smoke` is the same study shrunk to seconds (1-digit
 operands, a 16-wide policy, GRPO and REAL x the regimes `1` and

@@ -41,55 +41,66 @@ import numpy as np
 
 from real_jax import metric_names
 from real_jax import palette
+from real_jax.reporting import stats
 from real_jax.reporting import sweep as report_sweep
 from real_jax.training import metrics as metrics_lib
 from real_jax.training import sweep as sweep_lib
 
 __all__ = [
     "CONFIDENCE",
-    "BOOTSTRAP_SAMPLES",
     "COLUMNS",
     "GRID_COLUMNS",
     "updates_per_step",
     "regime",
+    "arm",
+    "load_comparisons",
     "PER_SEED",
     "per_seed_rows",
-    "bootstrap_interval",
     "select_learning_rates",
     "summary_rows",
     "grid_rows",
     "format_summary",
     "format_lengths",
     "read_summary",
+    "read_per_seed",
+    "write_tables",
     "report",
 ]
 
-CONFIDENCE = 0.95
-BOOTSTRAP_SAMPLES = 10_000
-REFERENCE = "real"
+CONFIDENCE = stats.CONFIDENCE
+REFERENCE = "real"  # the arm every other is compared with, unless a config declares another
 MECHANISM = ("score_pos_mean", "score_neg_mean", "weight_neg_max", "neg_top_share",
              "neg_dominated_fraction", "clip_fraction", "kl_old")
 LENGTH = ("length_correct", "length_wrong", "length_wrong_max", "truncated_fraction")
 MISMATCH = ("mismatch_kl", "corrected_fraction")
 # How each per-seed column is read from a run's records (`metrics.summarise_run`):
 # evaluations at their last value, the rest as the mean of the last TAIL steps
-# ("_final") and at their worst over training ("_worst": the minimum for
-# `score_pos_mean`, the maximum otherwise).
+# ("_final") and at their high end over training ("_q90": the 90% quantile over
+# steps, the 10% one for `score_pos_mean`), not their extreme: a maximum over
+# 100 noisy steps is decided by one batch, and grows with the number of steps
+# and shrinks with the batch (studies committed before kept `_worst`, the
+# extreme, and `min_entropy` / `max_entropy`; the tables read either).
 PER_SEED = (
     ("val_pass_at_1", metric_names.EVAL_METRIC, "last"),
     ("test_pass_at_1", metric_names.TEST_METRIC, "last"),
     ("final_reward", "reward_mean", "tail"),
     ("final_entropy", "entropy", "tail"),
-    ("min_entropy", "entropy", "min"),
-    ("max_entropy", "entropy", "max"),
+    ("entropy_q10", "entropy", "q10"),
+    ("entropy_q90", "entropy", "q90"),
     *((f"{m}_{when}", m, how) for m in MECHANISM
-      for when, how in (("final", "tail"), ("worst", "min" if m == "score_pos_mean" else "max"))),
-    # Lengths and the mismatch at the end and at their largest.
+      for when, how in (("final", "tail"), ("q90", "q10" if m == "score_pos_mean" else "q90"))),
+    # Lengths and the mismatch at the end and at their high end.
     *((f"{m}_{when}", m, how) for m in LENGTH + MISMATCH
-      for when, how in (("final", "tail"), ("worst", "max"))),
+      for when, how in (("final", "tail"), ("q90", "q90"))),
 )
+# A high-end column's name in the studies committed before the quantiles.
+_EXTREME = {"entropy_q10": "min_entropy", "entropy_q90": "max_entropy",
+            **{f"{m}_q90": f"{m}_worst" for m in MECHANISM + LENGTH + MISMATCH}}
 COLUMNS = tuple(column for column, _, _ in PER_SEED)
-KEYS = ("loss", "updates_per_step", "regime", "ppo_epochs", "minibatches", "lr", "seed")
+KEYS = ("arm", "loss", "updates_per_step", "regime", "ppo_epochs", "minibatches", "lr", "seed")
+# The point keys a study crosses on its own axes; any other key of a point
+# (tau, a loss hyperparameter) makes the run an arm of its own.
+_AXES = ("loss", "ppo_epochs", "minibatches", "lr", "seed", "sampler_dtype", "correction")
 
 
 def updates_per_step(point: dict, cfg) -> int:
@@ -117,6 +128,40 @@ def regime(point: dict, cfg) -> str:
   return label
 
 
+def arm(point: dict, cfg) -> str:
+  """The point's arm: its loss, and any setting it changes besides the study's axes.
+
+  >>> import ml_collections
+  >>> cfg = ml_collections.ConfigDict({"loss": "grpo"})
+  >>> arm({"lr": 1e-4}, cfg), arm({"loss": "real", "tau": 0.05, "seed": 3}, cfg)
+  ('grpo', 'real tau=0.05')
+  """
+  extra = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in sorted(point.items()) if k not in _AXES)
+  return " ".join(x for x in (str(point.get("loss", cfg.loss)), extra) if x)
+
+
+def load_comparisons(config_string: str) -> dict:
+  """The comparisons a study's config declares before it runs, `get_comparisons([arg])`.
+
+  Returns `{"reference": arm, "primary": ((arm, regime), ...)}`: every other
+  arm is compared with the reference in each regime; the primary ones are
+  Holm-corrected among themselves, every other one among the rest and
+  labelled exploratory. A config without `get_comparisons` declares none:
+  REAL is the reference and every comparison is exploratory.
+  """
+  path, _, arg = config_string.partition(":")
+  module = sweep_lib.load_config_module(path)
+  declared = (module.get_comparisons(arg) if arg else module.get_comparisons()
+              ) if hasattr(module, "get_comparisons") else {}
+  unknown = set(declared) - {"reference", "primary"}
+  if unknown:
+    raise ValueError(f"get_comparisons() in {path} returns {sorted(unknown)}; "
+                     "it may return 'reference' and 'primary'.")
+  primary = tuple((str(a), str(r)) for a, r in declared.get("primary", ()))
+  return {"reference": declared.get("reference", REFERENCE), "primary": primary}
+
+
 def _regime_order(label) -> tuple:
   """Regimes in order: by updates per step, then plain before mismatched."""
   updates, _, rest = str(label).partition(" ")
@@ -134,7 +179,8 @@ def per_seed_rows(points: list[dict], workdir: str, cfg) -> list[dict]:
     if not os.path.exists(sweep_lib.done_marker(workdir, p)):
       continue
     folder = os.path.join(workdir, sweep_lib.point_name(p))
-    rows.append({"loss": p.get("loss", cfg.loss), "updates_per_step": updates_per_step(p, cfg),
+    rows.append({"arm": arm(p, cfg), "loss": p.get("loss", cfg.loss),
+                 "updates_per_step": updates_per_step(p, cfg),
                  "regime": regime(p, cfg), "ppo_epochs": p.get("ppo_epochs", cfg.ppo_epochs),
                  "minibatches": p.get("minibatches", cfg.minibatches),
                  "lr": float(p.get("lr", cfg.lr)), "seed": int(p.get("seed", cfg.seed)),
@@ -142,76 +188,104 @@ def per_seed_rows(points: list[dict], workdir: str, cfg) -> list[dict]:
   return rows
 
 
-def bootstrap_interval(values, *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
-                       ) -> tuple[float, float]:
-  """The percentile bootstrap `CONFIDENCE` interval of the mean of `values`."""
-  v = np.asarray([x for x in values if x is not None], float)
-  if len(v) == 0:
-    return (float("nan"), float("nan"))
-  rng = np.random.default_rng(seed)
-  means = v[rng.integers(0, len(v), size=(samples, len(v)))].mean(axis=1)
-  alpha = (1 - CONFIDENCE) / 2
-  return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
-
-
 def _regime_of(row: dict) -> str:
   """A row's regime label (rows written before regimes had labels: their updates per step)."""
   return str(row.get("regime", row["updates_per_step"]))
 
 
+def _arm_of(row: dict) -> str:
+  """A row's arm (rows written before arms: their loss)."""
+  return str(row.get("arm") or row["loss"])
+
+
 def select_learning_rates(rows: list[dict]) -> dict[tuple[str, str], float]:
-  """`(loss, regime) -> lr` with the best mean validation pass@1 (ties: smaller lr)."""
+  """`(arm, regime) -> lr` with the best mean validation pass@1 (ties: smaller lr)."""
   scores: dict = {}
   for r in rows:
     if r["val_pass_at_1"] is not None:
-      scores.setdefault((r["loss"], _regime_of(r)), {}).setdefault(r["lr"], []).append(
+      scores.setdefault((_arm_of(r), _regime_of(r)), {}).setdefault(r["lr"], []).append(
           r["val_pass_at_1"])
   return {key: min(by_lr, key=lambda lr: (-np.mean(by_lr[lr]), lr))
           for key, by_lr in scores.items()}
 
 
-def summary_rows(rows: list[dict]) -> list[dict]:
+def summary_rows(rows: list[dict], *, reference: str = REFERENCE,
+                 primary: tuple = ()) -> list[dict]:
+  """Per (arm, regime): the selected lr, t intervals of every column, the paired comparison.
+
+  The comparison is `reference - this arm` in test pass@1, seed by seed, each
+  arm at its own selected rate: its mean, t interval, exact sign-flip
+  p-value, and that p Holm-adjusted within its family: the declared
+  `primary` `(arm, regime)` pairs, or every other comparison (exploratory).
+  """
   chosen = select_learning_rates(rows)
   at = {key: {r["seed"]: r for r in rows
-              if (r["loss"], _regime_of(r)) == key and r["lr"] == lr}
+              if (_arm_of(r), _regime_of(r)) == key and r["lr"] == lr}
         for key, lr in chosen.items()}
-  out = []
-  for (loss, label), by_seed in sorted(at.items(),
+  declared = {(str(a), str(r)) for a, r in primary}
+  missing = declared - set(at)
+  if missing:
+    raise ValueError(f"primary comparisons {sorted(missing)} name no (arm, regime) of the "
+                     f"study; it has {sorted(at)}.")
+  out, families = [], {"primary": {}, "exploratory": {}}
+  for (name, label), by_seed in sorted(at.items(),
                                        key=lambda kv: (_regime_order(kv[0][1]), kv[0][0])):
     first = next(iter(by_seed.values()))
-    row = {"loss": loss, "updates_per_step": first["updates_per_step"], "regime": label,
-           "selected_lr": chosen[(loss, label)], "n_seeds": len(by_seed)}
-    for c in COLUMNS:
-      values = [r[c] for r in by_seed.values() if r[c] is not None]
-      row[f"{c}_mean"] = float(np.mean(values)) if values else None
-      row[f"{c}_lo"], row[f"{c}_hi"] = bootstrap_interval(values) if values else (None, None)
-    reference = at.get((REFERENCE, label), {})
-    seeds = sorted(set(reference) & set(by_seed))
-    if loss != REFERENCE and seeds:
-      diff = [reference[s]["test_pass_at_1"] - by_seed[s]["test_pass_at_1"] for s in seeds]
-      row[f"{REFERENCE}_minus_this_test_mean"] = float(np.mean(diff))
-      lo, hi = bootstrap_interval(diff)
-      row[f"{REFERENCE}_minus_this_test_lo"], row[f"{REFERENCE}_minus_this_test_hi"] = lo, hi
+    row = {"arm": name, "loss": first["loss"], "updates_per_step": first["updates_per_step"],
+           "regime": label, "selected_lr": chosen[(name, label)], "n_seeds": len(by_seed)}
+    for c in _columns(rows):
+      values = [r[c] for r in by_seed.values() if r.get(c) is not None]
+      row[f"{c}_mean"], row[f"{c}_lo"], row[f"{c}_hi"] = (
+          stats.t_interval(values) if values else (None, None, None))
+    ref = at.get((reference, label), {})
+    seeds = sorted(set(ref) & set(by_seed))
+    if name != reference and seeds:
+      d = stats.paired([ref[s]["test_pass_at_1"] for s in seeds],
+                       [by_seed[s]["test_pass_at_1"] for s in seeds])
+      family = "primary" if (name, label) in declared else "exploratory"
+      row.update({"reference": reference, "comparison": family, "n_pairs": d["n"],
+                  **{f"reference_minus_this_test_{k}": d[k] for k in ("mean", "lo", "hi", "p")}})
+      families[family][(name, label)] = row
     out.append(row)
+  for members in families.values():
+    adjusted = stats.holm({key: r["reference_minus_this_test_p"] for key, r in members.items()})
+    for key, r in members.items():
+      r["reference_minus_this_test_p_holm"] = adjusted[key]
   return out
 
 
-GRID_COLUMNS = ("val_pass_at_1", "min_entropy", "max_entropy", "weight_neg_max_worst",
-                "neg_dominated_fraction_worst", "kl_old_worst")
+GRID_COLUMNS = ("val_pass_at_1", "entropy_q10", "entropy_q90", "weight_neg_max_q90",
+                "neg_dominated_fraction_q90", "kl_old_q90")
+
+
+def _named(rows, column: str, suffix: str = "") -> str:
+  """`column`, or its name in a study committed before the quantiles where `rows` use that."""
+  rows = [rows] if isinstance(rows, dict) else rows
+  old = _EXTREME.get(column)
+  if old and not any(f"{column}{suffix}" in r for r in rows) and any(
+      f"{old}{suffix}" in r for r in rows):
+    return old
+  return column
+
+
+def _columns(rows: list[dict]) -> list[str]:
+  """The per-seed columns `rows` hold, under the names they hold them (older studies lack some)."""
+  return [c for c in (_named(rows, c) for c in COLUMNS) if any(c in r for r in rows)]
 
 
 def grid_rows(rows: list[dict]) -> list[dict]:
   """Means over seeds of `GRID_COLUMNS` for every (loss, regime, lr); no test numbers."""
   cells: dict = {}
   for r in rows:
-    cells.setdefault((_regime_of(r), r["loss"], r["lr"]), []).append(r)
+    cells.setdefault((_regime_of(r), _arm_of(r), r["lr"]), []).append(r)
   out = []
-  for (label, loss, lr), members in sorted(cells.items(),
+  for (label, name, lr), members in sorted(cells.items(),
                                            key=lambda kv: (_regime_order(kv[0][0]), kv[0][1:])):
-    row = {"loss": loss, "updates_per_step": members[0]["updates_per_step"], "regime": label,
+    row = {"arm": name, "loss": members[0]["loss"],
+           "updates_per_step": members[0]["updates_per_step"], "regime": label,
            "lr": lr, "n_seeds": len(members)}
-    for c in GRID_COLUMNS:
-      v = [m[c] for m in members if m[c] is not None]
+    for c in (_named(rows, c) for c in GRID_COLUMNS):
+      v = [m[c] for m in members if m.get(c) is not None]
       row[c] = float(np.mean(v)) if v else None
     out.append(row)
   return out
@@ -222,15 +296,18 @@ def _plot_grid(grid: list[dict], path: str) -> str:
   fig, axs = plt.subplots(2, len(regimes), figsize=(5 * len(regimes), 7), squeeze=False,
                           sharey="row")
   for j, label in enumerate(regimes):
-    for i, (col, what) in enumerate((("val_pass_at_1", "final validation pass@1"),
-                                     ("min_entropy", "minimum entropy over training"))):
+    low = _named(grid, "entropy_q10")
+    for i, (col, what) in enumerate((
+        ("val_pass_at_1", "final validation pass@1"),
+        (low, "entropy, 10% quantile over steps" if low == "entropy_q10"
+         else "minimum entropy over training"))):
       ax = axs[i, j]
-      for loss in sorted({g["loss"] for g in grid}):
+      for name in sorted({_arm_of(g) for g in grid}):
         pts = sorted((g["lr"], g[col]) for g in grid
-                     if g["loss"] == loss and _regime_of(g) == label
-                     and g[col] is not None)
+                     if _arm_of(g) == name and _regime_of(g) == label
+                     and g.get(col) is not None)
         if pts:
-          ax.plot(*zip(*pts, strict=True), marker="o", label=loss, color=palette.color(loss))
+          ax.plot(*zip(*pts, strict=True), marker="o", label=name, color=palette.color(name))
       ax.set_xscale("log")
       ax.set_xlabel("learning rate")
       ax.set_ylabel(what)
@@ -253,11 +330,11 @@ def _write_csv(path: str, rows: list[dict]) -> None:
 
 
 def _curves(points, workdir, cfg, chosen, metric):
-  """`regime -> loss -> (steps, [seeds, steps])` of `metric` at each selected lr."""
+  """`regime -> arm -> (steps, [seeds, steps])` of `metric` at each selected lr."""
   out: dict = {}
   for p in points:
     label = regime(p, cfg)
-    loss = p.get("loss", cfg.loss)
+    loss = arm(p, cfg)
     if chosen.get((loss, label)) != float(p.get("lr", cfg.lr)):
       continue
     if not os.path.exists(sweep_lib.done_marker(workdir, p)):
@@ -300,9 +377,9 @@ def _plot_regime_panels(points, workdir, cfg, chosen, metrics, path, window=5):
 def _plot_test_vs_updates(summary: list[dict], path: str) -> str:
   regimes = sorted({_regime_of(r) for r in summary}, key=_regime_order)
   fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(regimes)), 4.5))
-  losses = sorted({r["loss"] for r in summary})
+  losses = sorted({_arm_of(r) for r in summary})
   for k, loss in enumerate(losses):
-    rs = sorted((r for r in summary if r["loss"] == loss),
+    rs = sorted((r for r in summary if _arm_of(r) == loss),
                 key=lambda r: _regime_order(_regime_of(r)))
     x = np.asarray([regimes.index(_regime_of(r)) for r in rs], float) + 0.06 * (
         k - len(losses) / 2)
@@ -314,7 +391,7 @@ def _plot_test_vs_updates(summary: list[dict], path: str) -> str:
   ax.set_xticks(range(len(regimes)), regimes)
   ax.set_xlabel("regime: updates per step (and the sampler, the correction)")
   ax.set_ylabel("final test pass@1")
-  ax.set_title(f"Test pass@1 at the validation-selected lr; bars: {CONFIDENCE:.0%} bootstrap "
+  ax.set_title(f"Test pass@1 at the validation-selected lr; bars: {CONFIDENCE:.0%} t "
                "interval over seeds", fontsize=9)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
@@ -332,21 +409,42 @@ def _interval(r: dict, column: str, digits: int = 3) -> str:
           f"{r[f'{column}_hi']:.{digits}f}]")
 
 
+def _high(rows, column: str) -> tuple[str, str]:
+  """`(column as named in rows, how a header reads it)`."""
+  named = _named(rows, column, "_mean")
+  return named, ("worst" if named.endswith("_worst") or named in ("min_entropy", "max_entropy")
+                 else "q90")
+
+
+def _comparison(r: dict, digits: int = 3) -> tuple[str, str]:
+  """The reference-minus-this cell `mean [lo, hi]` and its `p (Holm p)` cell."""
+  key = "reference_minus_this_test"
+  if r.get(f"{key}_mean") is None:
+    return "-", "-"
+  diff = (f"{r[f'{key}_mean']:+.{digits}f} [{r[f'{key}_lo']:+.{digits}f}, "
+          f"{r[f'{key}_hi']:+.{digits}f}]")
+  family = "" if r.get("comparison") == "primary" else ", exploratory"
+  return diff, f"{r[f'{key}_p']:.3g} (Holm {r[f'{key}_p_holm']:.3g}{family})"
+
+
 def format_summary(summary: list[dict]) -> str:
   """The headline columns of `summary.csv` as a Markdown table."""
   cell = _interval
-  lines = ["| regime | loss | lr | test pass@1 | REAL - this (test) | min entropy "
-           "| worst neg. weight | worst domination frac. | worst KL(old,new) |",
-           "|" + " --- |" * 9]
+  reference = next((r["reference"] for r in summary if r.get("reference")), REFERENCE)
+  entropy = _named(summary, "entropy_q10", "_mean")
+  columns = [_high(summary, c) for c in ("weight_neg_max_q90", "neg_dominated_fraction_q90",
+                                        "kl_old_q90")]
+  lines = [f"| regime | arm | lr | seeds | test pass@1 | {reference} - this (test) | p, sign-flip "
+           f"| {'entropy q10' if entropy == 'entropy_q10' else 'min entropy'} "
+           f"| neg. weight ({columns[0][1]}) | domination frac. ({columns[1][1]}) "
+           f"| KL(old,new) ({columns[2][1]}) |",
+           "|" + " --- |" * 11]
   for r in summary:
-    diff = (f"{r[f'{REFERENCE}_minus_this_test_mean']:+.3f} "
-            f"[{r[f'{REFERENCE}_minus_this_test_lo']:+.3f}, "
-            f"{r[f'{REFERENCE}_minus_this_test_hi']:+.3f}]"
-            if r.get(f"{REFERENCE}_minus_this_test_mean") is not None else "-")
-    lines.append(f"| {_regime_of(r)} | {r['loss']} | {r['selected_lr']:g} "
-                 f"| {cell(r, 'test_pass_at_1')} | {diff} | {cell(r, 'min_entropy')} "
-                 f"| {cell(r, 'weight_neg_max_worst', 2)} "
-                 f"| {cell(r, 'neg_dominated_fraction_worst', 2)} | {cell(r, 'kl_old_worst', 2)} |")
+    diff, p = _comparison(r)
+    lines.append(f"| {_regime_of(r)} | {_arm_of(r)} | {r['selected_lr']:g} | {r['n_seeds']} "
+                 f"| {cell(r, 'test_pass_at_1')} | {diff} | {p} | {cell(r, entropy)} "
+                 f"| {cell(r, columns[0][0], 2)} | {cell(r, columns[1][0], 2)} "
+                 f"| {cell(r, columns[2][0], 2)} |")
   return "\n".join(lines)
 
 
@@ -354,14 +452,21 @@ def format_lengths(summary: list[dict]) -> str:
   """The length and mismatch columns of `summary.csv` as a Markdown table (tokens, EOS included)."""
   def cell(r, c, digits=1):
     return _interval(r, c, digits)
-  lines = ["| regime | loss | lr | length, correct | length, wrong | longest wrong "
-           "| truncated (worst) | KL(mu, pi_old) (worst) | corrected (worst) |",
+  high = {c: _high(summary, c) for c in ("length_wrong_max_q90", "truncated_fraction_q90",
+                                         "mismatch_kl_q90", "corrected_fraction_q90")}
+  lines = ["| regime | arm | lr | length, correct | length, wrong "
+           f"| longest wrong ({high['length_wrong_max_q90'][1]}) "
+           f"| truncated ({high['truncated_fraction_q90'][1]}) "
+           f"| KL(mu, pi_old) ({high['mismatch_kl_q90'][1]}) "
+           f"| corrected ({high['corrected_fraction_q90'][1]}) |",
            "|" + " --- |" * 9]
   for r in summary:
-    lines.append(f"| {_regime_of(r)} | {r['loss']} | {r['selected_lr']:g} "
+    lines.append(f"| {_regime_of(r)} | {_arm_of(r)} | {r['selected_lr']:g} "
                  f"| {cell(r, 'length_correct_final')} | {cell(r, 'length_wrong_final')} "
-                 f"| {cell(r, 'length_wrong_max_worst')} | {cell(r, 'truncated_fraction_worst', 3)} "
-                 f"| {cell(r, 'mismatch_kl_worst', 5)} | {cell(r, 'corrected_fraction_worst', 4)} |")
+                 f"| {cell(r, high['length_wrong_max_q90'][0])} "
+                 f"| {cell(r, high['truncated_fraction_q90'][0], 3)} "
+                 f"| {cell(r, high['mismatch_kl_q90'][0], 5)} "
+                 f"| {cell(r, high['corrected_fraction_q90'][0], 4)} |")
   return "\n".join(lines)
 
 
@@ -387,7 +492,38 @@ def read_summary(path: str) -> list[dict]:
     return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def report(points: list[dict], workdir: str, out: str, cfg) -> dict:
+def read_per_seed(path: str) -> list[dict]:
+  """`per_seed.csv` as `report` wrote it, numbers as numbers and empty cells None."""
+  return read_summary(path)
+
+
+def write_tables(rows: list[dict], out: str, comparisons: dict | None = None) -> dict:
+  """Writes `summary.csv`, `summary.md` (and `lengths.md`) and `grid.csv` from per-seed rows.
+
+  `comparisons` is what the config declared (`load_comparisons`); `report`
+  calls this after training, and `python -m real_jax.study --tables_only`
+  from a committed `per_seed.csv`, so that the tables can be remade without
+  the runs.
+  """
+  comparisons = comparisons or {"reference": REFERENCE, "primary": ()}
+  summary = summary_rows(rows, reference=comparisons["reference"],
+                         primary=comparisons["primary"])
+  _write_csv(os.path.join(out, "summary.csv"), summary)
+  # The tables are made from the CSV as written, exactly as the results pages' test remakes them.
+  written = read_summary(os.path.join(out, "summary.csv"))
+  table = format_summary(written)
+  with open(os.path.join(out, "summary.md"), "w") as f:
+    f.write(table + "\n")
+  if any(k.startswith("length_wrong_final") for k in summary[0]):
+    with open(os.path.join(out, "lengths.md"), "w") as f:
+      f.write(format_lengths(written) + "\n")
+  grid = grid_rows(rows)
+  _write_csv(os.path.join(out, "grid.csv"), grid)
+  return {"summary": summary, "grid": grid, "table": table}
+
+
+def report(points: list[dict], workdir: str, out: str, cfg,
+           comparisons: dict | None = None) -> dict:
   """Writes the study's tables and figures into `out`; returns their paths and the table."""
   os.makedirs(out, exist_ok=True)
   rows = per_seed_rows(points, workdir, cfg)
@@ -395,19 +531,9 @@ def report(points: list[dict], workdir: str, out: str, cfg) -> dict:
     raise ValueError(f"no finished point under {workdir!r}: run the sweep first.")
   rows.sort(key=lambda r: tuple(r[k] for k in KEYS))
   _write_csv(os.path.join(out, "per_seed.csv"), rows)
-  summary = summary_rows(rows)
-  _write_csv(os.path.join(out, "summary.csv"), summary)
-  # The tables are made from the CSV as written, exactly as the results pages' test remakes them.
-  written = read_summary(os.path.join(out, "summary.csv"))
-  table = format_summary(written)
-  with open(os.path.join(out, "summary.md"), "w") as f:
-    f.write(table + "\n")
-  if "length_wrong_final_mean" in summary[0]:
-    with open(os.path.join(out, "lengths.md"), "w") as f:
-      f.write(format_lengths(written) + "\n")
+  tables = write_tables(rows, out, comparisons)
+  summary, grid, table = tables["summary"], tables["grid"], tables["table"]
   chosen = select_learning_rates(rows)
-  grid = grid_rows(rows)
-  _write_csv(os.path.join(out, "grid.csv"), grid)
   figures = [
       _plot_grid(grid, os.path.join(out, "grid.png")),
       _plot_test_vs_updates(summary, os.path.join(out, "test_pass_vs_updates.png")),

@@ -187,7 +187,9 @@ def series(recs: Iterable[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
 TAIL = 10
 # How a run's summary numbers are read from its records: (column, metric, how),
 # `how` one of "first", "last" (evaluations), "tail" (mean of the last TAIL
-# steps), "min", "max". The sweep's `summary.csv` and `DONE` markers use these.
+# steps), "min", "max", or "q10" / "q90", the 10% / 90% quantile over steps: a
+# run's high or low values without the single noisiest batch deciding them.
+# The sweep's `summary.csv` and `DONE` markers use these.
 RUN_SUMMARY: tuple[tuple[str, str, str], ...] = (
     ("base_pass_at_1", EVAL_METRIC, "first"),
     ("final_pass_at_1", EVAL_METRIC, "last"),
@@ -200,7 +202,8 @@ RUN_SUMMARY: tuple[tuple[str, str, str], ...] = (
     ("max_kl_old", "kl_old", "max"),
 )
 _TAKE = {"first": lambda v: v[0], "last": lambda v: v[-1], "tail": lambda v: v[-TAIL:].mean(),
-         "min": np.min, "max": np.max}
+         "min": np.min, "max": np.max, "q10": lambda v: np.quantile(v, 0.1),
+         "q90": lambda v: np.quantile(v, 0.9)}
 
 
 def summarise_run(recs: Iterable[dict], spec=RUN_SUMMARY) -> dict[str, float | None]:
