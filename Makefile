@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast test-compat mutants mutation lint doctest docs notebooks reproduce grad-analysis compare study study-length bench accel-report clean
+.PHONY: install install-tunix test test-fast test-compat mutants mutation lint doctest docs notebooks reproduce grad-analysis compare study study-length mechanism bench accel-report clean
 
 install: $(STAMP)
 
@@ -145,6 +145,12 @@ compare: install
 study: install
 	$(PY) -m real_jax.study --config=experiments/configs/study_offpolicy.py --workdir=$(OUT)/study \
 	    --out=docs/study --config.base.dir=$(OUT)/base_models
+
+# The mechanism study's E1 (REAL against frozen REAL, GRPO and GPG; 480 runs,
+# 20 seeds for the primary arms): resumable, budget 120 minutes on 2 cores.
+mechanism: install
+	$(PY) -m real_jax.study --config=experiments/configs/mechanism.py --workdir=$(OUT)/mechanism_e1 \
+	    --out=docs/mechanism/e1 --config.base.dir=$(OUT)/base_models --rerun_check=5
 
 # The length study (chain-of-thought addition, two update regimes, a bfloat16
 # sampler with and without TIS); resumable, budget 120 minutes on 2 cores.

@@ -26,6 +26,11 @@ the step's final minibatch update, the most off-policy one):
   labels, and with every rollout correct.
 - `score_pos_mean`, `score_neg_mean`: mean sequence score `sbar` of correct
   and of wrong rollouts at the last update: how far off-policy it is.
+- `score_abs_p50`, `score_abs_p90`, `score_abs_max`: the median, 90%
+  quantile and maximum of `|sbar|` over the last update's rollouts: divided by
+  `tau`, how far REAL's weights are from their on-policy values.
+- `grad_cosine`: cosine between the last update's parameter gradient and
+  that of the config's `compare_loss` on the same minibatch; null without one.
 - `weight_{pos,neg}_mean`, `weight_neg_max`, `weight_{pos,neg}_p{10,50,90}`:
   the per-rollout gradient weight `|w_k|`, `w_k = n_groups * sum_t dL/ds_{k,t}`
   at the last update (for the label-based losses this is `|dL_g/dsbar_k|`,
@@ -60,7 +65,8 @@ STEP_METRICS: tuple[str, ...] = (
     "loss", "reward_mean", "entropy", "response_length",
     "length_correct", "length_wrong", "length_wrong_max", "truncated_fraction", "grad_norm",
     "mixed_group_fraction", "solve_all_fraction",
-    "score_pos_mean", "score_neg_mean",
+    "score_pos_mean", "score_neg_mean", "score_abs_p50", "score_abs_p90", "score_abs_max",
+    "grad_cosine",
     "weight_pos_mean", "weight_neg_mean", "weight_neg_max", "neg_top_share",
     "neg_dominated_fraction",
     *(f"weight_{sign}_p{q}" for sign in ("pos", "neg") for q in PERCENTILES),

@@ -192,12 +192,21 @@ class TestStepMetrics:
         "clip_fraction": 0.25, "kl_old": 0.01,
         "length_correct": length[rewards > 0.5].mean(), "length_wrong": length[rewards < 0.5].mean(),
         "length_wrong_max": length[rewards < 0.5].max(), "truncated_fraction": 3 / 12,
+        "score_abs_p50": np.median(np.abs(scores[present])),
+        "score_abs_p90": np.percentile(np.abs(scores[present]), 90),
+        "score_abs_max": np.abs(scores[present]).max(),
         **{f"weight_pos_p{q}": np.percentile(w[pos], q) for q in metric_names.PERCENTILES},
         **{f"weight_neg_p{q}": np.percentile(w[neg], q) for q in metric_names.PERCENTILES},
     }
     for k, v in want.items():
       np.testing.assert_allclose(got[k], v, rtol=1e-6, err_msg=k)
       assert got[k].dtype == jnp.float32, k
+    # No compare_loss: no cosine; with one, the update's cosine passes through.
+    assert np.isnan(got["grad_cosine"])
+    with_cosine = metrics.step_metrics(
+        rewards=rewards, response_mask=mask, truncated=self.truncated, losses=np.ones(1),
+        grad_norms=np.ones(1), entropy=np.float32(1), last={**last, "grad_cosine": 0.25})
+    assert float(with_cosine["grad_cosine"]) == 0.25
 
   def test_undefined_metrics_are_null_in_strict_json(self):
     rewards, weights, scores, present, mask = self.inputs()
@@ -457,6 +466,38 @@ def on_policy_batch(tiny_config):
   batch = (r.tokens.reshape(b, g, -1), r.logp.reshape(b, g, -1), r.mask.reshape(b, g, -1),
            rewards)
   return cfg, graphdef, params, task, batch
+
+
+@pytest.mark.xdist_group("on_policy_batch")
+@pytest.mark.parametrize("compare", ["real", "grad", "grpo"])
+def test_compare_loss_logs_the_gradients_cosine_and_trains_as_without(on_policy_batch, compare):
+  cfg, graphdef, params, task, (tokens, old, mask, rewards) = on_policy_batch
+  b, g = rewards.shape
+
+  def gradient(name):  # an independent path: no correction, no offset, no optimizer
+    def loss(p):
+      logp, _ = sampling.response_logprobs(graphdef, p, tokens.reshape(b * g, -1),
+                                           task.prompt_len, cfg.temperature)
+      kwargs = {"tau": cfg.tau} if "tau" in losses.hyperparameters(name) else {}
+      return losses.get(name)(logp.reshape(b, g, -1), old, mask, rewards, **kwargs)[0]
+    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.grad(loss)(params))])
+
+  x, y = gradient("real"), gradient(compare)
+  want = float(np.dot(x, y) / (np.linalg.norm(x) * np.linalg.norm(y)))
+  _, plain, out_plain = _one_update(on_policy_batch, loss="real")
+  _, new, out = _one_update(on_policy_batch, loss="real", compare_loss=compare)
+  np.testing.assert_allclose(float(out["grad_cosine"]), want, rtol=2e-5, atol=2e-6)
+  assert (want > 0.999) == (compare == "real")  # GRAD drops the negatives; GRPO weighs otherwise
+  assert np.isnan(float(out_plain["grad_cosine"]))
+  # A diagnostic only: the same update, up to XLA fusing the two backward passes differently.
+  np.testing.assert_allclose(new, plain, rtol=1e-5, atol=1e-9)
+
+
+def test_compare_loss_is_validated(tiny_config):
+  with pytest.raises(ValueError, match="`config.compare_loss`: unknown loss 'nope'"):
+    config_lib.validate(tiny_config(compare_loss="nope"))
+  with pytest.raises(ValueError, match="`config.compare_loss` must be a loss name"):
+    config_lib.validate(tiny_config(compare_loss=None))
 
 
 def test_domination_is_more_than_half_beyond_rounding():

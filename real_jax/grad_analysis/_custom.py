@@ -77,7 +77,11 @@ class Objective:
       Masked positions of `logp` hold NaN in the sweep, as a trainer's
       padding may: read them through `jnp.where`.
     weights: `weights(logp, old_logp, mask, rewards) -> [B, G, T]`, the
-      closed form of `d loss / d logp`, written without `jax.grad`.
+      closed form of `d loss / d logp`, written without `jax.grad`; or
+      `(weights, terms)` for a closed form that sums terms of both signs, with
+      `terms` `[B, G, T]` their magnitudes summed: near the sum's zero the
+      relative error is then taken against the terms, whose rounding it
+      inherits (as for the shipped DRO).
     edges: importance ratios at which the weight jumps (clip edges); tokens
       within a relative 1e-5 (float32) or 1e-12 (float64) of one are left out,
       since the derivative is undefined there.
@@ -120,7 +124,9 @@ def _compare(objective: Objective, logp, old_logp, mask, rewards) -> dict:
     auto = jax.grad(lambda x: _scalar(objective.loss(x, olp, m, r)))(lp)
     return auto, objective.weights(lp, olp, m, r)
   auto, closed = jax.vmap(one)(logp, old_logp, mask, rewards)
-  if tuple(closed.shape) != tuple(auto.shape):
+  closed, terms = closed if isinstance(closed, tuple) else (closed, None)
+  if tuple(closed.shape) != tuple(auto.shape) or (
+      terms is not None and tuple(terms.shape) != tuple(auto.shape)):
     raise ValueError(f"`{objective.name}.weights` must return the shape of `logp` "
                      f"{tuple(auto.shape[1:])}, got {tuple(closed.shape[1:])}.")
   ratio = jnp.exp(jnp.where(mask, logp - old_logp, 0.0))
@@ -129,7 +135,7 @@ def _compare(objective: Objective, logp, old_logp, mask, rewards) -> dict:
   out = {}
   for sign, side in (("positive", positive), ("negative", mask & ~positive)):
     members = side & ~edge
-    stats = _stats._error_stats(auto, closed, members)
+    stats = _stats._error_stats(auto, closed, members, terms)
     stats["zero"] = jnp.sum(members & (auto == 0))
     stats["max_weight"] = jnp.max(jnp.where(members, jnp.abs(auto), 0.0))
     stats["edge_excluded"] = jnp.sum(edge & side)

@@ -49,9 +49,10 @@ def _errors(auto: Array, closed: Array, terms: Array | None = None) -> tuple[Arr
   return abs_err, jnp.where(big, abs_err / jnp.where(big, scale, 1.0), 0.0)
 
 
-def _error_stats(auto: Array, closed: Array, select: Array) -> dict[str, Array]:
+def _error_stats(auto: Array, closed: Array, select: Array,
+                 terms: Array | None = None) -> dict[str, Array]:
   """Counts, max absolute and max relative error (`_errors`) over `select`."""
-  abs_err, rel_err = _errors(auto, closed)
+  abs_err, rel_err = _errors(auto, closed, terms)
   return dict(cases=jnp.sum(select),
               max_abs_err=jnp.max(jnp.where(select, abs_err, 0.0)),
               max_rel_err=jnp.max(jnp.where(select, rel_err, 0.0)))

@@ -52,6 +52,7 @@ from real_jax.losses._label import bce
 from real_jax.losses._label import bce_group
 from real_jax.losses._label import grad
 from real_jax.losses._label import grad_group
+from real_jax.losses._label import label_objective
 from real_jax.losses._label import real
 from real_jax.losses._label import real_group
 from real_jax.losses._label import real_product
@@ -104,6 +105,7 @@ __all__ = [
     "LabelLossAux",
     "LossSpec",
     "advantage_objective",
+    "label_objective",
     "aggregate",
     "batch_advantages",
     "bce",

@@ -145,9 +145,16 @@ def bce_group(scores: Array, positive: Array, negative: Array, *,
 GroupFn = Callable[..., tuple[Array, Array]]
 
 
-def _label_objective(group_fn: GroupFn, logp: Array, old_logp: Array,
-                     mask: Array, rewards: Array, tau: float | Array
-                     ) -> tuple[Array, LabelLossAux]:
+def label_objective(group_fn: GroupFn, logp: Array, old_logp: Array,
+                    mask: Array, rewards: Array, tau: float | Array
+                    ) -> tuple[Array, LabelLossAux]:
+  """A label-based objective on a `[B, G, T]` batch from its one-group loss.
+
+  `group_fn(scores [G], positive [G], negative [G], *, tau) -> (loss, count)`
+  as `real_group`; the group losses are summed and divided by the summed
+  counts. REAL, GRAD, BCE and the product-style loss are this with their own
+  group functions; a label objective of yours can be too.
+  """
   _common.check_batch(logp, old_logp, mask, rewards)
   _common.check_positive("tau", tau)
   _common.check_binary_rewards(rewards, mask)
@@ -199,7 +206,7 @@ def real(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
     >>> round(float(loss), 6)  # on-policy: 2 log 2
     1.386294
   """
-  return _label_objective(real_group, logp, old_logp, mask, rewards, tau)
+  return label_objective(real_group, logp, old_logp, mask, rewards, tau)
 
 
 def grad(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
@@ -212,7 +219,7 @@ def grad(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
 
   Arguments, returns and normalisation as `real`. Negatives get gradient 0.
   """
-  return _label_objective(grad_group, logp, old_logp, mask, rewards, tau)
+  return label_objective(grad_group, logp, old_logp, mask, rewards, tau)
 
 
 def real_product(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
@@ -226,7 +233,7 @@ def real_product(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   A circle-loss form with no anchor: invariant to a common shift of a group's
   scores. Arguments, returns and normalisation as `real`.
   """
-  return _label_objective(real_product_group, logp, old_logp, mask, rewards, tau)
+  return label_objective(real_product_group, logp, old_logp, mask, rewards, tau)
 
 
 def bce(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
@@ -241,4 +248,4 @@ def bce(logp: Array, old_logp: Array, mask: Array, rewards: Array, *,
   all equal. Its weights are REAL's with `C+ = C- = 1`, divided by `N`.
   Arguments and returns as `real`; `aux.normaliser` is `N`.
   """
-  return _label_objective(bce_group, logp, old_logp, mask, rewards, tau)
+  return label_objective(bce_group, logp, old_logp, mask, rewards, tau)

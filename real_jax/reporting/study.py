@@ -69,7 +69,8 @@ __all__ = [
 
 CONFIDENCE = stats.CONFIDENCE
 REFERENCE = "real"  # the arm every other is compared with, unless a config declares another
-MECHANISM = ("score_pos_mean", "score_neg_mean", "weight_neg_max", "neg_top_share",
+MECHANISM = ("score_pos_mean", "score_neg_mean", "score_abs_p50", "score_abs_p90",
+             "score_abs_max", "grad_cosine", "weight_neg_max", "neg_top_share",
              "neg_dominated_fraction", "clip_fraction", "kl_old")
 LENGTH = ("length_correct", "length_wrong", "length_wrong_max", "truncated_fraction")
 MISMATCH = ("mismatch_kl", "corrected_fraction")
@@ -100,7 +101,9 @@ COLUMNS = tuple(column for column, _, _ in PER_SEED)
 KEYS = ("arm", "loss", "updates_per_step", "regime", "ppo_epochs", "minibatches", "lr", "seed")
 # The point keys a study crosses on its own axes; any other key of a point
 # (tau, a loss hyperparameter) makes the run an arm of its own.
-_AXES = ("loss", "ppo_epochs", "minibatches", "lr", "seed", "sampler_dtype", "correction")
+# `compare_loss` only adds a diagnostic (`grad_cosine`): the run trains as without it.
+_AXES = ("loss", "ppo_epochs", "minibatches", "lr", "seed", "sampler_dtype", "correction",
+         "compare_loss")
 
 
 def updates_per_step(point: dict, cfg) -> int:

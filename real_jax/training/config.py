@@ -10,6 +10,11 @@ configs start from it and change what they study. Fields:
 - `loss`: a name of `real_jax.losses` (a registered one included), or
   `"package.module:attribute"`, imported and registered on use.
 - `tau`: the label-based losses' temperature, traced (swept in one program).
+- `compare_loss`: "" (none), or a second objective whose parameter gradient
+  is taken on the same minibatch as the loss's, at its own defaults (and the
+  config's `tau` if it takes one); the step logs the cosine between the two
+  (`grad_cosine`) and trains on `loss` alone. A diagnostic: it costs a
+  second backward pass per update.
 - `loss_kwargs`: every other hyperparameter of the loss, by the loss's own
   keyword names (`epsilon_high`, `advantage`, `dro_beta`, `k_pos`, ...): one
   field for each hyperparameter a shipped loss takes, None by default (the
@@ -68,6 +73,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.loss = "real"
   c.tau = 0.5
+  c.compare_loss = ""
   c.loss_kwargs = ml_collections.ConfigDict(
       {k: ml_collections.config_dict.placeholder(t) for k, t in _hyperparameter_types().items()})
 
@@ -147,6 +153,14 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   except ValueError as e:
     raise ValueError(f"`config.loss`: {e}") from None
   loss_kwargs(cfg)  # raises for a hyperparameter the loss does not take
+  compare = cfg.get("compare_loss", "")
+  if not isinstance(compare, str):
+    raise ValueError(f"`config.compare_loss` must be a loss name or '', got {compare!r}.")
+  if compare:
+    try:
+      losses.get(compare)
+    except ValueError as e:
+      raise ValueError(f"`config.compare_loss`: {e}") from None
   for field in ("prompts_per_step", "group_size", "minibatches", "ppo_epochs", "steps",
                 "eval_every", "eval_size", "checkpoint_every", "log_every", "points_per_program"):
     value = cfg.get(field)

@@ -61,7 +61,7 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, truncated: jax
     entropy: scalar, the first update's mean token entropy.
     last: the last update's `weights`, `scores`, `rewards`, `present` (each
       `[b, G]`), `clip_fraction`, `kl_old` and (optionally)
-      `corrected_fraction` (scalars).
+      `corrected_fraction` and `grad_cosine` (scalars).
     mismatch: `real_jax.losses.mismatch_stats` of the step's rollouts; None
       when the sampler is the trainer's policy (0 KL, ratios of 1).
   """
@@ -89,6 +89,12 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, truncated: jax
       "solve_all_fraction": jnp.mean(correct.all(-1).astype(jnp.float32)),
       "score_pos_mean": _mean_where(last["scores"], pos),
       "score_neg_mean": _mean_where(last["scores"], neg),
+      **dict(zip(("score_abs_p50", "score_abs_p90"), jnp.nanpercentile(
+          jnp.where(last["present"], jnp.abs(last["scores"]), jnp.nan).reshape(-1),
+          jnp.asarray([50, 90], jnp.float32)), strict=True)),
+      "score_abs_max": jnp.where(last["present"].any(), jnp.max(jnp.where(
+          last["present"], jnp.abs(last["scores"]), -jnp.inf)), jnp.nan),
+      "grad_cosine": last.get("grad_cosine", jnp.full((), jnp.nan)),
       "weight_pos_mean": _mean_where(w, pos),
       "weight_neg_mean": _mean_where(w, neg),
       "weight_neg_max": jnp.where(neg.any(), jnp.max(jnp.where(neg, w, -jnp.inf)), jnp.nan),

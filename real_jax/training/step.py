@@ -107,18 +107,23 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
   rollout's tokens (times b), taken from the same backward pass as the
   parameter gradient, through a zero offset added to `logp`.
   """
-  base_loss = functools.partial(losses.get(cfg.loss), **config_lib.loss_kwargs(cfg))
-  uses_tau = "tau" in losses.hyperparameters(cfg.loss)  # read from the signature, as for yours
+  def with_tau(name, kwargs):
+    fn = functools.partial(losses.get(name), **kwargs)
+    takes_tau = "tau" in losses.hyperparameters(name)  # read from the signature, as for yours
+    return lambda tau: functools.partial(fn, tau=tau) if takes_tau else fn
+
+  base_loss = with_tau(cfg.loss, config_lib.loss_kwargs(cfg))
+  compare_loss = with_tau(cfg.compare_loss, {}) if cfg.get("compare_loss") else None
   temperature = _logprob_temperature(cfg)
   correct = functools.partial(losses.rollout_correction, cfg.correction,
                               cap=cfg.correction_cap, kl_threshold=cfg.correction_kl)
 
   def update(params, opt_state, tokens, old_logp, mask, rewards, tau, behaviour_logp=None):
     b, g = rewards.shape
-    loss_fn = functools.partial(base_loss, tau=tau) if uses_tau else base_loss
     behaviour_logp = old_logp if behaviour_logp is None else behaviour_logp
 
-    def objective(p, offset):
+    def objective(p, offset, loss_fn=None):
+      loss_fn = loss_fn or base_loss(tau)
       logp, entropy = sampling.response_logprobs(
           graphdef, p, tokens.reshape(b * g, -1), prompt_len, temperature)
       logp = logp.reshape(b, g, -1) + offset
@@ -131,6 +136,12 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
     offset = jnp.zeros(old_logp.shape, old_logp.dtype)
     (loss, (logp, entropy, aux, changed)), (grads, token_grads) = jax.value_and_grad(
         objective, argnums=(0, 1), has_aux=True)(params, offset)
+    cosine = jnp.full((), jnp.nan, jnp.float32)
+    if compare_loss is not None:  # the same minibatch, before this update moves the policy
+      other = jax.grad(lambda p: objective(p, offset, compare_loss(tau))[0])(params)
+      norms = optax.tree.norm(grads) * optax.tree.norm(other)
+      cosine = jnp.where(norms > 0, optax.tree.vdot(grads, other) / jnp.maximum(norms, 1e-30),
+                         jnp.nan)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     s = jnp.where(mask, jax.lax.stop_gradient(logp) - old_logp, 0.0)
@@ -143,6 +154,7 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
         "clip_fraction": getattr(aux, "clip_fraction", jnp.zeros((), jnp.float32)),
         "kl_old": jnp.sum(jnp.where(mask, jnp.expm1(s) - s, 0.0)) / n_tokens,
         "corrected_fraction": changed,
+        "grad_cosine": cosine,
     }
     return params, opt_state, out
 

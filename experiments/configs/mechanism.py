@@ -1,0 +1,187 @@
+r"""The mechanism study: is REAL's score dependence doing anything, and when?
+
+E1 (this file's default): REAL against a *frozen REAL*, whose per-rollout
+weights are held at their on-policy values, in the off-policy study's
+testbed (2-digit addition from the shared base model, 100 steps of 16
+prompts x 8 rollouts, validation-selected lr, test pass@1 reported).
+
+  python -m real_jax.study --config=experiments/configs/mechanism.py \
+      --workdir=runs/mechanism_e1 --out=docs/mechanism/e1      # or: make mechanism
+
+Arms (primary: 20 paired seeds; exploratory: 5, labelled so):
+- `real` at tau 0.5 (primary), and at tau 0.05, 0.2 and 2 (exploratory). Every
+  REAL arm also takes the gradient of frozen REAL on each minibatch and logs
+  the cosine between the two (`compare_loss`, metric `grad_cosine`).
+- `frozen_real` (primary): the weights `-1 / (tau (1 + n+))` on a group's
+  correct rollouts and `+1 / (tau (1 + n-))` on its wrong ones, REAL's own at
+  `sbar = 0`, whatever the scores. On-policy it is REAL exactly; off-policy it
+  is REAL without the score dependence.
+- `grpo` (primary) and `gpg` with GRPO's advantages (exploratory): the
+  clipped baseline, and the same advantages with no ratio at all.
+
+Regimes 1 (on-policy) and 16 (4 epochs x 4 minibatches) updates per step, at
+learning rates 3e-5, 1e-4 and 3e-4. The gradient clip is raised to 1e9, so
+that it never binds: with it, tau would change which updates are clipped,
+and the built-in control below would test the clip instead of REAL.
+
+Built-in control: on-policy, REAL's gradient is its tau-independent
+direction times 1/tau, and Adam removes the scale (up to its epsilon, 1e-8),
+so every tau must train the same run; docs/results/mechanism.md states how
+close they come.
+
+The primary comparisons are declared below (`get_comparisons`), before any
+run: REAL - frozen REAL and REAL - GRPO at 16 updates, REAL - GRPO on-policy,
+Holm-corrected among themselves; every other comparison is exploratory.
+
+`zero_sum_real` (REAL's weights re-centred to sum to zero in each group) is
+declared here for E3; like `frozen_real`, it is registered with its closed
+form, which `tests/test_mechanism.py` checks through
+`grad_analysis.check_objective`.
+
+`mechanism.py:smoke` is E1 shrunk to seconds (make test runs it).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from real_jax import grad_analysis
+from real_jax import losses
+from real_jax.training import config
+
+PRIMARY_SEEDS = tuple(range(20))
+EXPLORATORY_SEEDS = tuple(range(5))
+REGIMES = {1: (1, 1), 16: (4, 4)}  # updates per step -> (ppo_epochs, minibatches)
+LEARNING_RATES = (3e-5, 1e-4, 3e-4)
+EXPLORATORY_TAUS = (0.05, 0.2, 2.0)
+
+
+# --------------------------------------------------- the two variants ----
+
+def _counts(positive, negative, dtype):
+  return (jnp.sum(positive).astype(dtype), jnp.sum(negative).astype(dtype),
+          jnp.any(positive) & jnp.any(negative))
+
+
+def frozen_real_group(scores, positive, negative, *, tau):
+  """REAL's on-policy weights, held whatever the scores: linear in `sbar`."""
+  n_pos, n_neg, valid = _counts(positive, negative, scores.dtype)
+  zero = jnp.zeros((), scores.dtype)
+  loss = (jnp.sum(jnp.where(negative, scores, zero)) / (1 + n_neg)
+          - jnp.sum(jnp.where(positive, scores, zero)) / (1 + n_pos)) / tau
+  count = jnp.any(positive | negative).astype(scores.dtype)
+  return jnp.where(valid, loss, zero), count
+
+
+def zero_sum_real_group(scores, positive, negative, *, tau):
+  """REAL's loss less its weights' group mean times the summed scores: net weight 0."""
+  loss, count = losses.real_group(scores, positive, negative, tau=tau)
+  present = positive | negative
+  weights = jax.grad(lambda s: losses.real_group(s, positive, negative, tau=tau)[0])(
+      jax.lax.stop_gradient(scores))
+  mean = jnp.sum(jnp.where(present, weights, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+  shift = jax.lax.stop_gradient(mean) * jnp.sum(jnp.where(present, scores, 0.0))
+  return loss - shift, count
+
+
+def frozen_real(logp, old_logp, mask, rewards, *, tau=0.5):
+  return losses.label_objective(frozen_real_group, logp, old_logp, mask, rewards, tau)
+
+
+def zero_sum_real(logp, old_logp, mask, rewards, *, tau=0.5):
+  return losses.label_objective(zero_sum_real_group, logp, old_logp, mask, rewards, tau)
+
+
+# Their closed forms, d loss / d logp per token, written from the formulas
+# (REAL's own weights from grad_analysis' closed form, no autodiff).
+def _per_token(group_weights, logp, old_logp, mask, rewards):
+  m = mask != 0
+  present = jnp.any(m, -1)
+  normaliser = jnp.maximum(jnp.sum(jnp.any(present, -1)), 1).astype(logp.dtype)
+  length = jnp.maximum(jnp.sum(m, -1, keepdims=True), 1).astype(logp.dtype)
+  return jnp.where(m, (group_weights / normaliser)[..., None] / length, 0.0)
+
+
+def _labels(logp, old_logp, mask, rewards):
+  m = mask != 0
+  present = jnp.any(m, -1)
+  positive, negative = present & (rewards > 0.5), present & ~(rewards > 0.5)
+  valid = (jnp.any(positive, -1) & jnp.any(negative, -1))[:, None]
+  return losses.sequence_scores(logp, old_logp, m), positive, negative, valid
+
+
+def frozen_real_weights(logp, old_logp, mask, rewards, *, tau=0.5):
+  _, positive, negative, valid = _labels(logp, old_logp, mask, rewards)
+  n_pos = jnp.sum(positive, -1, keepdims=True).astype(logp.dtype)
+  n_neg = jnp.sum(negative, -1, keepdims=True).astype(logp.dtype)
+  w = jnp.where(positive, -1 / (tau * (1 + n_pos)), jnp.where(negative, 1 / (tau * (1 + n_neg)),
+                                                                0.0))
+  return _per_token(jnp.where(valid, w, 0.0), logp, old_logp, mask, rewards)
+
+
+def zero_sum_real_weights(logp, old_logp, mask, rewards, *, tau=0.5):
+  scores, positive, negative, valid = _labels(logp, old_logp, mask, rewards)
+  real = jax.vmap(lambda s, p, n: grad_analysis.real_group_weights(s, p, n, tau).weights)(
+      scores, positive, negative)
+  real = jnp.where(valid, real, 0.0)
+  present = positive | negative
+  mean = (jnp.sum(jnp.where(present, real, 0.0), -1, keepdims=True)
+          / jnp.maximum(jnp.sum(present, -1, keepdims=True), 1))
+  # Sums of terms of both signs (the mean too, whose terms nearly cancel in a
+  # saturated group): near their zero, rounding is relative to the terms.
+  mean_abs = (jnp.sum(jnp.where(present, jnp.abs(real), 0.0), -1, keepdims=True)
+              / jnp.maximum(jnp.sum(present, -1, keepdims=True), 1))
+  terms = jnp.where(present, jnp.abs(real) + mean_abs, 0.0)
+  return tuple(_per_token(w, logp, old_logp, mask, rewards)
+               for w in (jnp.where(present, real - mean, 0.0), terms))
+
+
+# Registered when the config is loaded (every process that loads it), for the
+# trainer, the sweep, the gradient check and the figures alike.
+losses.register("frozen_real", frozen_real, weights=frozen_real_weights,
+                label="frozen REAL (on-policy weights)", color="#6a51a3", replace=True)
+losses.register("zero_sum_real", zero_sum_real, weights=zero_sum_real_weights,
+                label="zero-sum REAL", color="#41b6c4", replace=True)
+
+
+# ------------------------------------------------------------ the study ----
+
+def get_config(arg=None):
+  c = config.get_config()
+  c.steps = 100
+  c.eval_every = 25
+  c.eval_split = "validation"
+  c.eval_size = 512
+  c.test_size = 512
+  c.grad_clip = 1e9  # never binds: see the module docstring
+  c.points_per_program = 20
+  if arg == "smoke":
+    config.shrink_for_smoke(c)
+  return c
+
+
+def _arms(arg):
+  """`(overrides, seeds)` per arm."""
+  primary = PRIMARY_SEEDS if arg != "smoke" else (0, 1)
+  exploratory = EXPLORATORY_SEEDS if arg != "smoke" else (0, 1)
+  taus = EXPLORATORY_TAUS if arg != "smoke" else (2.0,)
+  arms = [({"loss": "real", "compare_loss": "frozen_real"}, primary),
+          ({"loss": "frozen_real"}, primary),
+          ({"loss": "grpo"}, primary)]
+  arms += [({"loss": "real", "tau": tau, "compare_loss": "frozen_real"}, exploratory)
+           for tau in taus]
+  if arg != "smoke":
+    arms.append(({"loss": "gpg", "advantage": "grpo"}, exploratory))
+  return arms
+
+
+def get_sweep(arg=None):
+  rates = LEARNING_RATES if arg != "smoke" else (1e-3,)
+  return [{**overrides, "ppo_epochs": epochs, "minibatches": minibatches, "lr": lr, "seed": seed}
+          for overrides, seeds in _arms(arg) for epochs, minibatches in REGIMES.values()
+          for lr in rates for seed in seeds]
+
+
+def get_comparisons(arg=None):
+  """Declared before the run: REAL (tau 0.5) against each arm; the primary ones."""
+  return {"reference": "real",
+          "primary": (("frozen_real", "16"), ("grpo", "16"), ("grpo", "1"))}
