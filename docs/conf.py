@@ -36,8 +36,10 @@ myst_heading_anchors = 3
 # Every figure, table and result file under docs/ is data, not a page; the
 # Markdown tables the commands wrote (`*_summary.md`, `*_cpu.md`,
 # `study*/summary.md`) are included by the results pages.
-exclude_patterns = ["_build", "study", "study_atlas", "accelerators", "**/.ipynb_checkpoints",
-                    "*_summary.md", "*_cpu.md"]
+# The results pages' templates (results/templates) are sources of the pages
+# `python -m real_jax.study --pages` renders, not pages.
+exclude_patterns = ["_build", "study", "study_atlas", "study_length", "mechanism", "accelerators",
+                    "**/.ipynb_checkpoints", "*_summary.md", "*_cpu.md", "results/templates"]
 
 autodoc_default_options = {"members": True, "member-order": "bysource"}
 autodoc_typehints = "description"

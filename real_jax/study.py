@@ -3,6 +3,7 @@ r"""Command: run a study's sweep (resumable), then select, compare and plot it.
   python -m real_jax.study --config=experiments/configs/study_offpolicy.py \
       --workdir=runs/study --out=docs/study [--config.steps=...] [--rerun_check=5]
   python -m real_jax.study --config=... --out=docs/study --tables_only
+  python -m real_jax.study --pages       # the results pages, from their templates
 
 The sweep is the config's `get_sweep()`, run by the sweep runner into
 `--workdir` (finished points are skipped). The report goes to `--out`:
@@ -26,6 +27,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from real_jax import distributed
+from real_jax.reporting import pages
 from real_jax.reporting import study
 from real_jax.training import cli
 from real_jax.training import scan
@@ -42,8 +44,11 @@ _RERUN = flags.DEFINE_integer(
 _TABLES_ONLY = flags.DEFINE_bool(
     "tables_only", False, "Remake summary.csv, summary.md and grid.csv from OUT/per_seed.csv "
     "(no training, no figures; --workdir is not needed).")
+_PAGES = flags.DEFINE_bool(
+    "pages", False, "Render the results pages (docs/results/templates/*.md, every number "
+    "computed from the committed CSVs) into docs/results/, and nothing else.")
+_DOCS = flags.DEFINE_string("docs", "docs", "The docs folder --pages reads and writes.")
 _MULTI = distributed.define_flags()
-flags.mark_flags_as_required(["config"])
 
 
 def _tables_only(config_string: str) -> None:
@@ -61,6 +66,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
+  if _PAGES.value:
+    try:
+      for path in pages.render_all(_DOCS.value):
+        print(f"rendered {path}")
+    except (ValueError, OSError, KeyError) as e:
+      raise app.UsageError(f"--pages: {e}") from None
+    return
+  if _CONFIG.value is None:
+    raise app.UsageError("--config is required (a study config with get_sweep()).")
   cli.loaded(_CONFIG.value)
   config_string = config_flags.get_config_filename(flags.FLAGS["config"])
   try:
