@@ -36,9 +36,11 @@ from __future__ import annotations
 import csv
 import os
 
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
 
+from real_jax import losses
 from real_jax import metric_names
 from real_jax import palette
 from real_jax.reporting import stats
@@ -72,12 +74,14 @@ REFERENCE = "real"  # the arm every other is compared with, unless a config decl
 MECHANISM = ("score_pos_mean", "score_neg_mean", "score_abs_p50", "score_abs_p90",
              "score_abs_max", "grad_cosine", "weight_neg_max", "neg_top_share",
              "neg_dominated_fraction", "clip_fraction", "kl_old")
+_LOW_END = ("score_pos_mean", "grad_cosine")  # summarised by their 10% quantile over steps
 LENGTH = ("length_correct", "length_wrong", "length_wrong_max", "truncated_fraction")
 MISMATCH = ("mismatch_kl", "corrected_fraction")
 # How each per-seed column is read from a run's records (`metrics.summarise_run`):
 # evaluations at their last value, the rest as the mean of the last TAIL steps
-# ("_final") and at their high end over training ("_q90": the 90% quantile over
-# steps, the 10% one for `score_pos_mean`), not their extreme: a maximum over
+# ("_final") and at their far end over training ("_q90": the 90% quantile over
+# steps; "_q10", the 10% one, for `score_pos_mean` and `grad_cosine`, whose
+# far end is low), not their extreme: a maximum over
 # 100 noisy steps is decided by one batch, and grows with the number of steps
 # and shrinks with the batch (studies committed before kept `_worst`, the
 # extreme, and `min_entropy` / `max_entropy`; the tables read either).
@@ -89,14 +93,15 @@ PER_SEED = (
     ("entropy_q10", "entropy", "q10"),
     ("entropy_q90", "entropy", "q90"),
     *((f"{m}_{when}", m, how) for m in MECHANISM
-      for when, how in (("final", "tail"), ("q90", "q10" if m == "score_pos_mean" else "q90"))),
+      for when, how in (("final", "tail"), ("q10", "q10") if m in _LOW_END else ("q90", "q90"))),
     # Lengths and the mismatch at the end and at their high end.
     *((f"{m}_{when}", m, how) for m in LENGTH + MISMATCH
       for when, how in (("final", "tail"), ("q90", "q90"))),
 )
 # A high-end column's name in the studies committed before the quantiles.
 _EXTREME = {"entropy_q10": "min_entropy", "entropy_q90": "max_entropy",
-            **{f"{m}_q90": f"{m}_worst" for m in MECHANISM + LENGTH + MISMATCH}}
+            **{f"{m}_{'q10' if m in _LOW_END else 'q90'}": f"{m}_worst"
+               for m in MECHANISM + LENGTH + MISMATCH}}
 COLUMNS = tuple(column for column, _, _ in PER_SEED)
 KEYS = ("arm", "loss", "updates_per_step", "regime", "ppo_epochs", "minibatches", "lr", "seed")
 # The point keys a study crosses on its own axes; any other key of a point
@@ -187,6 +192,7 @@ def per_seed_rows(points: list[dict], workdir: str, cfg) -> list[dict]:
                  "regime": regime(p, cfg), "ppo_epochs": p.get("ppo_epochs", cfg.ppo_epochs),
                  "minibatches": p.get("minibatches", cfg.minibatches),
                  "lr": float(p.get("lr", cfg.lr)), "seed": int(p.get("seed", cfg.seed)),
+                 "tau": float(p.get("tau", cfg.tau)),
                  **metrics_lib.summarise_run(metrics_lib.read_metrics(folder), PER_SEED)})
   return rows
 
@@ -258,7 +264,7 @@ def summary_rows(rows: list[dict], *, reference: str = REFERENCE,
 
 
 GRID_COLUMNS = ("val_pass_at_1", "entropy_q10", "entropy_q90", "weight_neg_max_q90",
-                "neg_dominated_fraction_q90", "kl_old_q90")
+                "neg_dominated_fraction_q90", "kl_old_q90", "kl_old_final")
 
 
 def _named(rows, column: str, suffix: str = "") -> str:
@@ -294,6 +300,24 @@ def grid_rows(rows: list[dict]) -> list[dict]:
   return out
 
 
+def _colour(arm_name: str):
+  """An arm's colour: its objective's, or for a variant ("real tau=2") a shade of its loss's.
+
+  The shade is fixed by the variant's own text, so an arm has one colour in
+  every figure whatever else is drawn beside it.
+  """
+  own = palette.color(arm_name)
+  if own is not None:
+    return own
+  loss, _, setting = arm_name.partition(" ")
+  base = palette.color(loss)
+  if base is None:
+    return None
+  mix = 0.3 + 0.4 * (sum(map(ord, setting)) % 7) / 6  # toward white: 0.3 .. 0.7
+  rgb = matplotlib.colors.to_rgb(base)
+  return tuple(c + (1 - c) * mix if sum(rgb) < 1.5 else c * (1 - mix) for c in rgb)
+
+
 def _plot_grid(grid: list[dict], path: str) -> str:
   regimes = sorted({_regime_of(g) for g in grid}, key=_regime_order)
   fig, axs = plt.subplots(2, len(regimes), figsize=(5 * len(regimes), 7), squeeze=False,
@@ -310,7 +334,7 @@ def _plot_grid(grid: list[dict], path: str) -> str:
                      if _arm_of(g) == name and _regime_of(g) == label
                      and g.get(col) is not None)
         if pts:
-          ax.plot(*zip(*pts, strict=True), marker="o", label=name, color=palette.color(name))
+          ax.plot(*zip(*pts, strict=True), marker="o", label=name, color=_colour(name))
       ax.set_xscale("log")
       ax.set_xlabel("learning rate")
       ax.set_ylabel(what)
@@ -359,7 +383,7 @@ def _plot_regime_panels(points, workdir, cfg, chosen, metrics, path, window=5):
       ax = axs[i, j]
       for loss, runs in sorted(curves.get(label_j, {}).items()):
         report_sweep.plot_mean_band(ax, runs, f"{loss} (lr {chosen[(loss, label_j)]:g})",
-                                    window=window, alpha=0.12, color=palette.color(loss))
+                                    window=window, alpha=0.12, color=_colour(loss))
       ax.set_title(_regime_title(label_j))
       ax.set_xlabel("RL step")
       ax.set_ylabel(label)
@@ -390,7 +414,7 @@ def _plot_test_vs_updates(summary: list[dict], path: str) -> str:
     lo = np.asarray([r["test_pass_at_1_lo"] for r in rs])
     hi = np.asarray([r["test_pass_at_1_hi"] for r in rs])
     ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], marker="o", capsize=3, label=loss,
-                color=palette.color(loss))
+                color=_colour(loss))
   ax.set_xticks(range(len(regimes)), regimes)
   ax.set_xlabel("regime: updates per step (and the sampler, the correction)")
   ax.set_ylabel("final test pass@1")
@@ -400,6 +424,63 @@ def _plot_test_vs_updates(summary: list[dict], path: str) -> str:
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def _plot_frontier(grid: list[dict], path: str) -> str:
+  """Validation pass@1 against the KL to the sampling policy, one line per arm through its rates."""
+  regimes = sorted({_regime_of(g) for g in grid}, key=_regime_order)
+  fig, axs = plt.subplots(1, len(regimes), figsize=(5.2 * len(regimes), 4.4), squeeze=False,
+                          sharey=True)
+  for ax, label in zip(axs[0], regimes, strict=True):
+    for name in sorted({_arm_of(g) for g in grid}):
+      pts = sorted((g["kl_old_final"], g["val_pass_at_1"], g["lr"]) for g in grid
+                   if _arm_of(g) == name and _regime_of(g) == label
+                   and g.get("kl_old_final") is not None and g.get("val_pass_at_1") is not None)
+      if pts:
+        x, y, lr = zip(*pts, strict=True)
+        ax.plot(x, y, marker="o", label=name, color=_colour(name))
+        ax.annotate(f"{max(lr):g}", (x[-1], y[-1]), fontsize=6, xytext=(3, 0),
+                    textcoords="offset points")
+    ax.set_xscale("symlog", linthresh=1e-4)
+    ax.set_xlabel("KL(pi_old || pi) at the last update, mean of the last 10 steps")
+    ax.set_ylabel("validation pass@1")
+    ax.set_title(_regime_title(label))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  fig.suptitle("The frontier: each point a learning rate (the largest labelled), means over seeds")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def _plot_per_seed(rows: list[dict], columns, ylabel: str, title: str, path: str,
+                   transform=lambda r, v: v) -> str:
+  """Every seed's value of `columns` against the learning rate, one panel per regime."""
+  regimes = sorted({_regime_of(r) for r in rows}, key=_regime_order)
+  arms = sorted({_arm_of(r) for r in rows if any(r.get(c) is not None for c, _ in columns)})
+  fig, axs = plt.subplots(1, len(regimes), figsize=(5.2 * len(regimes), 4.2), squeeze=False,
+                          sharey=True)
+  for ax, label in zip(axs[0], regimes, strict=True):
+    for k, name in enumerate(arms):
+      for c, marker in columns:
+        pts = [(r["lr"] * 1.08 ** (k - len(arms) / 2), transform(r, r[c])) for r in rows
+               if _arm_of(r) == name and _regime_of(r) == label and r.get(c) is not None]
+        if pts:
+          ax.scatter(*zip(*pts, strict=True), s=10, marker=marker, alpha=0.6,
+                     color=_colour(name),
+                     label=f"{name} ({c})" if len(columns) > 1 else name)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(ylabel)
+    ax.set_title(_regime_title(label))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
   plt.close(fig)
   return path
 
@@ -556,6 +637,20 @@ def report(points: list[dict], workdir: str, out: str, cfg,
                            ("truncated_fraction", "share truncated (no EOS)")],
                           os.path.join(out, "length.png")),
   ]
+  if any(g.get("kl_old_final") is not None for g in grid):
+    figures.append(_plot_frontier(grid, os.path.join(out, "frontier.png")))
+  taking_tau = [r for r in rows if "tau" in losses.hyperparameters(r["loss"])]
+  if any(r.get("score_abs_p90_q90") is not None for r in taking_tau):
+    figures.append(_plot_per_seed(
+        taking_tau, [("score_abs_p90_q90", "o")], "|sbar| / tau (90% over rollouts, q90 over steps)",
+        "How far the label weights move from their on-policy values: |sbar| / tau, every seed",
+        os.path.join(out, "score_over_tau.png"), transform=lambda r, v: v / r["tau"]))
+  if any(r.get("grad_cosine_final") is not None for r in rows):
+    figures.append(_plot_per_seed(
+        rows, [("grad_cosine_final", "o"), ("grad_cosine_q10", "v")],
+        "cosine of the update with compare_loss's", "Gradient cosine with the config's "
+        "compare_loss: the last 10 steps' mean, and the 10% quantile over steps",
+        os.path.join(out, "grad_cosine.png")))
   if any(" " in _regime_of(r) for r in rows):  # a regime whose sampler is not the trainer
     figures.append(_plot_regime_panels(
         points, workdir, cfg, chosen,
