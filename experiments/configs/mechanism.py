@@ -41,12 +41,15 @@ form, which `tests/test_mechanism.py` checks through
 `mechanism.py:smoke` is E1 shrunk to seconds (make test runs it).
 """
 
+import os
+
 import jax
 import jax.numpy as jnp
 
 from real_jax import grad_analysis
 from real_jax import losses
 from real_jax.training import config
+from real_jax.training import sweep
 
 PRIMARY_SEEDS = tuple(range(20))
 EXPLORATORY_SEEDS = tuple(range(5))
@@ -145,13 +148,14 @@ losses.register("zero_sum_real", zero_sum_real, weights=zero_sum_real_weights,
 
 # ------------------------------------------------------------ the study ----
 
+# E1 runs in the off-policy study's testbed: its config, loaded by path as the
+# commands load configs.
+_OFFPOLICY = sweep.load_config_module(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   "study_offpolicy.py"))
+
+
 def get_config(arg=None):
-  c = config.get_config()
-  c.steps = 100
-  c.eval_every = 25
-  c.eval_split = "validation"
-  c.eval_size = 512
-  c.test_size = 512
+  c = _OFFPOLICY.get_config()
   c.grad_clip = 1e9  # never binds: see the module docstring
   c.points_per_program = 20
   if arg == "smoke":

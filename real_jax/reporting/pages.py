@@ -32,7 +32,6 @@ Names in a field:
 
 from __future__ import annotations
 
-import csv as csv_lib
 import functools
 import json
 import math
@@ -40,6 +39,8 @@ import os
 import re
 
 import numpy as np
+
+from real_jax.reporting import study
 
 __all__ = ["Table", "render", "render_all", "bare_numbers", "FIELD", "TEMPLATES"]
 
@@ -49,17 +50,6 @@ FIELD = re.compile(r"\{\{([^\n]+?)\}\}")  # one line each
 _CODE = re.compile(r"`[^`\n]*`")
 # A decimal number in prose: 0.87, -0.015, +1.5, 3.0e-4 (not "1e-5", a setting's spelling).
 _DECIMAL = re.compile(r"(?<![\w.])[-+−]?\d+\.\d+(?:e[-+]?\d+)?(?![\w.])")
-
-
-def _cell(text: str):
-  if text == "":
-    return None
-  for kind in (int, float):
-    try:
-      return kind(text)
-    except ValueError:
-      pass
-  return text
 
 
 class Table:
@@ -147,8 +137,7 @@ def _namespace(docs: str) -> dict:
     full = os.path.join(docs, path)
     if not os.path.exists(full):
       raise FileNotFoundError(f"a page reads docs/{path}, which is not there.")
-    with open(full, newline="") as f:
-      return Table([{k: _cell(v) for k, v in r.items()} for r in csv_lib.DictReader(f)], path)
+    return Table(study.read_summary(full), path)  # numbers as numbers, empty cells None
 
   @functools.cache
   def js(path: str):

@@ -300,6 +300,22 @@ def grid_rows(rows: list[dict]) -> list[dict]:
   return out
 
 
+def _label_axes(ax, xlabel: str, ylabel: str, regime_label, legend: int = 7) -> None:
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(_regime_title(regime_label))
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=legend)
+
+
+def _save(fig, suptitle: str, path: str) -> str:
+  fig.suptitle(suptitle)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
 def _colour(arm_name: str):
   """An arm's colour: its objective's, or for a variant ("real tau=2") a shade of its loss's.
 
@@ -336,16 +352,8 @@ def _plot_grid(grid: list[dict], path: str) -> str:
         if pts:
           ax.plot(*zip(*pts, strict=True), marker="o", label=name, color=_colour(name))
       ax.set_xscale("log")
-      ax.set_xlabel("learning rate")
-      ax.set_ylabel(what)
-      ax.set_title(_regime_title(label))
-      ax.grid(alpha=0.3)
-      ax.legend(fontsize=7)
-  fig.suptitle("The selection landscape: means over seeds, validation data only")
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+      _label_axes(ax, "learning rate", what, label)
+  return _save(fig, "The selection landscape: means over seeds, validation data only", path)
 
 
 def _write_csv(path: str, rows: list[dict]) -> None:
@@ -444,16 +452,10 @@ def _plot_frontier(grid: list[dict], path: str) -> str:
         ax.annotate(f"{max(lr):g}", (x[-1], y[-1]), fontsize=6, xytext=(3, 0),
                     textcoords="offset points")
     ax.set_xscale("symlog", linthresh=1e-4)
-    ax.set_xlabel("KL(pi_old || pi) at the last update, mean of the last 10 steps")
-    ax.set_ylabel("validation pass@1")
-    ax.set_title(_regime_title(label))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-  fig.suptitle("The frontier: each point a learning rate (the largest labelled), means over seeds")
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+    _label_axes(ax, "KL(pi_old || pi) at the last update, mean of the last 10 steps",
+                "validation pass@1", label)
+  return _save(fig, "The frontier: each point a learning rate (the largest labelled), means "
+               "over seeds", path)
 
 
 def _plot_per_seed(rows: list[dict], columns, ylabel: str, title: str, path: str,
@@ -473,16 +475,8 @@ def _plot_per_seed(rows: list[dict], columns, ylabel: str, title: str, path: str
                      color=_colour(name),
                      label=f"{name} ({c})" if len(columns) > 1 else name)
     ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel(ylabel)
-    ax.set_title(_regime_title(label))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
-  fig.suptitle(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+    _label_axes(ax, "learning rate", ylabel, label, legend=6)
+  return _save(fig, title, path)
 
 
 def _interval(r: dict, column: str, digits: int = 3) -> str:
