@@ -29,6 +29,11 @@ the step's final minibatch update, the most off-policy one):
 - `score_abs_p50`, `score_abs_p90`, `score_abs_max`: the median, 90%
   quantile and maximum of `|sbar|` over the last update's rollouts: divided by
   `tau`, how far REAL's weights are from their on-policy values.
+- `grad_norm_max`: the largest gradient norm of the step's updates (a spike
+  that the mean `grad_norm` would hide).
+- `ratio_neg_p10`, `ratio_neg_p50`, `ratio_neg_p90`, `ratio_neg_max`: the
+  quantiles and the largest of the token ratios `pi / pi_old` on the last
+  update's wrong rollouts: how far off-policy the negatives are.
 - `grad_cosine`: cosine between the last update's parameter gradient and
   that of the config's `compare_loss` on the same minibatch; null without one.
 - `weight_{pos,neg}_mean`, `weight_neg_max`, `weight_{pos,neg}_p{10,50,90}`:
@@ -56,9 +61,13 @@ the step's final minibatch update, the most off-policy one):
 """
 
 __all__ = ["STEP_METRICS", "EVAL_METRIC", "TEST_METRIC", "EVAL_METRICS", "METRICS",
-           "PERCENTILES", "name"]
+           "PERCENTILES", "RATIO_NEG", "RATIO_NEG_QUANTILES", "name"]
 
 PERCENTILES = (10, 50, 90)
+# The quantiles (100: the largest) of the last update's token ratios on wrong rollouts.
+RATIO_NEG_QUANTILES = (10, 50, 90, 100)
+RATIO_NEG: tuple[str, ...] = tuple(f"ratio_neg_{'max' if q == 100 else f'p{q}'}"
+                                   for q in RATIO_NEG_QUANTILES)
 
 # Computed by `step_metrics`, one value per training step.
 STEP_METRICS: tuple[str, ...] = (
@@ -66,7 +75,7 @@ STEP_METRICS: tuple[str, ...] = (
     "length_correct", "length_wrong", "length_wrong_max", "truncated_fraction", "grad_norm",
     "mixed_group_fraction", "solve_all_fraction",
     "score_pos_mean", "score_neg_mean", "score_abs_p50", "score_abs_p90", "score_abs_max",
-    "grad_cosine",
+    "grad_cosine", "grad_norm_max", *RATIO_NEG,
     "weight_pos_mean", "weight_neg_mean", "weight_neg_max", "neg_top_share",
     "neg_dominated_fraction",
     *(f"weight_{sign}_p{q}" for sign in ("pos", "neg") for q in PERCENTILES),

@@ -194,7 +194,7 @@ class TestStepMetrics:
         "length_wrong_max": length[rewards < 0.5].max(), "truncated_fraction": 3 / 12,
         "score_abs_p50": np.median(np.abs(scores[present])),
         "score_abs_p90": np.percentile(np.abs(scores[present]), 90),
-        "score_abs_max": np.abs(scores[present]).max(),
+        "score_abs_max": np.abs(scores[present]).max(), "grad_norm_max": 4.0,
         **{f"weight_pos_p{q}": np.percentile(w[pos], q) for q in metric_names.PERCENTILES},
         **{f"weight_neg_p{q}": np.percentile(w[neg], q) for q in metric_names.PERCENTILES},
     }
@@ -207,6 +207,7 @@ class TestStepMetrics:
         rewards=rewards, response_mask=mask, truncated=self.truncated, losses=np.ones(1),
         grad_norms=np.ones(1), entropy=np.float32(1), last={**last, "grad_cosine": 0.25})
     assert float(with_cosine["grad_cosine"]) == 0.25
+    assert all(np.isnan(got[k]) for k in metric_names.RATIO_NEG)  # none given: undefined
 
   def test_undefined_metrics_are_null_in_strict_json(self):
     rewards, weights, scores, present, mask = self.inputs()
@@ -305,7 +306,7 @@ class TestUpdate:
     # Independent path: differentiate the loss with respect to logp directly.
     logp, _ = sampling.response_logprobs(graphdef, params, r.tokens, task.prompt_len)
     logp = logp.reshape(b, g, -1)
-    kwargs = {"tau": 0.5} if loss in losses.LABEL_LOSSES else extra
+    kwargs = {"tau": 0.5} if "tau" in losses.hyperparameters(loss) else extra
     token_grads = jax.grad(lambda lp: losses.get(loss)(lp, old, mask, rewards, **kwargs)[0])(logp)
     want_w = np.asarray(jnp.sum(jnp.where(mask, token_grads, 0), -1)) * b
     np.testing.assert_allclose(out["weights"], want_w, rtol=1e-4, atol=1e-7)
@@ -315,6 +316,10 @@ class TestUpdate:
     np.testing.assert_allclose(out["kl_old"], np.sum(np.where(mask, np.expm1(s) - s, 0)) / n.sum(),
                                rtol=1e-3)
     assert float(out["kl_old"]) > 1e-3  # off-policy: the estimate is not trivially 0
+    # The wrong rollouts' token ratios, against NumPy's quantiles.
+    wrong = np.asarray(mask) & (np.asarray(rewards) <= 0.5)[..., None]
+    np.testing.assert_allclose([float(out[k]) for k in metric_names.RATIO_NEG],
+                               np.percentile(np.exp(s[wrong]), [10, 50, 90, 100]), rtol=1e-4)
     if loss == "real":  # bounded by 1/tau
       assert np.abs(np.asarray(out["weights"])).max() <= 2.0 + 1e-6
 
@@ -498,6 +503,68 @@ def test_compare_loss_is_validated(tiny_config):
     config_lib.validate(tiny_config(compare_loss="nope"))
   with pytest.raises(ValueError, match="`config.compare_loss` must be a loss name"):
     config_lib.validate(tiny_config(compare_loss=None))
+
+
+class TestLaggedSampler:
+
+  def _steps(self, cfg, graphdef, params, n):
+    step = jax.jit(step_lib.make_step(cfg, graphdef))
+    state = step_lib.init_state(step_lib.make_optimizer(cfg), params, jax.random.key(3), cfg.lr,
+                                cfg.sampler_lag)
+    out = []
+    for _ in range(n):
+      before = state
+      state, m = step(state, jnp.float32(cfg.tau))
+      out.append((before, m))
+    return out
+
+  def test_rollouts_come_from_the_policy_k_steps_earlier(self, tiny_config):
+    cfg = tiny_config(prompts_per_step=8, minibatches=1, sampler_lag=2, lr=3e-3)
+    graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
+    lagged = self._steps(cfg, graphdef, params, 4)
+    # Step t samples with the policy before step t - 2 (the base model for t <= 2):
+    # the same key and step through a lag-0 step with those parameters draw the
+    # same rollouts, so the rewards and lengths agree exactly.
+    plain = step_lib.make_step(tiny_config(prompts_per_step=8, minibatches=1, lr=3e-3), graphdef)
+    for t, (before, m) in enumerate(lagged, start=1):
+      source = lagged[max(t - 3, 0)][0].params
+      state = before._replace(params=source, lagged=())
+      _, want = jax.jit(plain)(state, jnp.float32(cfg.tau))
+      for k in ("reward_mean", "response_length", "length_wrong"):
+        np.testing.assert_array_equal(m[k], want[k], err_msg=f"step {t} {k}")
+    # pi_old is the sampler's: from step 3 on the one update is off the trainer's policy.
+    assert float(lagged[0][1]["kl_old"]) < 1e-6 and float(lagged[3][1]["kl_old"]) > 1e-6
+
+  def test_without_a_lag_nothing_changes(self, tiny_config):
+    cfg = tiny_config(prompts_per_step=8, minibatches=1)
+    graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
+    (_, m0), = self._steps(cfg, graphdef, params, 1)
+    assert step_lib.init_state(step_lib.make_optimizer(cfg), params, jax.random.key(3),
+                               cfg.lr).lagged == ()
+    assert float(m0["kl_old"]) < 1e-6
+
+  @pytest.mark.slow
+  def test_both_drivers_and_a_resume_agree(self, tiny_config, tmp_path):
+    # The lagged parameters are part of the checkpoint: a run killed after step
+    # 3 (checkpoint at 2) and resumed logs what the uninterrupted run and the
+    # scanned driver log.
+    cfg = tiny_config(steps=5, sampler_lag=2, seed=4, lr=3e-3)
+    full = str(tmp_path / "full")
+    loop.train(cfg, full, **QUIET)
+    interrupted = str(tmp_path / "interrupted")
+    loop.train(cfg, interrupted, stop_after=3, **QUIET)
+    lines = []
+    loop.train(cfg, interrupted, log=lines.append)
+    assert any("resumed from step 2" in line for line in lines)
+    assert metrics.read_metrics(interrupted) == metrics.read_metrics(full)
+    runs, _ = scan.run_points(cfg, [cfg.seed], **QUIET)
+    assert_same_records(metrics.read_metrics(full),
+                        metrics.run_records(scan.point(runs, 0), cfg.steps, cfg.eval_every))
+    assert max(r["kl_old"] for r in metrics.read_metrics(full)[3:]) > 1e-6
+
+  def test_bad_lag(self, tiny_config):
+    with pytest.raises(ValueError, match="`config.sampler_lag` must be an integer >= 0"):
+      config_lib.validate(tiny_config(sampler_lag=-1))
 
 
 def test_domination_is_more_than_half_beyond_rounding():

@@ -24,6 +24,11 @@ configs start from it and change what they study. Fields:
 - the RL step: `prompts_per_step` (B) groups of `group_size` (G) rollouts at
   `temperature` / `top_p`, then `ppo_epochs x minibatches` AdamW updates on
   whole groups (`lr`, `weight_decay`, `grad_clip`), for `steps` steps.
+- a lagged sampler: `sampler_lag` k > 0 draws each step's rollouts from the
+  policy of k steps earlier (its parameters before the last k steps' updates;
+  the base model for the first steps), and `pi_old` is that sampler's own
+  log-probabilities, as in an asynchronous engine: every update is then off
+  the trainer's policy by k steps of updates. 0: the current policy.
 - a sampler/trainer mismatch: `sampler_dtype` "bfloat16" samples with the
   policy's weights rounded to bfloat16 and computed in bfloat16 (as an
   inference engine would) while the trainer stays in float32 and recomputes
@@ -87,6 +92,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.ppo_epochs = 1
   c.minibatches = 2
   c.steps = 100
+  c.sampler_lag = 0
   c.sampler_dtype = "float32"
   c.correction = "none"
   c.correction_cap = losses.DEFAULT_CAP
@@ -177,6 +183,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if cfg.test_size and cfg.eval_split != "validation":
     raise ValueError(f"`eval_split` must be 'validation' when `test_size` > 0, so that the "
                      f"two held-out sets are disjoint; got {cfg.eval_split!r}.")
+  lag = cfg.get("sampler_lag", 0)
+  if not isinstance(lag, int) or lag < 0:
+    raise ValueError(f"`config.sampler_lag` must be an integer >= 0, got {lag!r}.")
   if cfg.sampler_dtype not in SAMPLER_DTYPES:
     raise ValueError(f"`config.sampler_dtype` must be one of {SAMPLER_DTYPES}, "
                      f"got {cfg.sampler_dtype!r}.")

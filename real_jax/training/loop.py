@@ -77,14 +77,19 @@ class Checkpoints:
 
 
 def _to_tree(state: step_lib.TrainState) -> dict:
-  return {"params": nnx.to_pure_dict(state.params), "opt_state": state.opt_state,
+  tree = {"params": nnx.to_pure_dict(state.params), "opt_state": state.opt_state,
           "rng": jax.random.key_data(state.key), "step": state.step}
+  if state.lagged:  # a lagged sampler's parameters are part of the run (no key without one)
+    tree["lagged"] = [nnx.to_pure_dict(p) for p in state.lagged]
+  return tree
 
 
 def _from_tree(tree: dict, like: step_lib.TrainState) -> step_lib.TrainState:
   nnx.replace_by_pure_dict(like.params, tree["params"])
+  for p, saved in zip(like.lagged, tree.get("lagged", ()), strict=True):
+    nnx.replace_by_pure_dict(p, saved)
   return step_lib.TrainState(like.params, tree["opt_state"], jax.random.wrap_key_data(tree["rng"]),
-                             jnp.asarray(tree["step"], jnp.int32))
+                             jnp.asarray(tree["step"], jnp.int32), like.lagged)
 
 
 def _truncate_metrics(path: str, last_step: int) -> None:
@@ -129,7 +134,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_after: int | Non
     f.write(cfg.to_json_best_effort(indent=1))
   graphdef, params, base_info = base_model.build_base_model(cfg, log=log)
   state = step_lib.init_state(step_lib.make_optimizer(cfg), params, jax.random.key(cfg.seed),
-                              cfg.lr)
+                              cfg.lr, cfg.sampler_lag)
   ckpt = Checkpoints(os.path.join(workdir, "checkpoints"))
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   start = 0

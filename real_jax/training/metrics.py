@@ -22,6 +22,7 @@ from real_jax import domination
 from real_jax.metric_names import EVAL_METRIC
 from real_jax.metric_names import EVAL_METRICS
 from real_jax.metric_names import PERCENTILES
+from real_jax.metric_names import RATIO_NEG
 from real_jax.metric_names import STEP_METRICS
 
 __all__ = [
@@ -61,7 +62,7 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, truncated: jax
     entropy: scalar, the first update's mean token entropy.
     last: the last update's `weights`, `scores`, `rewards`, `present` (each
       `[b, G]`), `clip_fraction`, `kl_old` and (optionally)
-      `corrected_fraction` and `grad_cosine` (scalars).
+      `corrected_fraction`, `grad_cosine` and the `RATIO_NEG` quantiles (scalars).
     mismatch: `real_jax.losses.mismatch_stats` of the step's rollouts; None
       when the sampler is the trainer's policy (0 KL, ratios of 1).
   """
@@ -95,6 +96,8 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, truncated: jax
       "score_abs_max": jnp.where(last["present"].any(), jnp.max(jnp.where(
           last["present"], jnp.abs(last["scores"]), -jnp.inf)), jnp.nan),
       "grad_cosine": last.get("grad_cosine", jnp.full((), jnp.nan)),
+      "grad_norm_max": jnp.max(grad_norms),
+      **{k: last.get(k, jnp.full((), jnp.nan)) for k in RATIO_NEG},
       "weight_pos_mean": _mean_where(w, pos),
       "weight_neg_mean": _mean_where(w, neg),
       "weight_neg_max": jnp.where(neg.any(), jnp.max(jnp.where(neg, w, -jnp.inf)), jnp.nan),

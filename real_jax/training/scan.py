@@ -95,7 +95,7 @@ def make_train(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mes
   steps = functools.partial(step_lib.scan_steps, step)
 
   def train(params, key, tau, lr):
-    state = step_lib.init_state(optimizer, params, key, lr)
+    state = step_lib.init_state(optimizer, params, key, lr, cfg.sampler_lag)
     evals = [jax.tree.map(lambda x: x[None], evaluate(params))]
 
     def chunk(state, _):

@@ -60,11 +60,15 @@ class TrainState(NamedTuple):
     opt_state: the optimizer state, learning rate included.
     key: the run's PRNG key, `key(seed)`; step t uses `fold_in(key, t)`.
     step: int32 scalar, the number of steps done.
+    lagged: with `config.sampler_lag` k > 0, the parameters the sampler uses
+      next and after (the policy before each of the last k steps, oldest
+      first); `()` without a lag.
   """
   params: Any
   opt_state: Any
   key: jax.Array
   step: jax.Array
+  lagged: tuple = ()
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -77,13 +81,19 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
 
 
 def init_state(optimizer: optax.GradientTransformation, params, key: jax.Array,
-               lr) -> TrainState:
-  """The state before step 1; `lr` may be traced (vmapped over in sweeps)."""
+               lr, lag: int = 0) -> TrainState:
+  """The state before step 1; `lr` may be traced (vmapped over in sweeps).
+
+  With a sampler `lag` of k steps, the first k steps sample from `params`,
+  the base model, as an asynchronous engine does before its first weight sync.
+  """
   opt_state = optimizer.init(params)
   # float32 whatever jax_enable_x64 says, so the updates keep the parameters' dtype.
   hyper = dict(opt_state.hyperparams, learning_rate=jnp.asarray(lr, jnp.float32))
+  # Copies of the containers (the arrays are shared): a checkpoint restores each in place.
+  lagged = tuple(jax.tree.map(lambda x: x, params) for _ in range(lag))
   return TrainState(params, opt_state._replace(hyperparams=hyper), key,
-                    jnp.zeros((), jnp.int32))
+                    jnp.zeros((), jnp.int32), lagged)
 
 
 def _logprob_temperature(cfg: ml_collections.ConfigDict) -> float:
@@ -146,6 +156,8 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
     params = optax.apply_updates(params, updates)
     s = jnp.where(mask, jax.lax.stop_gradient(logp) - old_logp, 0.0)
     n_tokens = jnp.maximum(jnp.sum(mask), 1)
+    negative = mask & (rewards <= 0.5)[..., None]
+    ratio_neg = jnp.where(negative, jnp.exp(s), jnp.nan).reshape(-1)
     out = {
         "loss": loss, "entropy": entropy, "grad_norm": optax.tree.norm(grads),
         "weights": jnp.sum(jnp.where(mask, token_grads, 0.0), axis=-1) * b,
@@ -155,6 +167,8 @@ def make_update(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
         "kl_old": jnp.sum(jnp.where(mask, jnp.expm1(s) - s, 0.0)) / n_tokens,
         "corrected_fraction": changed,
         "grad_cosine": cosine,
+        **dict(zip(metric_names.RATIO_NEG, jnp.nanpercentile(
+            ratio_neg, jnp.asarray(metric_names.RATIO_NEG_QUANTILES, s.dtype)), strict=True)),
     }
     return params, opt_state, out
 
@@ -185,7 +199,10 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
                       else graphdef)
   temperature = _logprob_temperature(cfg)
 
-  def sampler_params(params):
+  lag = cfg.get("sampler_lag", 0)
+
+  def sampler_params(state):
+    params = state.lagged[0] if lag else state.params
     if not mismatch:
       return params
     dtype = jnp.dtype(cfg.sampler_dtype)
@@ -201,7 +218,7 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
     t = state.step + 1
     _, k_sample, k_order = data.step_keys(state.key, t)
     prompts, targets, target_len = data.train_batch(task, state.key, t, B)
-    rollout = sampling.sample(sampler_graphdef, sampler_params(state.params),
+    rollout = sampling.sample(sampler_graphdef, sampler_params(state),
                               constrain(jnp.repeat(prompts, G, axis=0)), k_sample, max_new=R,
                               temperature=cfg.temperature, top_p=cfg.top_p, **task.special_ids)
     rewards = constrain(task.jax_rewards(rollout.response, jnp.repeat(targets, G, axis=0),
@@ -209,11 +226,11 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
     tokens = constrain(rollout.tokens.reshape(B, G, -1))
     mask = constrain(rollout.mask.reshape(B, G, -1))
     behaviour_logp = constrain(rollout.logp.reshape(B, G, -1))
-    if mismatch:
+    if mismatch and not lag:
       recomputed, _ = sampling.response_logprobs(graphdef, state.params, rollout.tokens,
                                                  task.prompt_len, temperature)
       old_logp = constrain(jnp.where(mask, recomputed.reshape(B, G, -1), 0.0))
-    else:
+    else:  # the sampler's own log-probabilities: with a lag, pi_old is the lagged policy
       old_logp = behaviour_logp
     orders = minibatch_orders(k_order, B, cfg.ppo_epochs, mb)
 
@@ -231,7 +248,8 @@ def make_step(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef, mesh: Mesh
         grad_norms=outs["grad_norm"],
         mismatch=losses.mismatch_stats(old_logp, behaviour_logp, mask),
         entropy=outs["entropy"][0], last=last)
-    return TrainState(params, opt_state, state.key, t), metrics
+    lagged = state.lagged[1:] + (state.params,) if lag else ()
+    return TrainState(params, opt_state, state.key, t, lagged), metrics
 
   return step
 
