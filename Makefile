@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast test-compat mutants mutation lint doctest docs notebooks reproduce grad-analysis compare study study-length mechanism bench accel-report clean
+.PHONY: install install-tunix test test-fast test-compat mutants mutation lint doctest docs notebooks reproduce grad-analysis compare study study-length mechanism mechanism-e2 bench accel-report clean
 
 install: $(STAMP)
 
@@ -151,6 +151,11 @@ study: install
 mechanism: install
 	$(PY) -m real_jax.study --config=experiments/configs/mechanism.py --workdir=$(OUT)/mechanism_e1 \
 	    --out=docs/mechanism/e1 --config.base.dir=$(OUT)/base_models --rerun_check=5
+
+# E2: the lagged sampler (6 losses x lags 0, 2, 8 x 2 learning rates x 6 seeds).
+mechanism-e2: install
+	$(PY) -m real_jax.study --config=experiments/configs/mechanism.py:e2 \
+	    --workdir=$(OUT)/mechanism_e2 --out=docs/mechanism/e2 --config.base.dir=$(OUT)/base_models
 
 # The length study (chain-of-thought addition, two update regimes, a bfloat16
 # sampler with and without TIS); resumable, budget 120 minutes on 2 cores.

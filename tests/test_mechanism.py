@@ -131,3 +131,23 @@ def test_smoke_run(tmp_path, base_dir):
                                                                      / "summary.csv"))}
   assert summary[("grpo", "16")]["comparison"] == "primary"
   assert summary[("real tau=2", "1")]["comparison"] == "exploratory"
+
+
+@pytest.mark.slow
+def test_e2_smoke_run(tmp_path, base_dir):
+  cmd = [sys.executable, "-m", "real_jax.study", f"--config={CONFIG}:e2_smoke",
+         f"--workdir={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}",
+         f"--config.base.dir={base_dir}"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = list(csv.DictReader(open(tmp_path / "out" / "per_seed.csv")))
+  assert {r["regime"] for r in rows} == {"1", "1 lag2"}
+  assert {r["arm"] for r in rows} == {"grpo", "grpo clip_ratio_c=3", "real"}
+  # One update per step: on-policy without a lag (KL rounding only), off it with one
+  # wherever the policy moved (a seed with no reward never moves).
+  kl = {(r["regime"], r["arm"], r["seed"]): float(r["kl_old_final"]) for r in rows}
+  assert max(v for (regime, _, _), v in kl.items() if regime == "1") < 1e-6
+  assert max(v for (regime, _, _), v in kl.items() if regime == "1 lag2") > 1e-4
+  lagged = [r for r in rows if r["regime"] == "1 lag2" and float(r["kl_old_final"]) > 1e-4]
+  assert all(float(r["ratio_neg_max_q90"]) > 1 for r in lagged)
+  assert not (tmp_path / "out" / "mismatch.png").exists()  # no dtype mismatch here

@@ -38,7 +38,19 @@ declared here for E3; like `frozen_real`, it is registered with its closed
 form, which `tests/test_mechanism.py` checks through
 `grad_analysis.check_objective`.
 
-`mechanism.py:smoke` is E1 shrunk to seconds (make test runs it).
+E2 (`mechanism.py:e2`, written to docs/mechanism/e2): force the domination
+regime with a *lagged sampler*. Rollouts come from the policy of k in
+{0, 2, 8} steps earlier, with pi_old the sampler's own log-probabilities, as
+asynchronous engines do (`config.sampler_lag`), one update per step, so that
+every bit of off-policyness is the lag. Losses: GRPO, GRPO with the dual clip
+(`clip_ratio_c = 3`), CISPO, REAL, frozen REAL and GRAD, at learning rates
+1e-4 and 3e-4, 6 paired seeds (exploratory: no primary comparison). The
+regime counts as reached only if GRPO's largest negative weight is at least
+3 times its on-policy (lag 0) value at the largest lag; docs/results/
+mechanism.md says whether it was.
+
+`mechanism.py:smoke` and `mechanism.py:e2_smoke` are E1 and E2 shrunk to
+seconds (make test runs them).
 """
 
 import os
@@ -56,6 +68,11 @@ EXPLORATORY_SEEDS = tuple(range(5))
 REGIMES = {1: (1, 1), 16: (4, 4)}  # updates per step -> (ppo_epochs, minibatches)
 LEARNING_RATES = (3e-5, 1e-4, 3e-4)
 EXPLORATORY_TAUS = (0.05, 0.2, 2.0)
+E2_LAGS = (0, 2, 8)
+E2_RATES = (1e-4, 3e-4)
+E2_SEEDS = tuple(range(6))
+E2_ARMS = ({"loss": "grpo"}, {"loss": "grpo", "clip_ratio_c": 3.0}, {"loss": "cispo"},
+           {"loss": "real"}, {"loss": "frozen_real"}, {"loss": "grad"})
 
 
 # --------------------------------------------------- the two variants ----
@@ -158,7 +175,10 @@ def get_config(arg=None):
   c = _OFFPOLICY.get_config()
   c.grad_clip = 1e9  # never binds: see the module docstring
   c.points_per_program = 20
-  if arg == "smoke":
+  if arg in ("e2", "e2_smoke"):
+    c.ppo_epochs, c.minibatches = 1, 1  # one update per step: the lag is all the drift
+    c.points_per_program = 12
+  if arg in ("smoke", "e2_smoke"):
     config.shrink_for_smoke(c)
   return c
 
@@ -178,7 +198,16 @@ def _arms(arg):
   return arms
 
 
+def _e2_sweep(smoke: bool):
+  lags, rates, seeds = ((0, 2), (1e-3,), (0, 1)) if smoke else (E2_LAGS, E2_RATES, E2_SEEDS)
+  arms = E2_ARMS[:2] + E2_ARMS[3:4] if smoke else E2_ARMS
+  return [{**arm, "sampler_lag": lag, "lr": lr, "seed": seed}
+          for arm in arms for lag in lags for lr in rates for seed in seeds]
+
+
 def get_sweep(arg=None):
+  if arg in ("e2", "e2_smoke"):
+    return _e2_sweep(arg == "e2_smoke")
   rates = LEARNING_RATES if arg != "smoke" else (1e-3,)
   return [{**overrides, "ppo_epochs": epochs, "minibatches": minibatches, "lr": lr, "seed": seed}
           for overrides, seeds in _arms(arg) for epochs, minibatches in REGIMES.values()
@@ -186,6 +215,8 @@ def get_sweep(arg=None):
 
 
 def get_comparisons(arg=None):
-  """Declared before the run: REAL (tau 0.5) against each arm; the primary ones."""
+  """Declared before the run: REAL (tau 0.5) against each arm; the primary ones (E1 only)."""
+  if arg in ("e2", "e2_smoke"):
+    return {"reference": "real", "primary": ()}
   return {"reference": "real",
           "primary": (("frozen_real", "16"), ("grpo", "16"), ("grpo", "1"))}

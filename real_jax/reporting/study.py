@@ -73,7 +73,8 @@ CONFIDENCE = stats.CONFIDENCE
 REFERENCE = "real"  # the arm every other is compared with, unless a config declares another
 MECHANISM = ("score_pos_mean", "score_neg_mean", "score_abs_p50", "score_abs_p90",
              "score_abs_max", "grad_cosine", "weight_neg_max", "neg_top_share",
-             "neg_dominated_fraction", "clip_fraction", "kl_old")
+             "neg_dominated_fraction", "clip_fraction", "kl_old", "grad_norm",
+             "grad_norm_max", *metric_names.RATIO_NEG)
 _LOW_END = ("score_pos_mean", "grad_cosine")  # summarised by their 10% quantile over steps
 LENGTH = ("length_correct", "length_wrong", "length_wrong_max", "truncated_fraction")
 MISMATCH = ("mismatch_kl", "corrected_fraction")
@@ -107,8 +108,8 @@ KEYS = ("arm", "loss", "updates_per_step", "regime", "ppo_epochs", "minibatches"
 # The point keys a study crosses on its own axes; any other key of a point
 # (tau, a loss hyperparameter) makes the run an arm of its own.
 # `compare_loss` only adds a diagnostic (`grad_cosine`): the run trains as without it.
-_AXES = ("loss", "ppo_epochs", "minibatches", "lr", "seed", "sampler_dtype", "correction",
-         "compare_loss")
+_AXES = ("loss", "ppo_epochs", "minibatches", "lr", "seed", "sampler_lag", "sampler_dtype",
+         "correction", "compare_loss")
 
 
 def updates_per_step(point: dict, cfg) -> int:
@@ -117,7 +118,8 @@ def updates_per_step(point: dict, cfg) -> int:
 
 
 def regime(point: dict, cfg) -> str:
-  """The point's regime label: its updates per step, then its sampler and correction if any.
+  """The point's regime label: its updates per step, then its sampler's lag, dtype and
+  correction if any.
 
   >>> import ml_collections
   >>> cfg = ml_collections.ConfigDict({"ppo_epochs": 1, "minibatches": 1,
@@ -127,6 +129,9 @@ def regime(point: dict, cfg) -> str:
   ('16', '1 bf16 tis_seq')
   """
   label = str(updates_per_step(point, cfg))
+  lag = int(point.get("sampler_lag", cfg.get("sampler_lag", 0)))
+  if lag:
+    label += f" lag{lag}"
   sampler = point.get("sampler_dtype", cfg.get("sampler_dtype", "float32"))
   correction = point.get("correction", cfg.get("correction", "none"))
   if sampler != "float32":
@@ -171,9 +176,10 @@ def load_comparisons(config_string: str) -> dict:
 
 
 def _regime_order(label) -> tuple:
-  """Regimes in order: by updates per step, then plain before mismatched."""
+  """Regimes in order: by updates per step, then by lag, then plain before mismatched."""
   updates, _, rest = str(label).partition(" ")
-  return (int(updates), rest)
+  lag = rest.split(" ")[0][len("lag"):] if rest.startswith("lag") else "0"
+  return (int(updates), int(lag), rest)
 
 
 def _regime_title(label) -> str:
@@ -645,7 +651,8 @@ def report(points: list[dict], workdir: str, out: str, cfg,
         "cosine of the update with compare_loss's", "Gradient cosine with the config's "
         "compare_loss: the last 10 steps' mean, and the 10% quantile over steps",
         os.path.join(out, "grad_cosine.png")))
-  if any(" " in _regime_of(r) for r in rows):  # a regime whose sampler is not the trainer
+  mismatch = _named(rows, "mismatch_kl_q90")
+  if any((r.get(mismatch) or 0) > 0 for r in rows):  # a sampler that is not the trainer's policy
     figures.append(_plot_regime_panels(
         points, workdir, cfg, chosen,
         [("mismatch_kl", "KL(mu || pi_old), sampler to trainer"),
