@@ -49,6 +49,10 @@ regime counts as reached only if GRPO's largest negative weight is at least
 3 times its on-policy (lag 0) value at the largest lag; docs/results/
 mechanism.md says whether it was.
 
+`mechanism.py:e2_push` is the manipulation tried when the lag alone does not
+reach that regime: GRPO and REAL at lags 0, 8 and 32, learning rates 1e-3
+and 3e-3, 3 seeds (docs/mechanism/e2_push).
+
 `mechanism.py:smoke` and `mechanism.py:e2_smoke` are E1 and E2 shrunk to
 seconds (make test runs them).
 """
@@ -71,6 +75,7 @@ EXPLORATORY_TAUS = (0.05, 0.2, 2.0)
 E2_LAGS = (0, 2, 8)
 E2_RATES = (1e-4, 3e-4)
 E2_SEEDS = tuple(range(6))
+_E2 = ("e2", "e2_smoke", "e2_push")
 E2_ARMS = ({"loss": "grpo"}, {"loss": "grpo", "clip_ratio_c": 3.0}, {"loss": "cispo"},
            {"loss": "real"}, {"loss": "frozen_real"}, {"loss": "grad"})
 
@@ -175,7 +180,7 @@ def get_config(arg=None):
   c = _OFFPOLICY.get_config()
   c.grad_clip = 1e9  # never binds: see the module docstring
   c.points_per_program = 20
-  if arg in ("e2", "e2_smoke"):
+  if arg in _E2:
     c.ppo_epochs, c.minibatches = 1, 1  # one update per step: the lag is all the drift
     c.points_per_program = 12
   if arg in ("smoke", "e2_smoke"):
@@ -198,16 +203,19 @@ def _arms(arg):
   return arms
 
 
-def _e2_sweep(smoke: bool):
-  lags, rates, seeds = ((0, 2), (1e-3,), (0, 1)) if smoke else (E2_LAGS, E2_RATES, E2_SEEDS)
-  arms = E2_ARMS[:2] + E2_ARMS[3:4] if smoke else E2_ARMS
+def _e2_sweep(arg: str):
+  lags, rates, seeds, arms = {
+      "e2": (E2_LAGS, E2_RATES, E2_SEEDS, E2_ARMS),
+      "e2_smoke": ((0, 2), (1e-3,), (0, 1), E2_ARMS[:2] + E2_ARMS[3:4]),
+      "e2_push": ((0, 8, 32), (1e-3, 3e-3), (0, 1, 2), (E2_ARMS[0], E2_ARMS[3])),
+  }[arg]
   return [{**arm, "sampler_lag": lag, "lr": lr, "seed": seed}
           for arm in arms for lag in lags for lr in rates for seed in seeds]
 
 
 def get_sweep(arg=None):
-  if arg in ("e2", "e2_smoke"):
-    return _e2_sweep(arg == "e2_smoke")
+  if arg in _E2:
+    return _e2_sweep(arg)
   rates = LEARNING_RATES if arg != "smoke" else (1e-3,)
   return [{**overrides, "ppo_epochs": epochs, "minibatches": minibatches, "lr": lr, "seed": seed}
           for overrides, seeds in _arms(arg) for epochs, minibatches in REGIMES.values()
@@ -216,7 +224,7 @@ def get_sweep(arg=None):
 
 def get_comparisons(arg=None):
   """Declared before the run: REAL (tau 0.5) against each arm; the primary ones (E1 only)."""
-  if arg in ("e2", "e2_smoke"):
+  if arg in _E2:
     return {"reference": "real", "primary": ()}
   return {"reference": "real",
           "primary": (("frozen_real", "16"), ("grpo", "16"), ("grpo", "1"))}
