@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast test-compat mutants mutation lint doctest docs notebooks reproduce grad-analysis compare study study-length mechanism mechanism-e2 mechanism-e2-push bench accel-report clean
+.PHONY: install install-tunix test test-fast test-compat mutants mutation lint doctest docs notebooks reproduce grad-analysis compare study study-length mechanism mechanism-e2 mechanism-e2-push mechanism-e2-confirm bench accel-report clean
 
 install: $(STAMP)
 
@@ -162,6 +162,12 @@ mechanism-e2: install
 mechanism-e2-push: install
 	$(PY) -m real_jax.study --config=experiments/configs/mechanism.py:e2_push \
 	    --workdir=$(OUT)/mechanism_e2_push --out=docs/mechanism/e2_push --config.base.dir=$(OUT)/base_models
+
+# E2's confirmation: REAL against frozen REAL at lag 8, declared primary, 20 fresh seeds.
+mechanism-e2-confirm: install
+	$(PY) -m real_jax.study --config=experiments/configs/mechanism.py:e2_confirm \
+	    --workdir=$(OUT)/mechanism_e2_confirm --out=docs/mechanism/e2_confirm \
+	    --config.base.dir=$(OUT)/base_models
 
 # The length study (chain-of-thought addition, two update regimes, a bfloat16
 # sampler with and without TIS); resumable, budget 120 minutes on 2 cores.

@@ -65,6 +65,11 @@ TABLES = {
         _json("bench_training_cpu.json")),
     **{f"accelerators/{kind}.md": functools.partial(_accelerator_table, kind)
        for kind in _ACCELERATORS},
+    # The mechanism study's tables its page includes (E2's push is quoted, not included).
+    **{f"mechanism/{e}/summary.md": functools.partial(
+        lambda e: study.format_summary(study.read_summary(
+            os.path.join(DOCS, "mechanism", e, "summary.csv"))) + "\n", e)
+       for e in ("e1", "e2") if os.path.exists(os.path.join(DOCS, "mechanism", e, "summary.csv"))},
 }
 
 
@@ -88,7 +93,8 @@ def registry_restored():
 # A committed study's folder -> the config (and argument) that declared its comparisons.
 STUDIES = {"study": "study_offpolicy.py", "study_atlas": "study_offpolicy.py:atlas",
            "study_length": "study_length.py", "mechanism/e1": "mechanism.py",
-           "mechanism/e2": "mechanism.py:e2", "mechanism/e2_push": "mechanism.py:e2_push"}
+           "mechanism/e2": "mechanism.py:e2", "mechanism/e2_push": "mechanism.py:e2_push",
+           "mechanism/e2_confirm": "mechanism.py:e2_confirm"}
 STUDIES = {k: v for k, v in STUDIES.items() if os.path.exists(os.path.join(DOCS, k, "per_seed.csv"))}
 
 

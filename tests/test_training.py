@@ -534,6 +534,15 @@ class TestLaggedSampler:
         np.testing.assert_array_equal(m[k], want[k], err_msg=f"step {t} {k}")
     # pi_old is the sampler's: from step 3 on the one update is off the trainer's policy.
     assert float(lagged[0][1]["kl_old"]) < 1e-6 and float(lagged[3][1]["kl_old"]) > 1e-6
+    # The buffer before step t holds the policies before steps t-2 and t-1, oldest first.
+    leaves = lambda p: jax.tree.leaves(p)  # noqa: E731
+    for t, (before, _) in enumerate(lagged, start=1):
+      for i, held in enumerate(before.lagged):
+        want = lagged[max(t - 3 + i, 0)][0].params
+        for x, y in zip(leaves(held), leaves(want), strict=True):
+          np.testing.assert_array_equal(x, y, err_msg=f"step {t}, slot {i}")
+    assert not all(np.array_equal(x, y) for x, y in zip(
+        leaves(lagged[3][0].params), leaves(lagged[0][0].params), strict=True))  # it did move
 
   def test_without_a_lag_nothing_changes(self, tiny_config):
     cfg = tiny_config(prompts_per_step=8, minibatches=1)

@@ -53,6 +53,11 @@ mechanism.md says whether it was.
 reach that regime: GRPO and REAL at lags 0, 8 and 32, learning rates 1e-3
 and 3e-3, 3 seeds (docs/mechanism/e2_push).
 
+`mechanism.py:e2_confirm` tests what E2's exploratory arms showed, declared
+before it ran and on fresh seeds (100 to 119): REAL - frozen REAL at lag 8,
+its primary comparison, with 20 paired seeds at learning rates 1e-4 and
+3e-4 (docs/mechanism/e2_confirm).
+
 `mechanism.py:smoke` and `mechanism.py:e2_smoke` are E1 and E2 shrunk to
 seconds (make test runs them).
 """
@@ -75,7 +80,7 @@ EXPLORATORY_TAUS = (0.05, 0.2, 2.0)
 E2_LAGS = (0, 2, 8)
 E2_RATES = (1e-4, 3e-4)
 E2_SEEDS = tuple(range(6))
-_E2 = ("e2", "e2_smoke", "e2_push")
+_E2 = ("e2", "e2_smoke", "e2_push", "e2_confirm")
 E2_ARMS = ({"loss": "grpo"}, {"loss": "grpo", "clip_ratio_c": 3.0}, {"loss": "cispo"},
            {"loss": "real"}, {"loss": "frozen_real"}, {"loss": "grad"})
 
@@ -208,6 +213,7 @@ def _e2_sweep(arg: str):
       "e2": (E2_LAGS, E2_RATES, E2_SEEDS, E2_ARMS),
       "e2_smoke": ((0, 2), (1e-3,), (0, 1), E2_ARMS[:2] + E2_ARMS[3:4]),
       "e2_push": ((0, 8, 32), (1e-3, 3e-3), (0, 1, 2), (E2_ARMS[0], E2_ARMS[3])),
+      "e2_confirm": ((8,), E2_RATES, tuple(range(100, 120)), E2_ARMS[3:5]),
   }[arg]
   return [{**arm, "sampler_lag": lag, "lr": lr, "seed": seed}
           for arm in arms for lag in lags for lr in rates for seed in seeds]
@@ -224,6 +230,8 @@ def get_sweep(arg=None):
 
 def get_comparisons(arg=None):
   """Declared before the run: REAL (tau 0.5) against each arm; the primary ones (E1 only)."""
+  if arg == "e2_confirm":  # declared after E2's exploratory arms, before this run
+    return {"reference": "real", "primary": (("frozen_real", "1 lag8"),)}
   if arg in _E2:
     return {"reference": "real", "primary": ()}
   return {"reference": "real",

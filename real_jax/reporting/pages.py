@@ -26,6 +26,9 @@ Names in a field:
 - `span(values, digits=2)`: "lo to hi" of some numbers (one number if equal).
 - `agree(a, b, column, keys)`: `|a - b|` of `column` for the rows of Tables
   `a` and `b` that match on `keys`.
+- `rel(table, column, num, den)`: `table.one(**num)[column] / table.one(**den)[column]`.
+- `exists(path)`: whether `docs/<path>` is committed (a section of a page whose
+  experiment has not run yet says so).
 - `interval(lo, hi, digits=3)`, `abs`, `min`, `max`, `len`, `round`, `sorted`,
   `sum`, `math`, `np`.
 """
@@ -152,7 +155,12 @@ def _namespace(docs: str) -> dict:
     column = "arm" if table.rows and "arm" in table.rows[0] else "loss"
     return table.one(**{column: arm, "regime": regime})
 
-  return {"csv": csv, "js": js, "ci": ci, "diff": diff, "p": p, "interval": interval, "span": span,
+  def rel(table: Table, column: str, num: dict, den: dict) -> float:
+    return table.one(**num)[column] / table.one(**den)[column]
+
+  return {"rel": rel, "dict": dict, "any": any, "all": all,
+          "exists": lambda path: os.path.exists(os.path.join(docs, path)),
+          "csv": csv, "js": js, "ci": ci, "diff": diff, "p": p, "interval": interval, "span": span,
           "agree": agree, "S": summary_row, "G": lambda folder: csv(f"{folder}/grid.csv"),
           "P": lambda folder: csv(f"{folder}/per_seed.csv"), "math": math, "np": np,
           "abs": abs, "min": min, "max": max, "len": len, "round": round, "sorted": sorted,
