@@ -519,13 +519,13 @@ class TestLaggedSampler:
     return out
 
   def test_rollouts_come_from_the_policy_k_steps_earlier(self, tiny_config):
-    cfg = tiny_config(prompts_per_step=8, minibatches=1, sampler_lag=2, lr=3e-3)
+    cfg = tiny_config(prompts_per_step=16, minibatches=1, sampler_lag=2, lr=3e-3)
     graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
-    lagged = self._steps(cfg, graphdef, params, 4)
+    lagged = self._steps(cfg, graphdef, params, 6)
     # Step t samples with the policy before step t - 2 (the base model for t <= 2):
     # the same key and step through a lag-0 step with those parameters draw the
     # same rollouts, so the rewards and lengths agree exactly.
-    plain = step_lib.make_step(tiny_config(prompts_per_step=8, minibatches=1, lr=3e-3), graphdef)
+    plain = step_lib.make_step(tiny_config(prompts_per_step=16, minibatches=1, lr=3e-3), graphdef)
     for t, (before, m) in enumerate(lagged, start=1):
       source = lagged[max(t - 3, 0)][0].params
       state = before._replace(params=source, lagged=())
@@ -541,8 +541,12 @@ class TestLaggedSampler:
         want = lagged[max(t - 3 + i, 0)][0].params
         for x, y in zip(leaves(held), leaves(want), strict=True):
           np.testing.assert_array_equal(x, y, err_msg=f"step {t}, slot {i}")
-    assert not all(np.array_equal(x, y) for x, y in zip(
-        leaves(lagged[3][0].params), leaves(lagged[0][0].params), strict=True))  # it did move
+    # The policy moved between steps the buffer holds side by side, so a buffer
+    # in the wrong order would show above.
+    moved = [not all(np.array_equal(x, y) for x, y in zip(
+        leaves(lagged[i][0].params), leaves(lagged[i + 1][0].params), strict=True))
+        for i in range(len(lagged) - 1)]
+    assert sum(moved[:-1]) >= 2, moved
 
   def test_without_a_lag_nothing_changes(self, tiny_config):
     cfg = tiny_config(prompts_per_step=8, minibatches=1)
