@@ -69,7 +69,7 @@ TABLES = {
     **{f"mechanism/{e}/summary.md": functools.partial(
         lambda e: study.format_summary(study.read_summary(
             os.path.join(DOCS, "mechanism", e, "summary.csv"))) + "\n", e)
-       for e in ("e1", "e2") if os.path.exists(os.path.join(DOCS, "mechanism", e, "summary.csv"))},
+       for e in ("e1", "e2", "e2_confirm") if os.path.exists(os.path.join(DOCS, "mechanism", e, "summary.csv"))},
 }
 
 
