@@ -105,14 +105,19 @@ def test_design_and_declared_comparisons(mechanism):
   assert all(p.get("compare_loss") == "frozen_real" for p in points if p["loss"] == "real")
 
 
-@pytest.mark.slow
-def test_smoke_run(tmp_path, base_dir):
-  cmd = [sys.executable, "-m", "real_jax.study", f"--config={CONFIG}:smoke",
+def _study(tmp_path, base_dir, arg: str) -> list[dict]:
+  """The study command on `mechanism.py:arg`; its per-seed rows."""
+  cmd = [sys.executable, "-m", "real_jax.study", f"--config={CONFIG}:{arg}",
          f"--workdir={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}",
          f"--config.base.dir={base_dir}"]
   proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
   assert proc.returncode == 0, proc.stderr[-3000:]
-  rows = list(csv.DictReader(open(tmp_path / "out" / "per_seed.csv")))
+  return list(csv.DictReader(open(tmp_path / "out" / "per_seed.csv")))
+
+
+@pytest.mark.slow
+def test_smoke_run(tmp_path, base_dir):
+  rows = _study(tmp_path, base_dir, "smoke")
   assert {r["arm"] for r in rows} == {"real", "frozen_real", "grpo", "real tau=2"}
   # On-policy, REAL's update is frozen REAL's: the cosine is 1 at every step
   # with a mixed group (the smoke's tiny policy has few), undefined at the others.
@@ -135,12 +140,7 @@ def test_smoke_run(tmp_path, base_dir):
 
 @pytest.mark.slow
 def test_e2_smoke_run(tmp_path, base_dir):
-  cmd = [sys.executable, "-m", "real_jax.study", f"--config={CONFIG}:e2_smoke",
-         f"--workdir={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}",
-         f"--config.base.dir={base_dir}"]
-  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  rows = list(csv.DictReader(open(tmp_path / "out" / "per_seed.csv")))
+  rows = _study(tmp_path, base_dir, "e2_smoke")
   assert {r["regime"] for r in rows} == {"1", "1 lag2"}
   assert {r["arm"] for r in rows} == {"grpo", "grpo clip_ratio_c=3", "real"}
   # One update per step: on-policy without a lag (KL rounding only), off it with one
