@@ -135,19 +135,19 @@ def agree(a: Table, b: Table, column: str, keys=("loss", "updates_per_step", "lr
 
 
 def _namespace(docs: str) -> dict:
-  @functools.cache
-  def csv(path: str) -> Table:
+  def committed(path: str) -> str:
     full = os.path.join(docs, path)
     if not os.path.exists(full):
       raise FileNotFoundError(f"a page reads docs/{path}, which is not there.")
-    return Table(study.read_summary(full), path)  # numbers as numbers, empty cells None
+    return full
+
+  @functools.cache
+  def csv(path: str) -> Table:
+    return Table(study.read_summary(committed(path)), path)  # numbers as numbers, empty None
 
   @functools.cache
   def js(path: str):
-    full = os.path.join(docs, path)
-    if not os.path.exists(full):
-      raise FileNotFoundError(f"a page reads docs/{path}, which is not there.")
-    with open(full) as f:
+    with open(committed(path)) as f:
       return json.load(f)
 
   def summary_row(folder: str, arm: str, regime) -> dict:

@@ -14,7 +14,7 @@ configs start from it and change what they study. Fields:
   is taken on the same minibatch as the loss's, at its own defaults (and the
   config's `tau` if it takes one); the step logs the cosine between the two
   (`grad_cosine`) and trains on `loss` alone. A diagnostic: it costs a
-  second backward pass per update.
+  second forward and backward pass per update.
 - `loss_kwargs`: every other hyperparameter of the loss, by the loss's own
   keyword names (`epsilon_high`, `advantage`, `dro_beta`, `k_pos`, ...): one
   field for each hyperparameter a shipped loss takes, None by default (the
