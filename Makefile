@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast test-compat mutants mutation lint doctest docs notebooks reproduce grad-analysis compare study study-length mechanism mechanism-e2 mechanism-e2-push mechanism-e2-confirm bench accel-report clean
+.PHONY: install install-tunix test test-fast test-compat mutants mutation lint doctest docs notebooks reproduce grad-analysis compare study study-length mechanism mechanism-e2 mechanism-e2-push mechanism-e2-confirm mechanism-e3 bench accel-report clean
 
 install: $(STAMP)
 
@@ -168,6 +168,13 @@ mechanism-e2-confirm: install
 	$(PY) -m real_jax.study --config=experiments/configs/mechanism.py:e2_confirm \
 	    --workdir=$(OUT)/mechanism_e2_confirm --out=docs/mechanism/e2_confirm \
 	    --config.base.dir=$(OUT)/base_models
+
+# E3: entropy under sparse and dense rewards (5 losses x 2 regimes x 2 base models x 20 seeds,
+# 300 steps; about 80 minutes on 2 cores).
+mechanism-e3: install
+	$(PY) -m real_jax.study --config=experiments/configs/mechanism.py:e3 \
+	    --workdir=$(OUT)/mechanism_e3 --out=docs/mechanism/e3 --config.base.dir=$(OUT)/base_models \
+	    --rerun_check=5
 
 # The length study (chain-of-thought addition, two update regimes, a bfloat16
 # sampler with and without TIS); resumable, budget 120 minutes on 2 cores.

@@ -15,6 +15,13 @@ the step's final minibatch update, the most off-policy one):
   config's `eval_split` (the whole held-out split, or its validation half).
 - `test_pass_at_1`: the same on the test half, where the config asks for it
   (`test_size > 0`); null otherwise.
+- `test_sampled_pass_at_1`, `test_sampled_pass_at_k`: where the config asks
+  for them (`sampled_k > 0`, with `test_size > 0`), `sampled_k` responses per
+  test prompt sampled at the training temperature with a fixed key: the share
+  that are correct, and the share of prompts with at least one correct.
+- `probe_entropy`: the mean token entropy of the policy (at the training
+  temperature) along those same responses: the entropy on a fixed probe set,
+  free of the training batch's noise; null without `sampled_k`.
 - `entropy`: mean token entropy of the policy on the step's first minibatch,
   before any update (the sampling policy, at the sampling temperature).
 - `response_length`: mean response length in tokens, EOS included.
@@ -42,6 +49,12 @@ the step's final minibatch update, the most off-policy one):
   the weight inside the rollout's own group).
 - `neg_top_share`: over groups with at least two wrong rollouts, the mean
   share of the group's negative weight carried by its largest negative.
+- `net_weight_pass_25`, `net_weight_pass_50`, `net_weight_pass_75`,
+  `net_weight_pass_100`: the mean net weight `sum_k w_k` of the last update's
+  mixed groups whose pass rate (correct share of the group) lies in (0, 1/4],
+  (1/4, 1/2], (1/2, 3/4] and (3/4, 1): positive when the update pushes the
+  group's sampled responses down on net, 0 for a baseline whose weights sum to
+  zero (GRPO on-policy), `(1/tau) [(G-k)/(G+1-k) - k/(1+k)]` for REAL on-policy.
 - `neg_dominated_fraction`: over the same groups, the fraction in which that
   largest negative carries more than half of the negative weight (a
   "domination event": one wrong rollout outweighs all the others together).
@@ -60,14 +73,18 @@ the step's final minibatch update, the most off-policy one):
   weight the rollout correction changed (truncated or masked); 0 without one.
 """
 
-__all__ = ["STEP_METRICS", "EVAL_METRIC", "TEST_METRIC", "EVAL_METRICS", "METRICS",
-           "PERCENTILES", "RATIO_NEG", "RATIO_NEG_QUANTILES", "name"]
+__all__ = ["STEP_METRICS", "EVAL_METRIC", "TEST_METRIC", "SAMPLED_METRICS", "EVAL_METRICS",
+           "METRICS", "PERCENTILES", "RATIO_NEG", "RATIO_NEG_QUANTILES", "NET_WEIGHT",
+           "NET_WEIGHT_BINS", "name"]
 
 PERCENTILES = (10, 50, 90)
 # The quantiles (100: the largest) of the last update's token ratios on wrong rollouts.
 RATIO_NEG_QUANTILES = (10, 50, 90, 100)
 RATIO_NEG: tuple[str, ...] = tuple(f"ratio_neg_{'max' if q == 100 else f'p{q}'}"
                                    for q in RATIO_NEG_QUANTILES)
+# The upper ends, in percent, of the pass-rate bins of the net weight per group.
+NET_WEIGHT_BINS = (25, 50, 75, 100)
+NET_WEIGHT: tuple[str, ...] = tuple(f"net_weight_pass_{q}" for q in NET_WEIGHT_BINS)
 
 # Computed by `step_metrics`, one value per training step.
 STEP_METRICS: tuple[str, ...] = (
@@ -77,7 +94,7 @@ STEP_METRICS: tuple[str, ...] = (
     "score_pos_mean", "score_neg_mean", "score_abs_p50", "score_abs_p90", "score_abs_max",
     "grad_cosine", "grad_norm_max", *RATIO_NEG,
     "weight_pos_mean", "weight_neg_mean", "weight_neg_max", "neg_top_share",
-    "neg_dominated_fraction",
+    "neg_dominated_fraction", *NET_WEIGHT,
     *(f"weight_{sign}_p{q}" for sign in ("pos", "neg") for q in PERCENTILES),
     "clip_fraction", "kl_old",
     "mismatch_kl", "is_ratio_min", "is_ratio_max", "seq_log_ratio_max", "corrected_fraction",
@@ -85,7 +102,8 @@ STEP_METRICS: tuple[str, ...] = (
 EVAL_METRIC = "eval_pass_at_1"
 TEST_METRIC = "test_pass_at_1"
 # Measured at evaluation steps only (`eval_steps`).
-EVAL_METRICS: tuple[str, ...] = (EVAL_METRIC, TEST_METRIC)
+SAMPLED_METRICS = ("test_sampled_pass_at_1", "test_sampled_pass_at_k", "probe_entropy")
+EVAL_METRICS: tuple[str, ...] = (EVAL_METRIC, TEST_METRIC, *SAMPLED_METRICS)
 # The keys of every `metrics.jsonl` record, in order.
 METRICS: tuple[str, ...] = ("step", *STEP_METRICS, *EVAL_METRICS)
 

@@ -42,8 +42,8 @@ _RERUN = flags.DEFINE_integer(
     "again in another grouping and check that their metrics are identical to the bit "
     "(written to OUT/rerun_check.json).")
 _TABLES_ONLY = flags.DEFINE_bool(
-    "tables_only", False, "Remake summary.csv, summary.md and grid.csv from OUT/per_seed.csv "
-    "(no training, no figures; --workdir is not needed).")
+    "tables_only", False, "Remake summary.csv, summary.md and grid.csv from OUT/per_seed.csv, "
+    "and the figures drawn from it alone (no training; --workdir is not needed).")
 _PAGES = flags.DEFINE_bool(
     "pages", False, "Render the results pages (docs/results/templates/*.md, every number "
     "computed from the committed CSVs) into docs/results/, and nothing else.")
@@ -57,9 +57,10 @@ def _tables_only(config_string: str) -> None:
   path = os.path.join(_OUT.value, "per_seed.csv")
   if not os.path.exists(path):
     raise app.UsageError(f"--tables_only: no {path}.")
-  tables = study.write_tables(study.read_per_seed(path), _OUT.value,
-                              study.load_comparisons(config_string))
+  rows = study.read_per_seed(path)
+  tables = study.write_tables(rows, _OUT.value, study.load_comparisons(config_string))
   print(tables["table"])
+  print("Figures:", " ".join(study.per_seed_figures(rows, _OUT.value)))
 
 
 def main(argv):

@@ -105,6 +105,26 @@ def test_design_and_declared_comparisons(mechanism):
   assert all(p.get("compare_loss") == "frozen_real" for p in points if p["loss"] == "real")
 
 
+def test_e3_design(mechanism):
+  points = mechanism["get_sweep"]("e3")
+  cfg = mechanism["get_config"]("e3")
+  cells: dict = {}
+  for p in points:
+    cells.setdefault((study.arm(p, cfg), study.regime(p, cfg)), set()).add(p["seed"])
+  losses_ = {"grpo", "dapo", "real", "zero_sum_real", "grad"}
+  regimes = {f"{u} base{lo:g}" for u in (1, 4) for lo in (0.1, 0.8)}
+  assert set(cells) == {(a, r) for a in losses_ for r in regimes}
+  seeds = set(range(200, 220))
+  assert all(s == seeds for s in cells.values())  # 20 paired seeds everywhere, fresh
+  assert seeds.isdisjoint(set(range(120)))  # E1's and E2's
+  assert (cfg.steps, cfg.lr, cfg.sampled_k) == (300, 1e-4, 8) and cfg.test_size > 0
+  declared = mechanism["get_comparisons"]("e3")
+  assert {(a, r) for a, r, _ in declared["primary"]} == {
+      (a, f"1 base{lo:g}") for a in ("grpo", "zero_sum_real") for lo in (0.1, 0.8)}
+  assert {m for _, _, m in declared["primary"]} == {"probe_entropy"}
+  assert set(declared["metrics"]) <= set(study.COLUMNS)
+
+
 def _study(tmp_path, base_dir, arg: str) -> list[dict]:
   """The study command on `mechanism.py:arg`; its per-seed rows."""
   cmd = [sys.executable, "-m", "real_jax.study", f"--config={CONFIG}:{arg}",
@@ -151,3 +171,29 @@ def test_e2_smoke_run(tmp_path, base_dir):
   lagged = [r for r in rows if r["regime"] == "1 lag2" and float(r["kl_old_final"]) > 1e-4]
   assert all(float(r["ratio_neg_max_q90"]) > 1 for r in lagged)
   assert not (tmp_path / "out" / "mismatch.png").exists()  # no dtype mismatch here
+
+
+@pytest.mark.slow
+def test_e3_smoke_run(tmp_path, base_dir):
+  rows = _study(tmp_path, base_dir, "e3_smoke")
+  assert {r["regime"] for r in rows} == {"1 base0", "1 base0.5"}
+  assert {r["arm"] for r in rows} == {"grpo", "real", "zero_sum_real"}
+  for r in rows:  # the sampled evaluation, on the fixed probe set
+    assert 0 <= float(r["test_sampled_pass_at_1"]) <= float(r["test_sampled_pass_at_k"]) <= 1
+    assert float(r["probe_entropy"]) > 0
+  # On-policy net weights per group: zero for GRPO and zero-sum REAL; REAL's
+  # baseline shift (1/tau) [(G-k)/(G+1-k) - k/(1+k)], G = 4: + at k = 1, - at k = 3.
+  net = {(r["arm"], q): float(r[f"net_weight_pass_{q}_mean"]) for r in rows
+         for q in (25, 50, 75, 100) if r[f"net_weight_pass_{q}_mean"] != ""}
+  assert net, "no mixed group in the smoke runs"
+  for (name, q), v in net.items():
+    want = {"real": {25: 0.5, 50: 0.0, 75: -0.5}.get(q), "grpo": 0.0, "zero_sum_real": 0.0}[name]
+    assert v == pytest.approx(want, abs=1e-4), (name, q, v)
+  summary = {(r["arm"], r["regime"]): r for r in csv.DictReader(open(tmp_path / "out"
+                                                                     / "summary.csv"))}
+  for name in ("grpo", "zero_sum_real"):
+    for regime in ("1 base0", "1 base0.5"):
+      assert summary[(name, regime)]["reference_minus_this_probe_entropy_comparison"] == "primary"
+      assert summary[(name, regime)]["comparison"] == "exploratory"  # test pass@1
+  for figure in ("probe_entropy.png", "net_weight.png"):
+    assert (tmp_path / "out" / figure).exists()

@@ -121,13 +121,90 @@ class TestComparisons:
     path = tmp_path / "cfg.py"
     path.write_text("def get_comparisons(arg=None):\n"
                     "  return {'reference': 'real', 'primary': [('grpo', 16)] if arg else []}\n")
-    assert study.load_comparisons(str(path)) == {"reference": "real", "primary": ()}
-    assert study.load_comparisons(f"{path}:x")["primary"] == (("grpo", "16"),)
+    none = {"reference": "real", "metrics": ("test_pass_at_1",), "primary": ()}
+    assert study.load_comparisons(str(path)) == none
+    assert study.load_comparisons(f"{path}:x")["primary"] == (("grpo", "16", "test_pass_at_1"),)
     path.write_text("def get_comparisons():\n  return {'primry': []}\n")
     with pytest.raises(ValueError, match="'primry'"):
       study.load_comparisons(str(path))
+    path.write_text("def get_comparisons():\n  return {'metrics': ['entropy']}\n")
+    with pytest.raises(ValueError, match=r"metrics \['entropy'\] are no per-seed column"):
+      study.load_comparisons(str(path))
+    path.write_text("def get_comparisons():\n  return {'metrics': ['probe_entropy', "
+                    "'test_pass_at_1'], 'primary': [('grpo', 1), ('dapo', 1, 'test_pass_at_1')]}\n")
+    assert study.load_comparisons(str(path))["primary"] == (
+        ("grpo", "1", "probe_entropy"), ("dapo", "1", "test_pass_at_1"))
     path.write_text("x = 1\n")
-    assert study.load_comparisons(str(path)) == {"reference": "real", "primary": ()}
+    assert study.load_comparisons(str(path)) == none
+
+  def test_several_metrics_each_paired_and_holm_over_the_declared_family(self):
+    rows = self._rows()
+    rng = np.random.default_rng(1)
+    for r in rows:
+      r["probe_entropy"] = 0.5 + (0.1 if r["loss"] == "grpo" else 0) + rng.normal(0, 0.01)
+    metrics = ("probe_entropy", "test_pass_at_1")
+    primary = (("grpo", "1"), ("grpo", "16"), ("dapo", "16", "test_pass_at_1"))
+    summary = {(r["arm"], r["regime"]): r for r in study.summary_rows(
+        rows, primary=primary, metrics=metrics)}
+    family = {}
+    for (arm, regime), r in summary.items():
+      if arm == "real":
+        assert not any(k.startswith("reference_minus") for k in r)
+        continue
+      for metric in metrics:
+        prefix = study.comparison_prefix(metric)
+        ref = {x["seed"]: x[metric] for x in rows
+               if x["loss"] == "real" and str(x["updates_per_step"]) == regime}
+        d = [ref[x["seed"]] - x[metric] for x in sorted(rows, key=lambda x: x["seed"])
+             if x["loss"] == arm and str(x["updates_per_step"]) == regime]
+        assert r[f"{prefix}_mean"] == pytest.approx(np.mean(d))
+        assert r[f"{prefix}_p"] == stats.sign_flip_p(d)
+        declared = (arm, regime, metric) in {(a, g, m) for a, g, m in (
+            (c[0], c[1], c[2] if len(c) > 2 else metrics[0]) for c in primary)}
+        column = "comparison" if metric == "test_pass_at_1" else f"{prefix}_comparison"
+        assert r[column] == ("primary" if declared else "exploratory")
+        if declared:
+          family[(arm, regime, metric)] = r[f"{prefix}_p"]
+    assert summary[("grpo", "1")]["reference_minus_this_probe_entropy_mean"] < -0.09
+    assert set(family) == {("grpo", "1", "probe_entropy"), ("grpo", "16", "probe_entropy"),
+                           ("dapo", "16", "test_pass_at_1")}
+    want = stats.holm(family)
+    for (arm, regime, metric), p in want.items():
+      assert summary[(arm, regime)][f"{study.comparison_prefix(metric)}_p_holm"] == p
+    with pytest.raises(ValueError, match="no compared metric"):
+      study.summary_rows(rows, primary=(("grpo", "1", "kl_old_final"),), metrics=metrics)
+
+
+def test_tables_only_remakes_tables_and_per_seed_figures_from_the_csv(tmp_path):
+  # A committed per_seed.csv and a config that declares a primary comparison on
+  # another metric: the command remakes summary.csv as write_tables does and
+  # draws the figures per-seed rows carry (ratios, net weights), no runs needed.
+  rng = np.random.default_rng(0)
+  rows = [dict(row(loss, 1, 1e-4, s, val=0.5, test=rng.uniform(0.3, 0.6)), arm=loss,
+               regime="1", tau=0.5, probe_entropy=rng.uniform(0.5, 1.0),
+               ratio_neg_p50_final=1.0 + rng.uniform(0, 0.1),
+               net_weight_pass_25_mean=rng.normal())
+          for loss in ("real", "grpo") for s in range(4)]
+  study._write_csv(str(tmp_path / "per_seed.csv"), rows)
+  config = tmp_path / "cfg.py"
+  config.write_text("from real_jax.training import config\n"
+                    "def get_config():\n  return config.get_config()\n"
+                    "def get_comparisons():\n  return {'metrics': ['probe_entropy'], "
+                    "'primary': [('grpo', '1')]}\n")
+  proc = subprocess.run([sys.executable, "-m", "real_jax.study", f"--config={config}",
+                         f"--out={tmp_path}", "--tables_only"], capture_output=True, text=True,
+                        timeout=300, cwd=str(tmp_path))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  written = {r["arm"]: r for r in study.read_summary(str(tmp_path / "summary.csv"))}
+  want = {r["arm"]: r for r in study.summary_rows(
+      study.read_per_seed(str(tmp_path / "per_seed.csv")), primary=(("grpo", "1"),),
+      metrics=("probe_entropy",))}
+  for column in ("reference_minus_this_probe_entropy_mean", "reference_minus_this_probe_entropy_p",
+                 "reference_minus_this_probe_entropy_p_holm"):
+    assert written["grpo"][column] == pytest.approx(want["grpo"][column])
+  assert written["grpo"]["reference_minus_this_probe_entropy_comparison"] == "primary"
+  for figure in ("ratio_neg.png", "net_weight.png"):
+    assert (tmp_path / figure).exists(), proc.stdout
 
 
 class TestSmokeStudy:

@@ -18,6 +18,7 @@ import pytest
 from real_jax import domination
 from real_jax import losses
 from real_jax import metric_names
+from real_jax import model as model_lib
 from real_jax import sampling
 from real_jax import tasks
 from real_jax.training import base_model
@@ -148,6 +149,45 @@ class TestDataStream:
       step_lib.make_evaluate(tiny_config(test_size=8), None)
 
 
+  def test_sampled_evaluation_against_numpy(self, tiny_config):
+    # The sampled metrics recomputed from the documented draws: the host's
+    # reward (not the JAX one) and the entropy from the logits in NumPy.
+    cfg = tiny_config(eval_split="validation", test_size=6, sampled_k=3, temperature=1.5)
+    graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
+    got = jax.jit(step_lib.make_evaluate(cfg, graphdef))(params)
+    task = data.make_task(cfg)
+    prompts, targets, target_len = data.eval_set(task, cfg.eval_seed, 6, "test")
+    many = np.repeat(np.asarray(prompts), 3, axis=0)
+    r = sampling.sample(graphdef, params, jnp.asarray(many),
+                        jax.random.fold_in(jax.random.key(cfg.eval_seed), 1),
+                        max_new=task.max_response, temperature=1.5, **task.special_ids)
+    answers = [task.tokenizer.decode(np.asarray(t)[:n]) for t, n in zip(
+        np.repeat(np.asarray(targets), 3, 0), np.repeat(np.asarray(target_len), 3, 0), strict=True)]
+    correct = task.rewards(np.asarray(r.response), answers).reshape(6, 3) > 0.5
+    logits = np.asarray(model_lib.apply(graphdef, params, r.tokens), np.float64) / 1.5
+    logits = logits[:, task.prompt_len - 1:-1]
+    logz = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)
+                           ) - logits.max(-1, keepdims=True)
+    entropy = -(np.exp(logz) * logz).sum(-1)
+    mask = np.asarray(r.mask)
+    np.testing.assert_allclose(got["test_sampled_pass_at_1"], correct.mean(), rtol=1e-6)
+    np.testing.assert_allclose(got["test_sampled_pass_at_k"], correct.any(1).mean(), rtol=1e-6)
+    np.testing.assert_allclose(got["probe_entropy"], entropy[mask].mean(), rtol=1e-4)
+    assert 0 < float(got["probe_entropy"]) < np.log(task.tokenizer.vocab_size)
+    # Without sampled_k: undefined, the greedy metrics unchanged.
+    plain = jax.jit(step_lib.make_evaluate(tiny_config(eval_split="validation", test_size=6),
+                                           graphdef))(params)
+    assert all(np.isnan(plain[m]) for m in metric_names.SAMPLED_METRICS)
+    assert float(plain["test_pass_at_1"]) == float(got["test_pass_at_1"])
+
+  @pytest.mark.parametrize("k, test_size, says", [(-1, 4, "must be an integer >= 0"),
+                                                  (2, 0, "needs `test_size` > 0")])
+  def test_sampled_k_is_validated(self, tiny_config, k, test_size, says):
+    cfg = tiny_config(eval_split="validation", test_size=test_size, sampled_k=k)
+    with pytest.raises(ValueError, match=f"`config.sampled_k`.*{says}"):
+      config_lib.validate(cfg)
+
+
 # --------------------------------------------------------------- metrics ----
 
 
@@ -208,6 +248,51 @@ class TestStepMetrics:
         grad_norms=np.ones(1), entropy=np.float32(1), last={**last, "grad_cosine": 0.25})
     assert float(with_cosine["grad_cosine"]) == 0.25
     assert all(np.isnan(got[k]) for k in metric_names.RATIO_NEG)  # none given: undefined
+
+  def test_net_weight_per_pass_rate_bin_against_numpy(self):
+    # Eight groups of 5, pass rates 0, 1/5, 2/5, 3/5, 1, 4/5, and 1/4 (the
+    # bin's closed upper end) and 2/3 with rollouts absent: every bin, and
+    # groups that are not mixed (left out).
+    rng = np.random.default_rng(1)
+    rewards = np.array([[0, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 0, 1, 0, 0], [1, 1, 0, 1, 0],
+                        [1, 1, 1, 1, 1], [1, 1, 1, 1, 0], [1, 0, 0, 0, 1], [1, 1, 0, 0, 1]],
+                       np.float32)
+    present = np.ones((8, 5), bool)
+    present[6, 4] = present[7, 3:] = False
+    weights = rng.normal(size=(8, 5)).astype(np.float32)
+    last = dict(weights=weights, scores=np.zeros((8, 5), np.float32), rewards=rewards,
+                present=present, clip_fraction=np.float32(0), kl_old=np.float32(0))
+    got = metrics.step_metrics(rewards=rewards, response_mask=np.ones((8, 5, 3), bool),
+                               truncated=np.zeros((8, 5), bool), losses=np.ones(1),
+                               grad_norms=np.ones(1), entropy=np.float32(1), last=last)
+    net = {}
+    for g in range(8):
+      r, w = rewards[g][present[g]], weights[g][present[g]]
+      if 0 < r.mean() < 1:
+        upper = int(np.ceil(r.mean() * 4 - 1e-9)) * 25  # bins (0, 25], (25, 50], ...
+        net.setdefault(upper, []).append(w.sum())
+    assert sorted(net) == [25, 50, 75, 100] and len(net[25]) == 2 and len(net[75]) == 2
+    for upper, values in net.items():
+      np.testing.assert_allclose(got[f"net_weight_pass_{upper}"], np.mean(values), rtol=1e-5)
+
+  def test_on_policy_real_net_weight_is_the_baseline_shift(self):
+    # REAL on-policy (scores 0) in groups of 8 with k = 1..7 correct: the net
+    # weight (1/tau) [(G-k)/(G+1-k) - k/(1+k)] by hand, averaged in each bin.
+    g, tau = 8, 0.5
+    rewards = (np.arange(g)[None, :] < np.arange(1, g)[:, None]).astype(np.float32)
+    weights = np.stack([np.asarray(jax.grad(lambda s, r=r: losses.real_group(
+        s, r > 0.5, r <= 0.5, tau=tau)[0])(jnp.zeros(g))) for r in rewards])
+    last = dict(weights=weights, scores=np.zeros_like(weights), rewards=rewards,
+                present=np.ones_like(rewards, bool), clip_fraction=np.float32(0),
+                kl_old=np.float32(0))
+    got = metrics.step_metrics(rewards=rewards, response_mask=np.ones((g - 1, g, 2), bool),
+                               truncated=np.zeros((g - 1, g), bool), losses=np.ones(1),
+                               grad_norms=np.ones(1), entropy=np.float32(1), last=last)
+    shift = {k: ((g - k) / (g + 1 - k) - k / (1 + k)) / tau for k in range(1, g)}
+    assert shift[1] == pytest.approx(0.75) and shift[7] == pytest.approx(-0.75)
+    for upper, ks in ((25, (1, 2)), (50, (3, 4)), (75, (5, 6)), (100, (7,))):
+      np.testing.assert_allclose(got[f"net_weight_pass_{upper}"],
+                                 np.mean([shift[k] for k in ks]), rtol=1e-5, atol=1e-7)
 
   def test_undefined_metrics_are_null_in_strict_json(self):
     rewards, weights, scores, present, mask = self.inputs()

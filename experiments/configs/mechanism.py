@@ -58,8 +58,30 @@ before it ran and on fresh seeds (100 to 119): REAL - frozen REAL at lag 8,
 its primary comparison, with 20 paired seeds at learning rates 1e-4 and
 3e-4 (docs/mechanism/e2_confirm).
 
-`mechanism.py:smoke` and `mechanism.py:e2_smoke` are E1 and E2 shrunk to
-seconds (make test runs them).
+E3 (`mechanism.py:e3`, written to docs/mechanism/e3; `make mechanism-e3`):
+entropy under controlled reward sparsity. REAL's on-policy weights do not
+sum to zero in a group: with k correct rollouts of G, their net is
+(1/tau) [(G-k)/(G+1-k) - k/(1+k)], positive (responses pushed down on net)
+when few are correct and negative when most are. Two base models, the
+warm start stopped at a greedy pass@1 of 0.1 (*sparse*: about 0.07 of
+sampled rollouts correct) and of 0.8 (*dense*: about 0.56); losses GRPO,
+DAPO, REAL, zero-sum REAL (REAL's weights re-centred to sum to zero in each
+group) and GRAD; on-policy and 4 updates per step (1 x 4); 300 steps at
+lr 1e-4 (the off-policy study's validation-selected on-policy rate for REAL
+and GRPO, fixed before the run, so no test data picks it); 20 fresh paired
+seeds (200 to 219) for every arm. Measured on 256 fixed test prompts every
+50 steps: 8 responses each at the training temperature, their sampled
+pass@1 and pass@8 and the policy's entropy along them (`probe_entropy`);
+and at every step the net weight per group in four pass-rate bins.
+The hypotheses, declared before the run: the paper's (GRPO's entropy
+collapses, DAPO's explodes, REAL's stays stable) against the baseline shift
+(REAL's entropy sits above GRPO's under sparse rewards and below it under
+dense ones, and zero-sum REAL tracks GRPO). The primary comparisons
+(`get_comparisons("e3")`): REAL - GRPO and REAL - zero-sum REAL in final
+probe entropy, on-policy, under each base model; the rest are exploratory.
+
+`mechanism.py:smoke`, `mechanism.py:e2_smoke` and `mechanism.py:e3_smoke`
+are E1, E2 and E3 shrunk to seconds (make test runs them).
 """
 
 import os
@@ -81,6 +103,17 @@ E2_LAGS = (0, 2, 8)
 E2_RATES = (1e-4, 3e-4)
 E2_SEEDS = tuple(range(6))
 _E2 = ("e2", "e2_smoke", "e2_push", "e2_confirm")
+# E3: base models by their greedy pass@1 on the held-out set (the warm start
+# stops at the band's lower end, checked every 5 SFT steps), whose sampled
+# pass rates at temperature 1 are about 0.07 (sparse) and 0.56 (dense).
+E3_BASES = {"sparse": (0.1, 0.3), "dense": (0.8, 1.0)}
+E3_REGIMES = {1: (1, 1), 4: (1, 4)}
+E3_LOSSES = ("grpo", "dapo", "real", "zero_sum_real", "grad")
+E3_SEEDS = tuple(range(200, 220))  # fresh seeds, none used by E1 or E2
+E3_LR = 1e-4
+E3_METRICS = ("probe_entropy", "test_sampled_pass_at_1", "test_sampled_pass_at_k",
+              "test_pass_at_1")
+_E3 = ("e3", "e3_smoke")
 E2_ARMS = ({"loss": "grpo"}, {"loss": "grpo", "clip_ratio_c": 3.0}, {"loss": "cispo"},
            {"loss": "real"}, {"loss": "frozen_real"}, {"loss": "grad"})
 
@@ -188,8 +221,16 @@ def get_config(arg=None):
   if arg in _E2:
     c.ppo_epochs, c.minibatches = 1, 1  # one update per step: the lag is all the drift
     c.points_per_program = 12
-  if arg in ("smoke", "e2_smoke"):
+  if arg in _E3:
+    c.ppo_epochs, c.minibatches = 1, 1
+    c.steps, c.eval_every, c.lr = 300, 50, E3_LR
+    c.eval_size, c.test_size, c.sampled_k = 128, 256, 8
+    c.base.eval_every = 5
+    c.points_per_program = 20
+  if arg in ("smoke", "e2_smoke", "e3_smoke"):
     config.shrink_for_smoke(c)
+  if arg == "e3_smoke":
+    c.sampled_k = 4
   return c
 
 
@@ -219,7 +260,27 @@ def _e2_sweep(arg: str):
           for arm in arms for lag in lags for lr in rates for seed in seeds]
 
 
+def _e3_bases(arg: str) -> dict:
+  # The smoke run's 30-step warm start: the first evaluation, and the budget's end.
+  return E3_BASES if arg == "e3" else {"sparse": (0.0, 1.0), "dense": (0.5, 1.0)}
+
+
+def _e3_sweep(arg: str):
+  smoke = arg == "e3_smoke"
+  bases = _e3_bases(arg)
+  # The smoke run: what its primary comparisons need, on-policy.
+  regimes = E3_REGIMES if not smoke else {1: (1, 1)}
+  seeds = E3_SEEDS if not smoke else (0, 1)
+  names = E3_LOSSES if not smoke else ("grpo", "real", "zero_sum_real")
+  return [{"loss": loss, "base.band": band, "ppo_epochs": epochs, "minibatches": minibatches,
+           "seed": seed}
+          for band in bases.values() for loss in names
+          for epochs, minibatches in regimes.values() for seed in seeds]
+
+
 def get_sweep(arg=None):
+  if arg in _E3:
+    return _e3_sweep(arg)
   if arg in _E2:
     return _e2_sweep(arg)
   rates = LEARNING_RATES if arg != "smoke" else (1e-3,)
@@ -234,5 +295,13 @@ def get_comparisons(arg=None):
     return {"reference": "real", "primary": (("frozen_real", "1 lag8"),)}
   if arg in _E2:
     return {"reference": "real", "primary": ()}
+  if arg in _E3:
+    # The baseline-shift hypothesis, on-policy where nothing else moves REAL's
+    # weights: its entropy against GRPO's and against zero-sum REAL's, under
+    # sparse and under dense rewards.
+    bands = _e3_bases(arg).values()
+    return {"reference": "real", "metrics": E3_METRICS,
+            "primary": tuple((other, f"1 base{band[0]:g}", "probe_entropy")
+                             for band in bands for other in ("grpo", "zero_sum_real"))}
   return {"reference": "real",
           "primary": (("frozen_real", "16"), ("grpo", "16"), ("grpo", "1"))}

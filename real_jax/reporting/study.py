@@ -56,6 +56,7 @@ __all__ = [
     "regime",
     "arm",
     "load_comparisons",
+    "comparison_prefix",
     "PER_SEED",
     "per_seed_rows",
     "select_learning_rates",
@@ -66,11 +67,13 @@ __all__ = [
     "read_summary",
     "read_per_seed",
     "write_tables",
+    "per_seed_figures",
     "report",
 ]
 
 CONFIDENCE = stats.CONFIDENCE
 REFERENCE = "real"  # the arm every other is compared with, unless a config declares another
+COMPARED = ("test_pass_at_1",)  # the columns compared, unless a config declares others
 MECHANISM = ("score_pos_mean", "score_neg_mean", "score_abs_p50", "score_abs_p90",
              "score_abs_max", "grad_cosine", "weight_neg_max", "neg_top_share",
              "neg_dominated_fraction", "clip_fraction", "kl_old", "grad_norm",
@@ -89,6 +92,10 @@ MISMATCH = ("mismatch_kl", "corrected_fraction")
 PER_SEED = (
     ("val_pass_at_1", metric_names.EVAL_METRIC, "last"),
     ("test_pass_at_1", metric_names.TEST_METRIC, "last"),
+    *((m, m, "last") for m in metric_names.SAMPLED_METRICS),
+    # The net weight per group in each pass-rate bin, over the whole run: a
+    # bin holds few groups at any one step.
+    *((f"{m}_mean", m, "mean") for m in metric_names.NET_WEIGHT),
     ("final_reward", "reward_mean", "tail"),
     ("final_entropy", "entropy", "tail"),
     ("entropy_q10", "entropy", "q10"),
@@ -109,7 +116,7 @@ KEYS = ("arm", "loss", "updates_per_step", "regime", "ppo_epochs", "minibatches"
 # (tau, a loss hyperparameter) makes the run an arm of its own.
 # `compare_loss` only adds a diagnostic (`grad_cosine`): the run trains as without it.
 _AXES = ("loss", "ppo_epochs", "minibatches", "lr", "seed", "sampler_lag", "sampler_dtype",
-         "correction", "compare_loss")
+         "correction", "compare_loss", "base.band")
 
 
 def updates_per_step(point: dict, cfg) -> int:
@@ -119,7 +126,7 @@ def updates_per_step(point: dict, cfg) -> int:
 
 def regime(point: dict, cfg) -> str:
   """The point's regime label: its updates per step, then its sampler's lag, dtype and
-  correction if any.
+  correction, and its own base model (`base.band`, by the pass@1 it starts from), if any.
 
   >>> import ml_collections
   >>> cfg = ml_collections.ConfigDict({"ppo_epochs": 1, "minibatches": 1,
@@ -127,6 +134,8 @@ def regime(point: dict, cfg) -> str:
   >>> regime({"ppo_epochs": 4, "minibatches": 4}, cfg), regime(
   ...     {"sampler_dtype": "bfloat16", "correction": "tis_seq"}, cfg)
   ('16', '1 bf16 tis_seq')
+  >>> regime({"base.band": (0.8, 1.0)}, cfg)
+  '1 base0.8'
   """
   label = str(updates_per_step(point, cfg))
   lag = int(point.get("sampler_lag", cfg.get("sampler_lag", 0)))
@@ -138,6 +147,8 @@ def regime(point: dict, cfg) -> str:
     label += " " + {"bfloat16": "bf16"}.get(sampler, sampler)
   if correction != "none":
     label += " " + correction
+  if "base.band" in point:
+    label += f" base{float(point['base.band'][0]):g}"
   return label
 
 
@@ -157,22 +168,41 @@ def arm(point: dict, cfg) -> str:
 def load_comparisons(config_string: str) -> dict:
   """The comparisons a study's config declares before it runs, `get_comparisons([arg])`.
 
-  Returns `{"reference": arm, "primary": ((arm, regime), ...)}`: every other
-  arm is compared with the reference in each regime; the primary ones are
-  Holm-corrected among themselves, every other one among the rest and
-  labelled exploratory. A config without `get_comparisons` declares none:
-  REAL is the reference and every comparison is exploratory.
+  Returns `{"reference": arm, "metrics": (column, ...), "primary": ((arm,
+  regime, column), ...)}`: every other arm is compared with the reference in
+  each regime, on each per-seed column of `metrics` (default: test pass@1);
+  the primary ones are Holm-corrected among themselves, every other one among
+  the rest and labelled exploratory. A declared primary `(arm, regime)`
+  names the first metric. A config without `get_comparisons` declares none:
+  REAL is the reference, test pass@1 the metric, and every comparison is
+  exploratory.
   """
   path, _, arg = config_string.partition(":")
   module = sweep_lib.load_config_module(path)
   declared = (module.get_comparisons(arg) if arg else module.get_comparisons()
               ) if hasattr(module, "get_comparisons") else {}
-  unknown = set(declared) - {"reference", "primary"}
+  unknown = set(declared) - {"reference", "primary", "metrics"}
   if unknown:
     raise ValueError(f"get_comparisons() in {path} returns {sorted(unknown)}; "
-                     "it may return 'reference' and 'primary'.")
-  primary = tuple((str(a), str(r)) for a, r in declared.get("primary", ()))
-  return {"reference": declared.get("reference", REFERENCE), "primary": primary}
+                     "it may return 'reference', 'metrics' and 'primary'.")
+  metrics = tuple(declared.get("metrics", COMPARED))
+  bad = set(metrics) - set(COLUMNS)
+  if bad:
+    raise ValueError(f"get_comparisons() in {path}: metrics {sorted(bad)} are no per-seed "
+                     f"column; known: {', '.join(COLUMNS)}.")
+  primary = tuple((str(c[0]), str(c[1]), str(c[2]) if len(c) > 2 else metrics[0])
+                  for c in declared.get("primary", ()))
+  return {"reference": declared.get("reference", REFERENCE), "metrics": metrics,
+          "primary": primary}
+
+
+def comparison_prefix(metric: str) -> str:
+  """The summary's columns of `reference - this arm` in `metric` start with this.
+
+  >>> comparison_prefix("test_pass_at_1"), comparison_prefix("probe_entropy")
+  ('reference_minus_this_test', 'reference_minus_this_probe_entropy')
+  """
+  return "reference_minus_this_" + ("test" if metric == "test_pass_at_1" else metric)
 
 
 def _regime_order(label) -> tuple:
@@ -184,6 +214,7 @@ def _regime_order(label) -> tuple:
 
 def _regime_title(label) -> str:
   updates, _, rest = str(label).partition(" ")
+  rest = rest.replace("base", "base model at greedy pass@1 ")
   return f"{updates} update(s) per step" + (f", {rest}" if rest else "")
 
 
@@ -224,24 +255,27 @@ def select_learning_rates(rows: list[dict]) -> dict[tuple[str, str], float]:
           for key, by_lr in scores.items()}
 
 
-def summary_rows(rows: list[dict], *, reference: str = REFERENCE,
-                 primary: tuple = ()) -> list[dict]:
-  """Per (arm, regime): the selected lr, t intervals of every column, the paired comparison.
+def summary_rows(rows: list[dict], *, reference: str = REFERENCE, primary: tuple = (),
+                 metrics: tuple = COMPARED) -> list[dict]:
+  """Per (arm, regime): the selected lr, t intervals of every column, the paired comparisons.
 
-  The comparison is `reference - this arm` in test pass@1, seed by seed, each
-  arm at its own selected rate: its mean, t interval, exact sign-flip
-  p-value, and that p Holm-adjusted within its family: the declared
-  `primary` `(arm, regime)` pairs, or every other comparison (exploratory).
+  Each comparison is `reference - this arm` in one column of `metrics`, seed
+  by seed, each arm at its own selected rate: its mean, t interval, exact
+  sign-flip p-value, and that p Holm-adjusted within its family: the declared
+  `primary` `(arm, regime[, column])` (the column defaults to the first
+  metric), or every other comparison (exploratory). The columns are
+  `comparison_prefix(column)` + `_mean`, `_lo`, `_hi`, `_p`, `_p_holm`, and
+  the family in `comparison` (test pass@1) or the prefix + `_comparison`.
   """
   chosen = select_learning_rates(rows)
   at = {key: {r["seed"]: r for r in rows
               if (_arm_of(r), _regime_of(r)) == key and r["lr"] == lr}
         for key, lr in chosen.items()}
-  declared = {(str(a), str(r)) for a, r in primary}
-  missing = declared - set(at)
+  declared = {(str(c[0]), str(c[1]), str(c[2]) if len(c) > 2 else metrics[0]) for c in primary}
+  missing = {c for c in declared if c[:2] not in at or c[2] not in metrics}
   if missing:
     raise ValueError(f"primary comparisons {sorted(missing)} name no (arm, regime) of the "
-                     f"study; it has {sorted(at)}.")
+                     f"study or no compared metric; it has {sorted(at)} and {list(metrics)}.")
   out, families = [], {"primary": {}, "exploratory": {}}
   for (name, label), by_seed in sorted(at.items(),
                                        key=lambda kv: (_regime_order(kv[0][1]), kv[0][0])):
@@ -253,19 +287,24 @@ def summary_rows(rows: list[dict], *, reference: str = REFERENCE,
       row[f"{c}_mean"], row[f"{c}_lo"], row[f"{c}_hi"] = (
           stats.t_interval(values) if values else (None, None, None))
     ref = at.get((reference, label), {})
-    seeds = sorted(set(ref) & set(by_seed))
-    if name != reference and seeds:
-      d = stats.paired([ref[s]["test_pass_at_1"] for s in seeds],
-                       [by_seed[s]["test_pass_at_1"] for s in seeds])
-      family = "primary" if (name, label) in declared else "exploratory"
-      row.update({"reference": reference, "comparison": family, "n_pairs": d["n"],
-                  **{f"reference_minus_this_test_{k}": d[k] for k in ("mean", "lo", "hi", "p")}})
-      families[family][(name, label)] = row
+    for metric in metrics:
+      seeds = sorted(s for s in set(ref) & set(by_seed)
+                     if ref[s].get(metric) is not None and by_seed[s].get(metric) is not None)
+      if name == reference or not seeds:
+        continue
+      d = stats.paired([ref[s][metric] for s in seeds], [by_seed[s][metric] for s in seeds])
+      family = "primary" if (name, label, metric) in declared else "exploratory"
+      prefix = comparison_prefix(metric)
+      row.update({"reference": reference,
+                  ("comparison" if metric == "test_pass_at_1" else f"{prefix}_comparison"): family,
+                  "n_pairs": d["n"], **{f"{prefix}_{k}": d[k] for k in ("mean", "lo", "hi", "p")}})
+      families[family][(name, label, metric)] = row
     out.append(row)
   for members in families.values():
-    adjusted = stats.holm({key: r["reference_minus_this_test_p"] for key, r in members.items()})
+    adjusted = stats.holm({key: r[f"{comparison_prefix(key[2])}_p"]
+                           for key, r in members.items()})
     for key, r in members.items():
-      r["reference_minus_this_test_p_holm"] = adjusted[key]
+      r[f"{comparison_prefix(key[2])}_p_holm"] = adjusted[key]
   return out
 
 
@@ -485,6 +524,124 @@ def _plot_per_seed(rows: list[dict], columns, ylabel: str, title: str, path: str
   return _save(fig, title, path)
 
 
+def _band(ax, runs, label: str, color) -> None:
+  """Mean over runs at each step they share, with its t interval as a band."""
+  common = sorted(set.intersection(*(set(steps.tolist()) for steps, _ in runs)))
+  if not common:
+    return
+  stack = np.stack([values[np.isin(steps, common)] for steps, values in runs])
+  bounds = np.asarray([stats.t_interval(column) for column in stack.T])
+  ax.plot(common, bounds[:, 0], marker="o", markersize=3, label=label, color=color)
+  if len(runs) > 1:
+    ax.fill_between(common, bounds[:, 1], bounds[:, 2], alpha=0.15, color=color)
+
+
+def _plot_eval_intervals(points, workdir, cfg, chosen, metrics, path) -> str:
+  """Evaluation metrics over training: each arm's mean over seeds with its t interval."""
+  regimes = sorted({regime(p, cfg) for p in points}, key=_regime_order)
+  fig, axs = plt.subplots(len(metrics), len(regimes), figsize=(4.6 * len(regimes),
+                                                               3.4 * len(metrics)),
+                          squeeze=False, sharey="row")
+  for i, (metric, ylabel) in enumerate(metrics):
+    curves = _curves(points, workdir, cfg, chosen, metric)
+    for j, label in enumerate(regimes):
+      ax = axs[i, j]
+      for name, runs in sorted(curves.get(label, {}).items()):
+        _band(ax, runs, name, _colour(name))
+      ax.set_title(_regime_title(label), fontsize=9)
+      ax.set_xlabel("RL step")
+      ax.set_ylabel(ylabel)
+      ax.grid(alpha=0.3)
+      if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
+  return _save(fig, f"On the fixed test prompts: mean over seeds, band: {CONFIDENCE:.0%} "
+               "t interval", path)
+
+
+def _plot_net_weight(rows: list[dict], path: str) -> str:
+  """Each arm's net weight per group against the group's pass rate (per-seed run means)."""
+  columns = [f"{m}_mean" for m in metric_names.NET_WEIGHT]
+  edges = (0, *metric_names.NET_WEIGHT_BINS)
+  centres = [(lo + hi) / 200 for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+  regimes = sorted({_regime_of(r) for r in rows}, key=_regime_order)
+  fig, axs = plt.subplots(1, len(regimes), figsize=(5.4 * len(regimes), 4.4), squeeze=False,
+                          sharey=True)
+  arms = sorted({_arm_of(r) for r in rows})
+  for ax, label in zip(axs[0], regimes, strict=True):
+    for k, name in enumerate(arms):
+      pts = []
+      for x, c in zip(centres, columns, strict=True):
+        v = [r[c] for r in rows if _arm_of(r) == name and _regime_of(r) == label
+             and r.get(c) is not None]
+        if v:
+          pts.append((x + 0.012 * (k - len(arms) / 2), *stats.t_interval(v)))
+      if pts:
+        x, mean, lo, hi = (np.asarray(a, float) for a in zip(*pts, strict=True))
+        ax.errorbar(x, mean, yerr=[np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)],
+                    marker="o", capsize=2, label=name, color=_colour(name))
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xlim(0, 1)
+    ax.set_xticks(centres, [f"({lo / 100:g}, {hi / 100:g}]" for lo, hi in
+                            zip(edges[:-1], edges[1:], strict=True)], fontsize=7)
+    _label_axes(ax, "group pass rate", "net weight sum_k w_k", label, legend=6)
+    ax.set_title(_regime_title(label), fontsize=9)
+  return _save(fig, "Net weight of a mixed group by its pass rate (> 0: its responses pushed "
+               f"down on net);\nrun means over training, {CONFIDENCE:.0%} t interval over seeds",
+               path)
+
+
+def _plot_ratio_quantiles(rows: list[dict], path: str) -> str:
+  """The token ratios of wrong rollouts at the last update, by regime: one panel per quantile."""
+  regimes = sorted({_regime_of(r) for r in rows}, key=_regime_order)
+  names = metric_names.RATIO_NEG
+  fig, axs = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.0), squeeze=False)
+  arms = sorted({_arm_of(r) for r in rows})
+  for ax, metric in zip(axs[0], names, strict=True):
+    for k, name in enumerate(arms):
+      pts = []
+      for j, label in enumerate(regimes):
+        v = [r[f"{metric}_final"] for r in rows if _arm_of(r) == name
+             and _regime_of(r) == label and r.get(f"{metric}_final") is not None]
+        if v:
+          pts.append((j + 0.05 * (k - len(arms) / 2), *stats.t_interval(v)))
+      if pts:
+        x, mean, lo, hi = (np.asarray(a, float) for a in zip(*pts, strict=True))
+        ax.errorbar(x, mean, yerr=[np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)],
+                    marker="o", capsize=2, label=name, color=_colour(name))
+    ax.axhline(1, color="0.5", lw=0.8)
+    if metric == names[-1]:  # the largest ratio spans decades; the quantiles do not
+      ax.set_yscale("log")
+    ax.set_xticks(range(len(regimes)), regimes, fontsize=7)
+    ax.set_xlabel("regime")
+    ax.set_ylabel(f"{metric}: pi / pi_old on wrong rollouts")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+  return _save(fig, "Negative tokens' ratios at the last update (mean of the last 10 steps; "
+               f"mean over every seed and rate, {CONFIDENCE:.0%} t interval)", path)
+
+
+def per_seed_figures(rows: list[dict], out: str) -> list[str]:
+  """The figures drawn from per-seed rows alone (so `--tables_only` remakes them too)."""
+  figures = []
+  taking_tau = [r for r in rows if "tau" in losses.hyperparameters(r["loss"])]
+  if any(r.get("score_abs_p90_q90") is not None for r in taking_tau):
+    figures.append(_plot_per_seed(
+        taking_tau, [("score_abs_p90_q90", "o")], "|sbar| / tau (90% over rollouts, q90 over steps)",
+        "How far the label weights move from their on-policy values: |sbar| / tau, every seed",
+        os.path.join(out, "score_over_tau.png"), transform=lambda r, v: v / r["tau"]))
+  if any(r.get("grad_cosine_final") is not None for r in rows):
+    figures.append(_plot_per_seed(
+        rows, [("grad_cosine_final", "o"), ("grad_cosine_q10", "v")],
+        "cosine of the update with compare_loss's", "Gradient cosine with the config's "
+        "compare_loss: the last 10 steps' mean, and the 10% quantile over steps",
+        os.path.join(out, "grad_cosine.png")))
+  if any(r.get("ratio_neg_p50_final") is not None for r in rows):
+    figures.append(_plot_ratio_quantiles(rows, os.path.join(out, "ratio_neg.png")))
+  if any(r.get(f"{metric_names.NET_WEIGHT[0]}_mean") is not None for r in rows):
+    figures.append(_plot_net_weight(rows, os.path.join(out, "net_weight.png")))
+  return figures
+
+
 def _interval(r: dict, column: str, digits: int = 3) -> str:
   """`mean [lo, hi]` of a summary row's `column`, or "-" where it is undefined."""
   if r.get(f"{column}_mean") is None:
@@ -591,7 +748,8 @@ def write_tables(rows: list[dict], out: str, comparisons: dict | None = None) ->
   """
   comparisons = comparisons or {"reference": REFERENCE, "primary": ()}
   summary = summary_rows(rows, reference=comparisons["reference"],
-                         primary=comparisons["primary"])
+                         primary=comparisons["primary"],
+                         metrics=comparisons.get("metrics", COMPARED))
   _write_csv(os.path.join(out, "summary.csv"), summary)
   # The tables are made from the CSV as written, exactly as the results pages' test remakes them.
   written = read_summary(os.path.join(out, "summary.csv"))
@@ -639,18 +797,14 @@ def report(points: list[dict], workdir: str, out: str, cfg,
   ]
   if any(g.get("kl_old_final") is not None for g in grid):
     figures.append(_plot_frontier(grid, os.path.join(out, "frontier.png")))
-  taking_tau = [r for r in rows if "tau" in losses.hyperparameters(r["loss"])]
-  if any(r.get("score_abs_p90_q90") is not None for r in taking_tau):
-    figures.append(_plot_per_seed(
-        taking_tau, [("score_abs_p90_q90", "o")], "|sbar| / tau (90% over rollouts, q90 over steps)",
-        "How far the label weights move from their on-policy values: |sbar| / tau, every seed",
-        os.path.join(out, "score_over_tau.png"), transform=lambda r, v: v / r["tau"]))
-  if any(r.get("grad_cosine_final") is not None for r in rows):
-    figures.append(_plot_per_seed(
-        rows, [("grad_cosine_final", "o"), ("grad_cosine_q10", "v")],
-        "cosine of the update with compare_loss's", "Gradient cosine with the config's "
-        "compare_loss: the last 10 steps' mean, and the 10% quantile over steps",
-        os.path.join(out, "grad_cosine.png")))
+  figures += per_seed_figures(rows, out)
+  if any(r.get("probe_entropy") is not None for r in rows):
+    figures.append(_plot_eval_intervals(
+        points, workdir, cfg, chosen,
+        [("probe_entropy", "entropy on the probe set (nats / token)"),
+         ("test_sampled_pass_at_1", "sampled pass@1"),
+         ("test_sampled_pass_at_k", f"sampled pass@{cfg.get('sampled_k', 'k')}")],
+        os.path.join(out, "probe_entropy.png")))
   mismatch = _named(rows, "mismatch_kl_q90")
   if any((r.get(mismatch) or 0) > 0 for r in rows):  # a sampler that is not the trainer's policy
     figures.append(_plot_regime_panels(

@@ -40,6 +40,10 @@ configs start from it and change what they study. Fields:
   `eval_every` steps; with `test_size > 0`, also on that many prompts of the
   test split (`eval_split` is then `validation`, so that hyperparameters are
   chosen on one half of the held-out problems and reported on the other).
+  `sampled_k > 0` adds, on the same test prompts, `sampled_k` responses each
+  at the training `temperature` (fixed key): sampled pass@1, pass@k and the
+  policy's entropy along them (`probe_entropy`). 0: none (they cost k times a
+  greedy evaluation).
 - the resumable trainer: `checkpoint_every`, `log_every` (a progress line).
 - `points_per_program`: how many runs (seeds, taus, learning rates) the
   scanned driver trains in one vmapped program. Every program has exactly this
@@ -104,6 +108,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval_temperature = 0.0
   c.eval_split = "eval"
   c.test_size = 0
+  c.sampled_k = 0
   c.checkpoint_every = 10
   c.log_every = 10
   c.seed = 0
@@ -183,6 +188,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if cfg.test_size and cfg.eval_split != "validation":
     raise ValueError(f"`eval_split` must be 'validation' when `test_size` > 0, so that the "
                      f"two held-out sets are disjoint; got {cfg.eval_split!r}.")
+  k = cfg.get("sampled_k", 0)
+  if not isinstance(k, int) or k < 0:
+    raise ValueError(f"`config.sampled_k` must be an integer >= 0, got {k!r}.")
+  if k and not cfg.test_size:
+    raise ValueError(f"`config.sampled_k` ({k}) samples on the test prompts: it needs "
+                     "`test_size` > 0.")
   lag = cfg.get("sampler_lag", 0)
   if not isinstance(lag, int) or lag < 0:
     raise ValueError(f"`config.sampler_lag` must be an integer >= 0, got {lag!r}.")

@@ -21,6 +21,8 @@ import numpy as np
 from real_jax import domination
 from real_jax.metric_names import EVAL_METRIC
 from real_jax.metric_names import EVAL_METRICS
+from real_jax.metric_names import NET_WEIGHT
+from real_jax.metric_names import NET_WEIGHT_BINS
 from real_jax.metric_names import PERCENTILES
 from real_jax.metric_names import RATIO_NEG
 from real_jax.metric_names import STEP_METRICS
@@ -75,6 +77,10 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, truncated: jax
   neg_top = _mean_where(share, counted)
   neg_dominated = _mean_where(domination.dominated(share).astype(share.dtype), counted)
   length = jnp.sum(response_mask, -1).astype(jnp.float32)
+  net = jnp.sum(jnp.where(last["present"], last["weights"], 0.0), -1)
+  mixed = pos.any(-1) & neg.any(-1)
+  pass_rate = jnp.sum(pos, -1) / jnp.maximum(jnp.sum(last["present"], -1), 1)
+  edges = (0.0, *(q / 100 for q in NET_WEIGHT_BINS))
   out = {
       "loss": jnp.mean(losses),
       "reward_mean": jnp.mean(rewards),
@@ -103,6 +109,8 @@ def step_metrics(*, rewards: jax.Array, response_mask: jax.Array, truncated: jax
       "weight_neg_max": jnp.where(neg.any(), jnp.max(jnp.where(neg, w, -jnp.inf)), jnp.nan),
       "neg_top_share": neg_top,
       "neg_dominated_fraction": neg_dominated,
+      **{name: _mean_where(net, mixed & (pass_rate > lo) & (pass_rate <= hi))
+         for name, lo, hi in zip(NET_WEIGHT, edges[:-1], edges[1:], strict=True)},
       "clip_fraction": last["clip_fraction"],
       "kl_old": last["kl_old"],
       "corrected_fraction": last.get("corrected_fraction", jnp.zeros(())),
@@ -196,7 +204,7 @@ def series(recs: Iterable[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
 TAIL = 10
 # How a run's summary numbers are read from its records: (column, metric, how),
 # `how` one of "first", "last" (evaluations), "tail" (mean of the last TAIL
-# steps), "min", "max", or "q10" / "q90", the 10% / 90% quantile over steps: a
+# steps), "mean" (over every step where it is defined), "min", "max", or "q10" / "q90", the 10% / 90% quantile over steps: a
 # run's high or low values without the single noisiest batch deciding them.
 # The sweep's `summary.csv` and `DONE` markers use these.
 RUN_SUMMARY: tuple[tuple[str, str, str], ...] = (
@@ -211,6 +219,7 @@ RUN_SUMMARY: tuple[tuple[str, str, str], ...] = (
     ("max_kl_old", "kl_old", "max"),
 )
 _TAKE = {"first": lambda v: v[0], "last": lambda v: v[-1], "tail": lambda v: v[-TAIL:].mean(),
+         "mean": np.mean,
          "min": np.min, "max": np.max, "q10": lambda v: np.quantile(v, 0.1),
          "q90": lambda v: np.quantile(v, 0.9)}
 

@@ -270,11 +270,12 @@ def scan_steps(step, state: TrainState, tau, n: int) -> tuple[TrainState, dict]:
 
 
 def make_evaluate(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef):
-  """Returns `evaluate(params) -> {EVAL_METRICS name: pass@1}` on fixed held-out sets (pure).
+  """Returns `evaluate(params) -> {EVAL_METRICS name: value}` on fixed held-out sets (pure).
 
   `eval_pass_at_1` is measured on `eval_size` prompts of `eval_split`;
   `test_pass_at_1` on `test_size` prompts of the test split, or NaN (null in
-  the records) when `test_size` is 0.
+  the records) when `test_size` is 0. With `sampled_k > 0`, the
+  `SAMPLED_METRICS` on those test prompts; NaN otherwise.
   """
   config_lib.validate(cfg)
   task = data.make_task(cfg)
@@ -283,6 +284,7 @@ def make_evaluate(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef):
                                                  cfg.eval_split)}
   if cfg.test_size:
     sets[metric_names.TEST_METRIC] = data.eval_set(task, cfg.eval_seed, cfg.test_size, "test")
+  k = cfg.get("sampled_k", 0)
 
   def pass_at_1(params, prompts, targets, target_len):
     rollout = sampling.sample(graphdef, params, prompts, jax.random.key(cfg.eval_seed),
@@ -290,9 +292,28 @@ def make_evaluate(cfg: ml_collections.ConfigDict, graphdef: nnx.GraphDef):
                               **task.special_ids)
     return jnp.mean(task.jax_rewards(rollout.response, targets, target_len))
 
+  def sampled(params, prompts, targets, target_len):
+    # Another key than the greedy evaluation's, fixed: every evaluation of
+    # every run scores the same draws of the sampler's noise.
+    many = lambda x: jnp.repeat(x, k, axis=0)  # noqa: E731
+    rollout = sampling.sample(graphdef, params, many(prompts),
+                              jax.random.fold_in(jax.random.key(cfg.eval_seed), 1),
+                              max_new=task.max_response, temperature=cfg.temperature,
+                              top_p=cfg.top_p, **task.special_ids)
+    correct = task.jax_rewards(rollout.response, many(targets), many(target_len)) > 0.5
+    _, entropy = sampling.response_logprobs(graphdef, params, rollout.tokens, task.prompt_len,
+                                            cfg.temperature)
+    mask = rollout.mask
+    return dict(zip(metric_names.SAMPLED_METRICS, (
+        jnp.mean(correct), jnp.mean(jnp.any(correct.reshape(-1, k), -1)),
+        jnp.sum(jnp.where(mask, entropy, 0.0)) / jnp.maximum(jnp.sum(mask), 1)), strict=True))
+
   def evaluate(params) -> dict[str, jax.Array]:
-    out = {k: jnp.full((), jnp.nan, jnp.float32) for k in metric_names.EVAL_METRICS}
-    out.update({k: pass_at_1(params, *s).astype(jnp.float32) for k, s in sets.items()})
+    out = {m: jnp.full((), jnp.nan, jnp.float32) for m in metric_names.EVAL_METRICS}
+    out.update({m: pass_at_1(params, *s).astype(jnp.float32) for m, s in sets.items()})
+    if k:
+      out.update({m: v.astype(jnp.float32) for m, v in
+                  sampled(params, *sets[metric_names.TEST_METRIC]).items()})
     return out
 
   return evaluate
