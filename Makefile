@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TUNIX_STAMP := $(VENV)/.installed-tunix
 OUT    ?= runs
 
-.PHONY: install install-tunix test test-fast test-compat mutants mutation lint doctest docs notebooks reproduce grad-analysis compare study study-length mechanism mechanism-e2 mechanism-e2-push mechanism-e2-confirm mechanism-e3 bench accel-report clean
+.PHONY: install install-tunix browser explorer test test-fast test-compat mutants mutation lint doctest docs notebooks reproduce grad-analysis compare study study-length mechanism mechanism-e2 mechanism-e2-push mechanism-e2-confirm mechanism-e3 bench accel-report clean
 
 install: $(STAMP)
 
@@ -53,7 +53,7 @@ $(TUNIX_STAMP): setup.cfg pyproject.toml
 # site's logs are printed after the suite's; any failure fails the target.
 TEST_WORKERS ?= auto
 TEST_LOGS := $(OUT)/test_logs
-test: install-tunix
+test: install-tunix browser
 	$(MAKE) --no-print-directory lint
 	@mkdir -p $(TEST_LOGS)
 	@$(MAKE) --no-print-directory doctest > $(TEST_LOGS)/doctest.log 2>&1 & doctest=$$!; \
@@ -77,9 +77,26 @@ doctest: install-tunix
 
 # The site (user guide, results, derivations, API reference, and the notebooks,
 # executed here) in docs/_build/html, with every Sphinx warning an error.
+# Then the built site in headless Chromium, offline (tests/check_site.py):
+# formulas typeset, no external request, the gradient explorer live.
 docs: install-tunix
 	$(PY) -m sphinx -b html -W --keep-going -q -j auto docs docs/_build/html
+	$(PY) tests/check_site.py docs/_build/html
 	@echo "docs: docs/_build/html/index.html"
+
+# The gradient explorer's data (docs/explorer/data/explorer.json, about 3 minutes),
+# then the site and the explorer's two screenshots.
+explorer: install-tunix browser
+	$(PY) -m real_jax.grad_analysis.explorer --out docs/explorer/data
+	$(PY) -m sphinx -b html -W --keep-going -q -j auto docs docs/_build/html
+	$(PY) tests/check_site.py docs/_build/html --screenshots docs/explorer
+
+# Headless Chromium for the browser tests, from the system's packages when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	 command -v google-chrome >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests"; \
+	 (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  chromium) >/dev/null 2>&1 || echo "could not install chromium: the browser checks will be skipped"; }
 
 test-fast: install
 	$(PY) -m pytest -n $(TEST_WORKERS) -m 'not slow' tests

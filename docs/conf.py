@@ -7,10 +7,16 @@ import os
 # compilation cache (tests/xla_env.py): the build executes them in 101 s
 # instead of 137 s on the 2-core CPU, cold.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location("xla_env", os.path.join(_ROOT, "tests", "xla_env.py"))
-_xla_env = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_xla_env)
-_xla_env.configure(_ROOT)
+
+
+def _load(path, name):
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+_load(os.path.join(_ROOT, "tests", "xla_env.py"), "xla_env").configure(_ROOT)
 
 project = "real_jax"
 author = "the real_jax authors"
@@ -22,6 +28,14 @@ extensions = [
     "sphinx.ext.napoleon",  # Google-style docstrings
     "sphinx.ext.mathjax",
 ]
+
+# MathJax 3 served from the site itself, not a CDN, so that formulas typeset
+# offline: its files come from the pip package sphinx-mathjax-offline (its
+# `static/mathjax` folder, copied into `_static/mathjax`); its Sphinx
+# extension is not used, as it does not declare itself safe for parallel builds.
+html_static_path = ["_static", os.path.join(os.path.dirname(
+    importlib.util.find_spec("sphinx-mathjax-offline").origin), "static")]
+mathjax_path = "mathjax/tex-chtml.js"
 
 # The notebooks are stored without outputs and executed here, once per build
 # (`make docs`, part of `make test`): the site shows their figures, and an error
@@ -52,3 +66,24 @@ html_theme = "sphinx_book_theme"
 html_title = "real_jax"
 html_theme_options = {"repository_url": "https://github.com/real-jax/real_jax",
                       "use_repository_button": False, "show_toc_level": 2}
+
+
+def _check_offline(app, exception):
+  """Writes the explorer's data as a script (pages opened from disk cannot fetch JSON),
+  then fails the build when a page or style sheet loads a script, style or font from outside."""
+  if exception is not None or app.builder.format != "html":
+    return
+  with open(os.path.join(_ROOT, "docs", "explorer", "data", "explorer.json")) as f:
+    data = f.read()
+  with open(os.path.join(app.outdir, "_static", "explorer_data.js"), "w") as f:
+    f.write("window.EXPLORER_DATA = " + data + ";\n")
+  site_check = _load(os.path.join(_ROOT, "tests", "site_check.py"), "site_check")
+  found = site_check.check_site(app.outdir)
+  if found:
+    lines = [f"  {page}: {', '.join(loads)}" for page, loads in sorted(found.items())]
+    raise RuntimeError("the site must render offline, but these load from the network:\n"
+                       + "\n".join(lines))
+
+
+def setup(app):
+  app.connect("build-finished", _check_offline)
