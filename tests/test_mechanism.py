@@ -99,7 +99,9 @@ def test_design_and_declared_comparisons(mechanism):
     assert len(runs) == 3 * (20 if name in primary else 5), name
   declared = study.load_comparisons(CONFIG)
   assert declared["reference"] == "real"
-  assert set(declared["primary"]) <= set(arms) and len(declared["primary"]) == 3
+  assert {(a, r) for a, r, _ in declared["primary"]} <= set(arms)
+  assert len(declared["primary"]) == 3
+  assert {m for _, _, m in declared["primary"]} == {"test_pass_at_1"}
   assert cfg.grad_clip >= 1e9  # tau only scales the gradient, which Adam removes
   # REAL's arms log the cosine with frozen REAL.
   assert all(p.get("compare_loss") == "frozen_real" for p in points if p["loss"] == "real")

@@ -111,14 +111,15 @@ def ci(row: dict, column: str, digits: int = 3) -> str:
           + interval(row[f"{column}_lo"], row[f"{column}_hi"], digits))
 
 
-def diff(row: dict, digits: int = 3) -> str:
-  key = "reference_minus_this_test"
+def diff(row: dict, digits: int = 3, metric: str = "test_pass_at_1") -> str:
+  """`reference - this` in `metric`: mean and interval, signed."""
+  key = study.comparison_prefix(metric)
   return f"{row[f'{key}_mean']:+.{digits}f} " + interval(row[f"{key}_lo"], row[f"{key}_hi"],
                                                           digits, "+")
 
 
-def p(row: dict) -> str:
-  key = "reference_minus_this_test"
+def p(row: dict, metric: str = "test_pass_at_1") -> str:
+  key = study.comparison_prefix(metric)
   return f"p = {row[f'{key}_p']:.3g}, Holm {row[f'{key}_p_holm']:.3g}"
 
 

@@ -93,6 +93,8 @@ PER_SEED = (
     ("val_pass_at_1", metric_names.EVAL_METRIC, "last"),
     ("test_pass_at_1", metric_names.TEST_METRIC, "last"),
     *((m, m, "last") for m in metric_names.SAMPLED_METRICS),
+    # ... and at step 0, the base model's.
+    *((f"base_{m}", m, "first") for m in metric_names.SAMPLED_METRICS),
     # The net weight per group in each pass-rate bin, over the whole run: a
     # bin holds few groups at any one step.
     *((f"{m}_mean", m, "mean") for m in metric_names.NET_WEIGHT),
