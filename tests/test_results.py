@@ -69,7 +69,7 @@ TABLES = {
     **{f"mechanism/{e}/summary.md": functools.partial(
         lambda e: study.format_summary(study.read_summary(
             os.path.join(DOCS, "mechanism", e, "summary.csv"))) + "\n", e)
-       for e in ("e1", "e2", "e2_confirm") if os.path.exists(os.path.join(DOCS, "mechanism", e, "summary.csv"))},
+       for e in ("e1", "e2", "e2_confirm", "e3") if os.path.exists(os.path.join(DOCS, "mechanism", e, "summary.csv"))},
 }
 
 
@@ -94,7 +94,7 @@ def registry_restored():
 STUDIES = {"study": "study_offpolicy.py", "study_atlas": "study_offpolicy.py:atlas",
            "study_length": "study_length.py", "mechanism/e1": "mechanism.py",
            "mechanism/e2": "mechanism.py:e2", "mechanism/e2_push": "mechanism.py:e2_push",
-           "mechanism/e2_confirm": "mechanism.py:e2_confirm"}
+           "mechanism/e2_confirm": "mechanism.py:e2_confirm", "mechanism/e3": "mechanism.py:e3"}
 STUDIES = {k: v for k, v in STUDIES.items() if os.path.exists(os.path.join(DOCS, k, "per_seed.csv"))}
 
 
