@@ -427,7 +427,10 @@ def _curves(points, workdir, cfg, chosen, metric):
   return out
 
 
-def _plot_regime_panels(points, workdir, cfg, chosen, metrics, path, window=5):
+def _plot_regime_panels(points, workdir, cfg, chosen, metrics, path, window=5,
+                        intervals=False):
+  """One panel per (metric, regime), a line per arm: the mean over seeds with a min..max
+  band smoothed over `window` steps, or with `intervals` its t interval, unsmoothed."""
   regimes = sorted({regime(p, cfg) for p in points}, key=_regime_order)
   fig, axs = plt.subplots(len(metrics), len(regimes), figsize=(5 * len(regimes),
                                                                3.6 * len(metrics)),
@@ -437,9 +440,12 @@ def _plot_regime_panels(points, workdir, cfg, chosen, metrics, path, window=5):
     for j, label_j in enumerate(regimes):
       ax = axs[i, j]
       for loss, runs in sorted(curves.get(label_j, {}).items()):
-        report_sweep.plot_mean_band(ax, runs, f"{loss} (lr {chosen[(loss, label_j)]:g})",
-                                    window=window, alpha=0.12, color=_colour(loss))
-      ax.set_title(_regime_title(label_j))
+        if intervals:
+          _band(ax, runs, loss, _colour(loss))
+        else:
+          report_sweep.plot_mean_band(ax, runs, f"{loss} (lr {chosen[(loss, label_j)]:g})",
+                                      window=window, alpha=0.12, color=_colour(loss))
+      ax.set_title(_regime_title(label_j), fontsize=9)
       ax.set_xlabel("RL step")
       ax.set_ylabel(label)
       ax.grid(alpha=0.3)
@@ -448,12 +454,9 @@ def _plot_regime_panels(points, workdir, cfg, chosen, metrics, path, window=5):
       else:  # e.g. a metric logged only now and then, in a run shorter than that
         ax.text(0.5, 0.5, "no value logged", ha="center", va="center",
                 transform=ax.transAxes, color="0.5")
-  fig.suptitle(f"Mean over seeds at each loss's validation-selected lr (band: min..max; "
-               f"smoothed over {window} steps)")
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return _save(fig, f"Mean over seeds at each arm's selected lr, band: {CONFIDENCE:.0%} t "
+               "interval" if intervals else "Mean over seeds at each loss's validation-selected "
+               f"lr (band: min..max; smoothed over {window} steps)", path)
 
 
 def _plot_test_vs_updates(summary: list[dict], path: str) -> str:
@@ -538,26 +541,14 @@ def _band(ax, runs, label: str, color) -> None:
     ax.fill_between(common, bounds[:, 1], bounds[:, 2], alpha=0.15, color=color)
 
 
-def _plot_eval_intervals(points, workdir, cfg, chosen, metrics, path) -> str:
-  """Evaluation metrics over training: each arm's mean over seeds with its t interval."""
-  regimes = sorted({regime(p, cfg) for p in points}, key=_regime_order)
-  fig, axs = plt.subplots(len(metrics), len(regimes), figsize=(4.6 * len(regimes),
-                                                               3.4 * len(metrics)),
-                          squeeze=False, sharey="row")
-  for i, (metric, ylabel) in enumerate(metrics):
-    curves = _curves(points, workdir, cfg, chosen, metric)
-    for j, label in enumerate(regimes):
-      ax = axs[i, j]
-      for name, runs in sorted(curves.get(label, {}).items()):
-        _band(ax, runs, name, _colour(name))
-      ax.set_title(_regime_title(label), fontsize=9)
-      ax.set_xlabel("RL step")
-      ax.set_ylabel(ylabel)
-      ax.grid(alpha=0.3)
-      if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=6)
-  return _save(fig, f"On the fixed test prompts: mean over seeds, band: {CONFIDENCE:.0%} "
-               "t interval", path)
+def _interval_points(ax, name: str, at: list) -> None:
+  """At each `(x, values)` of `at`, the mean of the defined values with its t interval as a bar."""
+  pts = [(x, *stats.t_interval(v)) for x, v in ((x, [u for u in vs if u is not None])
+                                                for x, vs in at) if v]
+  if pts:
+    x, mean, lo, hi = (np.asarray(a, float) for a in zip(*pts, strict=True))
+    ax.errorbar(x, mean, yerr=[np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)],
+                marker="o", capsize=2, label=name, color=_colour(name))
 
 
 def _plot_net_weight(rows: list[dict], path: str) -> str:
@@ -571,16 +562,10 @@ def _plot_net_weight(rows: list[dict], path: str) -> str:
   arms = sorted({_arm_of(r) for r in rows})
   for ax, label in zip(axs[0], regimes, strict=True):
     for k, name in enumerate(arms):
-      pts = []
-      for x, c in zip(centres, columns, strict=True):
-        v = [r[c] for r in rows if _arm_of(r) == name and _regime_of(r) == label
-             and r.get(c) is not None]
-        if v:
-          pts.append((x + 0.012 * (k - len(arms) / 2), *stats.t_interval(v)))
-      if pts:
-        x, mean, lo, hi = (np.asarray(a, float) for a in zip(*pts, strict=True))
-        ax.errorbar(x, mean, yerr=[np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)],
-                    marker="o", capsize=2, label=name, color=_colour(name))
+      _interval_points(ax, name, [
+          (x + 0.012 * (k - len(arms) / 2), [r[c] for r in rows if _arm_of(r) == name
+                                            and _regime_of(r) == label])
+          for x, c in zip(centres, columns, strict=True)])
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlim(0, 1)
     ax.set_xticks(centres, [f"({lo / 100:g}, {hi / 100:g}]" for lo, hi in
@@ -600,16 +585,10 @@ def _plot_ratio_quantiles(rows: list[dict], path: str) -> str:
   arms = sorted({_arm_of(r) for r in rows})
   for ax, metric in zip(axs[0], names, strict=True):
     for k, name in enumerate(arms):
-      pts = []
-      for j, label in enumerate(regimes):
-        v = [r[f"{metric}_final"] for r in rows if _arm_of(r) == name
-             and _regime_of(r) == label and r.get(f"{metric}_final") is not None]
-        if v:
-          pts.append((j + 0.05 * (k - len(arms) / 2), *stats.t_interval(v)))
-      if pts:
-        x, mean, lo, hi = (np.asarray(a, float) for a in zip(*pts, strict=True))
-        ax.errorbar(x, mean, yerr=[np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)],
-                    marker="o", capsize=2, label=name, color=_colour(name))
+      _interval_points(ax, name, [
+          (j + 0.05 * (k - len(arms) / 2), [r.get(f"{metric}_final") for r in rows
+                                           if _arm_of(r) == name and _regime_of(r) == label])
+          for j, label in enumerate(regimes)])
     ax.axhline(1, color="0.5", lw=0.8)
     if metric == names[-1]:  # the largest ratio spans decades; the quantiles do not
       ax.set_yscale("log")
@@ -801,12 +780,12 @@ def report(points: list[dict], workdir: str, out: str, cfg,
     figures.append(_plot_frontier(grid, os.path.join(out, "frontier.png")))
   figures += per_seed_figures(rows, out)
   if any(r.get("probe_entropy") is not None for r in rows):
-    figures.append(_plot_eval_intervals(
+    figures.append(_plot_regime_panels(
         points, workdir, cfg, chosen,
         [("probe_entropy", "entropy on the probe set (nats / token)"),
          ("test_sampled_pass_at_1", "sampled pass@1"),
          ("test_sampled_pass_at_k", f"sampled pass@{cfg.get('sampled_k', 'k')}")],
-        os.path.join(out, "probe_entropy.png")))
+        os.path.join(out, "probe_entropy.png"), intervals=True))
   mismatch = _named(rows, "mismatch_kl_q90")
   if any((r.get(mismatch) or 0) > 0 for r in rows):  # a sampler that is not the trainer's policy
     figures.append(_plot_regime_panels(
