@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import runpy
 import shutil
 
 import browser
@@ -13,18 +14,33 @@ import pytest
 
 from real_jax import losses
 from real_jax.grad_analysis import explorer
+from real_jax.losses import _registry
 
 ROOT = explorer_checks.ROOT
 
 
+MECHANISM = os.path.join(ROOT, "experiments", "configs", "mechanism.py")
+
+
 @pytest.fixture(scope="module")
 def data():
-  return explorer_checks.load()
+  """The committed data, with the mechanism study's variants registered (undone after)."""
+  specs, names = dict(_registry._SPECS), dict(losses.LOSSES)
+  runpy.run_path(MECHANISM)
+  yield explorer_checks.load()
+  _registry._SPECS.clear()
+  _registry._SPECS.update(specs)
+  losses.LOSSES.clear()
+  losses.LOSSES.update(names)
 
 
 def test_small_and_every_control_has_five_values(data):
   assert os.path.getsize(explorer_checks.DATA) <= 3_000_000
-  assert set(data["objectives"]) == set(losses.LABEL_LOSSES) | set(losses.ADVANTAGE_LOSSES)
+  # The shipped objectives and the registered ones with a closed form (make explorer
+  # registers the mechanism study's frozen and zero-sum REAL).
+  assert set(data["objectives"]) == (set(losses.LABEL_LOSSES) | set(losses.ADVANTAGE_LOSSES)
+                                     | {"frozen_real", "zero_sum_real"})
+  assert set(explorer.registered_with_closed_forms()) == {"frozen_real", "zero_sum_real"}
   assert len(data["s"]) >= 5 and len(data["groups"]) >= 5
   assert all(len(ks) >= 5 for ks in data["groups"].values())
   for name, obj in data["objectives"].items():
@@ -78,6 +94,29 @@ def test_real_by_hand(data):
             assert max(got["probe"]) <= 1 / tau  # the bound (reached to 5 digits at tau 0.05)
           else:  # a one-sided group has no loss
             assert max(got["probe"]) == 0
+
+
+def test_registered_variants_by_hand(data):
+  # Frozen REAL holds REAL's on-policy weight 1/(tau (1 + n)) whatever the score;
+  # zero-sum REAL's group weights sum to zero (the probe, k - 1 or k others, the rest).
+  for tau in data["objectives"]["frozen_real"]["controls"]["tau"]:
+    for key, n in (("8,4,negative", 4), ("8,1,positive", 1), ("16,12,negative", 4)):
+      got = explorer_checks.stored(data, "frozen_real", {"tau": tau}, key)
+      np.testing.assert_allclose(got["probe"], 1 / (tau * (1 + n)), rtol=1e-4)
+      np.testing.assert_allclose(got["closed"], got["probe"], rtol=1e-4)
+  for key in ("8,1,positive", "8,6,negative", "12,3,negative"):
+    g, k, sign = key.split(",")
+    g, k = int(g), int(k)
+    got = explorer_checks.stored(data, "zero_sum_real", {"tau": 0.5}, key)
+    for j in range(len(data["s"])):
+      probe = got["probe"][j]
+      pos, neg = ((got[side] or [0.0] * len(data["s"]))[j] for side in ("pos", "neg"))
+      # The data keep magnitudes, and re-centring may flip a weight's sign: some
+      # choice of signs must cancel (a group that does not sum to zero fails).
+      count_pos, count_neg = (k - 1, g - k) if sign == "positive" else (k, g - k - 1)
+      total = min(abs(a * probe + b * count_pos * pos + c * count_neg * neg)
+                  for a in (-1, 1) for b in (-1, 1) for c in (-1, 1))
+      assert total < 1e-3 * (probe + count_pos * pos + count_neg * neg), (key, j, total)
 
 
 def test_grpo_by_hand(data):

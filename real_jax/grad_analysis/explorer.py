@@ -14,7 +14,9 @@ correct or wrong), it stores as functions of `s`:
   rollout (they are alike: all on-policy), from the same gradient.
 
 The weight of a rollout is what it receives inside its group, the quantity
-of docs/derivations.md: for the label-based objectives `|dL_g / dsbar_k|`
+of docs/derivations.md (for an objective a researcher registers with its
+closed form, `losses.register(name, fn, weights=...)`, it is `|dL/ds_k|` in
+this batch of one group): for the label-based objectives `|dL_g / dsbar_k|`
 (the batch normaliser divided out), for the advantage-weighted ones
 `|dL/ds_k| / alpha_k`, the aggregation factor divided out and `|A_k|` kept, so
 that the bars of one group compare (Figure 1 draws these objectives per unit
@@ -27,7 +29,8 @@ them. The clip range's two ends are crossed; `clip_ratio_c` and `delta` move
 one at a time from the defaults (their product with the rest would pass the
 3 MB the page may load).
 
-  python -m real_jax.grad_analysis.explorer --out docs/explorer/data
+  python -m real_jax.grad_analysis.explorer --out docs/explorer/data \
+      [--config experiments/configs/mechanism.py]   # its registered objectives too
 
 Arrays are stored once (`arrays`), at 5 significant digits, and referred to
 by index: a curve that does not depend on the group (the advantage-weighted
@@ -54,7 +57,8 @@ from real_jax.grad_analysis import _closed_forms as cf
 from real_jax.grad_analysis import _figures
 
 __all__ = ["S_GRID", "GROUPS", "TAUS", "EPSILON_SCALES", "DUAL_CLIPS", "DELTAS", "OBJECTIVES",
-           "CROSSED", "controls", "settings", "weights", "build", "write"]
+           "CROSSED", "controls", "settings", "weights", "registered_with_closed_forms",
+           "build", "write"]
 
 S_GRID = tuple(round(x, 2) for x in np.linspace(-1.6, 1.6, 33))
 # Group size -> the numbers of correct rollouts offered (one-sided groups included).
@@ -144,6 +148,11 @@ def _program(name: str, frozen: tuple):
       auto = _autodiff.rollout_weights(name, logp, old, mask, r, **kwargs)[0]
       closed = cf.label_weights(name, logp, old, mask, r, **kwargs)
       return jnp.abs(auto) * closed.normaliser, jnp.abs(closed.group_weights[0])
+    if name not in cf.CONFIGURATIONS:  # a registered objective: its own closed form
+      auto = _autodiff.token_gradients(name, logp, old, mask, r, **kwargs)[0, :, 0]
+      closed = losses.spec(name).weights(logp, old, mask, r, **kwargs)
+      closed = closed[0] if isinstance(closed, tuple) else closed  # (weights, terms)
+      return jnp.abs(auto), jnp.abs(closed[0, :, 0])
     auto = _autodiff.token_gradients(name, logp, old, mask, r, **kwargs)[0, :, 0]
     closed = cf.advantage_weights(name, logp, old, mask, r, **kwargs)
     agg = jnp.where(present, closed.agg_factor[0, :, 0], 1.0)
@@ -239,14 +248,27 @@ def write(data: dict, out: str) -> str:
   return path
 
 
+def registered_with_closed_forms() -> tuple[str, ...]:
+  """The objectives registered in this process that carry a closed form."""
+  return tuple(n for n in losses.registered() if losses.spec(n).weights is not None)
+
+
 def main(argv=None) -> None:
   import argparse  # noqa: PLC0415
+  import runpy  # noqa: PLC0415
 
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--out", default="docs/explorer/data", help="folder of explorer.json")
+  parser.add_argument("--config", action="append", default=[],
+                      help="a Python file that registers objectives (losses.register with "
+                           "weights=): they are drawn beside the shipped ones")
   args = parser.parse_args(argv)
+  for path in args.config:
+    if not os.path.isfile(path):
+      parser.error(f"--config: no file {path!r}")
+    runpy.run_path(path)
   jax.config.update("jax_enable_x64", True)
-  path = write(build(), args.out)
+  path = write(build(OBJECTIVES + registered_with_closed_forms()), args.out)
   print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)")
 
 
