@@ -68,15 +68,19 @@ html_theme_options = {"repository_url": "https://github.com/real-jax/real_jax",
                       "use_repository_button": False, "show_toc_level": 2}
 
 
-def _check_offline(app, exception):
-  """Writes the explorer's data as a script (pages opened from disk cannot fetch JSON),
-  then fails the build when a page or style sheet loads a script, style or font from outside."""
+def _write_explorer_data(app, exception):
+  """The gradient explorer's committed data, as the script its page loads."""
   if exception is not None or app.builder.format != "html":
     return
-  with open(os.path.join(_ROOT, "docs", "explorer", "data", "explorer.json")) as f:
-    data = f.read()
+  checks = _load(os.path.join(_ROOT, "tests", "explorer_checks.py"), "explorer_checks")
   with open(os.path.join(app.outdir, "_static", "explorer_data.js"), "w") as f:
-    f.write("window.EXPLORER_DATA = " + data + ";\n")
+    f.write(checks.data_script())
+
+
+def _check_offline(app, exception):
+  """Fails the build when a page or style sheet loads a script, style or font from outside."""
+  if exception is not None or app.builder.format != "html":
+    return
   site_check = _load(os.path.join(_ROOT, "tests", "site_check.py"), "site_check")
   found = site_check.check_site(app.outdir)
   if found:
@@ -86,4 +90,5 @@ def _check_offline(app, exception):
 
 
 def setup(app):
+  app.connect("build-finished", _write_explorer_data)
   app.connect("build-finished", _check_offline)

@@ -20,6 +20,12 @@ def load() -> dict:
     return json.load(f)
 
 
+def data_script() -> str:
+  """The committed data as the script the page loads (a page opened from disk cannot fetch JSON)."""
+  with open(DATA) as f:
+    return "window.EXPLORER_DATA = " + f.read() + ";\n"
+
+
 def stored(data: dict, name: str, setting: dict, key: str) -> dict:
   """The committed arrays of one objective, setting and `G,k,sign` group."""
   entry = next(e for e in data["objectives"][name]["settings"] if e["setting"] == setting)

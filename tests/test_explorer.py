@@ -152,9 +152,7 @@ def test_page_in_headless_chromium(tmp_path):
   (tmp_path / "_static").mkdir()
   (tmp_path / "explorer").mkdir()
   shutil.copy(os.path.join(ROOT, "docs", "_static", "explorer.js"), tmp_path / "_static")
-  with open(explorer_checks.DATA) as f:
-    (tmp_path / "_static" / "explorer_data.js").write_text(
-        "window.EXPLORER_DATA = " + f.read() + ";\n")
+  (tmp_path / "_static" / "explorer_data.js").write_text(explorer_checks.data_script())
   (tmp_path / "explorer" / "index.html").write_text(
       '<html><body><div id="explorer"></div><script src="../_static/explorer_data.js"></script>'
       '<script src="../_static/explorer.js"></script></body></html>')

@@ -1,6 +1,6 @@
 r"""The gradient explorer's data: every objective's autodiff weights on a grid of its controls.
 
-The browser page (docs/explorer.md) only selects and draws what this module
+The browser page (docs/explorer/index.md) only selects and draws what this module
 computes; it re-implements no formula. The setting is Figure 1's: one group,
 one token per rollout, on-policy except for a probe rollout whose score
 `s = log pi - log pi_old` moves along `S_GRID`. For each objective, each
@@ -33,8 +33,9 @@ one at a time from the defaults (their product with the rest would pass the
       [--config experiments/configs/mechanism.py]   # its registered objectives too
 
 Arrays are stored once (`arrays`), at 5 significant digits, and referred to
-by index: a curve that does not depend on the group (the advantage-weighted
-objectives per unit `|A|`) is stored once for all groups.
+by index: a curve that several groups or settings share (the on-policy
+rollouts' flat weights, a one-sided group's zeros, a setting that leaves a
+side of the clip untouched) is stored once.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def settings(name: str) -> list[dict[str, Any]]:
   return out
 
 
-def _cases() -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, str]]]:
+@functools.cache
+def _cases() -> tuple[np.ndarray, np.ndarray, tuple[tuple[int, int, str], ...]]:
   """Every (G, k, probe sign) with a probe of that sign, as padded rewards and presence."""
   keys, rewards, present = [], [], []
   for g, ks in GROUPS.items():
@@ -129,7 +131,7 @@ def _cases() -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, str]]]:
         keys.append((g, k, sign))
         rewards.append(correct.astype(np.float64))
         present.append(np.arange(G_PAD) < g)
-  return np.asarray(rewards), np.asarray(present), keys
+  return np.asarray(rewards), np.asarray(present), tuple(keys)
 
 
 @functools.cache
@@ -148,12 +150,11 @@ def _program(name: str, frozen: tuple):
       auto = _autodiff.rollout_weights(name, logp, old, mask, r, **kwargs)[0]
       closed = cf.label_weights(name, logp, old, mask, r, **kwargs)
       return jnp.abs(auto) * closed.normaliser, jnp.abs(closed.group_weights[0])
+    auto = _autodiff.token_gradients(name, logp, old, mask, r, **kwargs)[0, :, 0]
     if name not in cf.CONFIGURATIONS:  # a registered objective: its own closed form
-      auto = _autodiff.token_gradients(name, logp, old, mask, r, **kwargs)[0, :, 0]
       closed = losses.spec(name).weights(logp, old, mask, r, **kwargs)
       closed = closed[0] if isinstance(closed, tuple) else closed  # (weights, terms)
       return jnp.abs(auto), jnp.abs(closed[0, :, 0])
-    auto = _autodiff.token_gradients(name, logp, old, mask, r, **kwargs)[0, :, 0]
     closed = cf.advantage_weights(name, logp, old, mask, r, **kwargs)
     agg = jnp.where(present, closed.agg_factor[0, :, 0], 1.0)
     return jnp.abs(auto) / agg, jnp.abs(closed.token_weights[0, :, 0]) / agg

@@ -204,8 +204,9 @@ def series(recs: Iterable[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
 TAIL = 10
 # How a run's summary numbers are read from its records: (column, metric, how),
 # `how` one of "first", "last" (evaluations), "tail" (mean of the last TAIL
-# steps), "mean" (over every step where it is defined), "min", "max", or "q10" / "q90", the 10% / 90% quantile over steps: a
-# run's high or low values without the single noisiest batch deciding them.
+# steps), "mean" (over every step where it is defined), "min", "max", or
+# "q10" / "q90", the 10% / 90% quantile over steps: a run's high or low
+# values without the single noisiest batch deciding them.
 # The sweep's `summary.csv` and `DONE` markers use these.
 RUN_SUMMARY: tuple[tuple[str, str, str], ...] = (
     ("base_pass_at_1", EVAL_METRIC, "first"),
