@@ -151,20 +151,25 @@ class TestDataStream:
 
   def test_sampled_evaluation_against_numpy(self, tiny_config):
     # The sampled metrics recomputed from the documented draws: the host's
-    # reward (not the JAX one) and the entropy from the logits in NumPy.
-    cfg = tiny_config(eval_split="validation", test_size=6, sampled_k=3, temperature=1.5)
+    # reward (not the JAX one) and the entropy from the logits in NumPy. 16
+    # prompts x 6 draws at temperature 1.3: enough that some prompt has a
+    # correct draw and none has only correct ones (pass@k is not pass@1 or
+    # "all correct"), and a temperature that is not 1.
+    n, k, temp = 16, 6, 1.3
+    cfg = tiny_config(eval_split="validation", test_size=n, sampled_k=k, temperature=temp)
     graphdef, params, _ = base_model.build_base_model(cfg, **QUIET)
     got = jax.jit(step_lib.make_evaluate(cfg, graphdef))(params)
     task = data.make_task(cfg)
-    prompts, targets, target_len = data.eval_set(task, cfg.eval_seed, 6, "test")
-    many = np.repeat(np.asarray(prompts), 3, axis=0)
+    prompts, targets, target_len = data.eval_set(task, cfg.eval_seed, n, "test")
+    many = np.repeat(np.asarray(prompts), k, axis=0)
     r = sampling.sample(graphdef, params, jnp.asarray(many),
                         jax.random.fold_in(jax.random.key(cfg.eval_seed), 1),
-                        max_new=task.max_response, temperature=1.5, **task.special_ids)
-    answers = [task.tokenizer.decode(np.asarray(t)[:n]) for t, n in zip(
-        np.repeat(np.asarray(targets), 3, 0), np.repeat(np.asarray(target_len), 3, 0), strict=True)]
-    correct = task.rewards(np.asarray(r.response), answers).reshape(6, 3) > 0.5
-    logits = np.asarray(model_lib.apply(graphdef, params, r.tokens), np.float64) / 1.5
+                        max_new=task.max_response, temperature=temp, **task.special_ids)
+    answers = [task.tokenizer.decode(np.asarray(t)[:length]) for t, length in zip(
+        np.repeat(np.asarray(targets), k, 0), np.repeat(np.asarray(target_len), k, 0), strict=True)]
+    correct = task.rewards(np.asarray(r.response), answers).reshape(n, k) > 0.5
+    assert correct.mean() < correct.any(1).mean() and correct.all(1).mean() < correct.any(1).mean()
+    logits = np.asarray(model_lib.apply(graphdef, params, r.tokens), np.float64) / temp
     logits = logits[:, task.prompt_len - 1:-1]
     logz = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)
                            ) - logits.max(-1, keepdims=True)
@@ -175,7 +180,7 @@ class TestDataStream:
     np.testing.assert_allclose(got["probe_entropy"], entropy[mask].mean(), rtol=1e-4)
     assert 0 < float(got["probe_entropy"]) < np.log(task.tokenizer.vocab_size)
     # Without sampled_k: undefined, the greedy metrics unchanged.
-    plain = jax.jit(step_lib.make_evaluate(tiny_config(eval_split="validation", test_size=6),
+    plain = jax.jit(step_lib.make_evaluate(tiny_config(eval_split="validation", test_size=n),
                                            graphdef))(params)
     assert all(np.isnan(plain[m]) for m in metric_names.SAMPLED_METRICS)
     assert float(plain["test_pass_at_1"]) == float(got["test_pass_at_1"])
